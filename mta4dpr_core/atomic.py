@@ -1,0 +1,146 @@
+"""Atomic, checksummed writes: nothing half written is ever trusted later.
+
+Every output goes to a temporary file in the target directory and is renamed into
+place (``os.replace`` is atomic on POSIX). Array and checkpoint files get a sidecar
+``<file>.sha256``; readers verify it and treat a mismatch as a missing cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CacheError
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_hash(*parts) -> str:
+    """A short, stable hash of JSON-serialisable parts (model ids, params, text digests)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def write_checksummed(path, data: bytes) -> Path:
+    """Write ``data`` and its sha256 sidecar, both atomically (data first)."""
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    atomic_write_text(Path(str(path) + ".sha256"), sha256_bytes(data) + "\n")
+    return path
+
+
+def read_checksummed(path) -> bytes:
+    """Read bytes written by :func:`write_checksummed`; raise CacheError if they do not verify."""
+    path = Path(path)
+    sidecar = Path(str(path) + ".sha256")
+    if not path.exists() or not sidecar.exists():
+        raise CacheError(f"{path}: missing (or its checksum file is missing)")
+    data = path.read_bytes()
+    expected = sidecar.read_text().strip()
+    if sha256_bytes(data) != expected:
+        raise CacheError(f"{path}: checksum mismatch (file corrupted or truncated)")
+    return data
+
+
+def save_array(path, array: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return write_checksummed(path, buffer.getvalue())
+
+
+def load_array(path) -> np.ndarray:
+    return np.load(io.BytesIO(read_checksummed(path)), allow_pickle=False)
+
+
+def try_load_array(path):
+    """Load a verified array, or return None (and say why) if it is missing or corrupted."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return load_array(path)
+    except (CacheError, ValueError, OSError) as error:
+        log.warning("cache rejected, rebuilding: %s", error)
+        return None
+
+
+def save_npz(path, **arrays) -> Path:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    return write_checksummed(path, buffer.getvalue())
+
+
+def try_load_npz(path):
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(io.BytesIO(read_checksummed(path)), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (CacheError, ValueError, OSError) as error:
+        log.warning("cache rejected, rebuilding: %s", error)
+        return None
+
+
+def save_torch(path, obj) -> Path:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return write_checksummed(path, buffer.getvalue())
+
+
+def try_load_torch(path):
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return torch.load(io.BytesIO(read_checksummed(path)), map_location="cpu", weights_only=False)
+    except (CacheError, RuntimeError, OSError, EOFError) as error:
+        log.warning("checkpoint rejected: %s", error)
+        return None
