@@ -1,0 +1,273 @@
+"""Text encoders: one small interface for every dual encoder.
+
+Every encoder has ``encode(texts, max_length, batch_size) -> float32 [n, dim]``.
+Encoding is batched over texts sorted by length (less padding), runs under
+``torch.inference_mode`` and shows tqdm progress. Trainable encoders (the
+transformer and the static one) are ``nn.Module`` s with ``tokenize`` and
+``forward(batch) -> embeddings`` used by the trainer.
+
+Pooling ``cls_last3`` is the paper's student representation: the mean of the
+[CLS] vectors of the last three layers.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .models import ResolvedModel, default_cache_dir, resolve_model
+
+log = logging.getLogger(__name__)
+POOLINGS = ("cls", "mean", "cls_last3")
+
+
+def _progress_disabled():
+    return os.environ.get("MTA4DPR_PROGRESS", "1") == "0"
+
+
+def length_sorted_batches(texts, batch_size):
+    """Indices in batches of similar length (longest first), to minimise padding."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
+    """Run ``embed_batch(list_of_texts) -> np.ndarray`` over length-sorted batches, restoring order."""
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    out = None
+    for idx in tqdm(length_sorted_batches(texts, batch_size), desc=desc, disable=_progress_disabled() or len(texts) <= batch_size, leave=False):
+        emb = embed_batch([texts[i] for i in idx])
+        if out is None:
+            out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+        out[idx] = emb
+    return out
+
+
+class TransformerEncoder(nn.Module):
+    """A Hugging Face transformer dual encoder (shared weights for queries and passages).
+
+    Example::
+
+        enc = TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="mean", normalize=True)
+        vectors = enc.encode(["a query"], max_length=32)
+    """
+
+    trainable = True
+
+    def __init__(self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.model, self.tokenizer, self.pooling, self.normalize, self.name = model, tokenizer, pooling, normalize, name
+
+    @classmethod
+    def from_name(cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None):
+        from transformers import AutoModel, AutoTokenizer
+
+        resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
+        model = AutoModel.from_pretrained(str(resolved.path))
+        if num_layers:
+            layers = getattr(getattr(model, "encoder", None), "layer", None)
+            if layers is None or num_layers > len(layers):
+                raise ValueError(f"cannot truncate {resolved.name} to {num_layers} layers")
+            model.encoder.layer = layers[:num_layers]
+            model.config.num_hidden_layers = num_layers
+        tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+        return cls(model, tokenizer, pooling, normalize, name=resolved.name)
+
+    @property
+    def dim(self):
+        return self.model.config.hidden_size
+
+    def identity(self):
+        return {"class": "transformer", "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
+                "layers": self.model.config.num_hidden_layers}
+
+    def tokenize(self, texts, max_length):
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    def forward(self, batch):
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        output = self.model(**batch, output_hidden_states=self.pooling == "cls_last3")
+        if self.pooling == "cls":
+            pooled = output.last_hidden_state[:, 0]
+        elif self.pooling == "cls_last3":
+            pooled = torch.stack([h[:, 0] for h in output.hidden_states[-3:]]).mean(0)
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
+            pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc)
+        self.train(was_training)
+        return result
+
+
+class StaticEncoder(nn.Module):
+    """Static token embeddings, mean pooled: the fast, trainable student (WordLlama or model2vec).
+
+    ``e(text) = mean_{t in tokens(text)} E[t]`` (L2-normalised when ``normalize``).
+    """
+
+    trainable = True
+
+    def __init__(self, embedding: np.ndarray, tokenizer, normalize=True, name="static"):
+        super().__init__()
+        self.embedding = nn.Embedding.from_pretrained(torch.tensor(np.asarray(embedding, dtype=np.float32)), freeze=False, padding_idx=None)
+        self.tokenizer, self.normalize, self.name = tokenizer, normalize, name
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+
+    @classmethod
+    def from_name(cls, name, normalize=True, cache_dir=None):
+        """``wordllama`` or ``model2vec:<transformer name>`` (distilled once, cached)."""
+        if name.startswith("model2vec:"):
+            return cls.from_model2vec(name.split(":", 1)[1], normalize=normalize, cache_dir=cache_dir)
+        resolved = resolve_model(name, cache_dir)
+        if resolved.format != "wordllama":
+            raise ValueError(f"{name!r} is not a static model (use 'wordllama' or 'model2vec:<model>')")
+        from wordllama import WordLlama
+
+        model = WordLlama.load(cache_dir=resolved.path, disable_download=True)
+        return cls(model.embedding, model.tokenizer, normalize, name="wordllama")
+
+    @classmethod
+    def from_model2vec(cls, source, normalize=True, pca_dims=256, cache_dir=None):
+        from model2vec import StaticModel
+
+        cache_dir = Path(cache_dir or default_cache_dir())
+        resolved = resolve_model(source, cache_dir)
+        key = hashlib.sha256(f"{resolved.name}|{pca_dims}".encode()).hexdigest()[:12]
+        target = cache_dir / "models" / f"model2vec-{key}"
+        if not (target / "config.json").exists():
+            from model2vec.distill import distill
+
+            log.info("distilling a model2vec static model from %s (once)", resolved.name)
+            static = distill(model_name=str(resolved.path), pca_dims=pca_dims)
+            staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None, prefix=".m2v-"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            static.save_pretrained(str(staging / "m"))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging / "m", target)
+            shutil.rmtree(staging, ignore_errors=True)
+        static = StaticModel.from_pretrained(str(target))
+        return cls(static.embedding, static.tokenizer, normalize, name=f"model2vec:{resolved.name}")
+
+    @property
+    def dim(self):
+        return self.embedding.embedding_dim
+
+    def identity(self):
+        return {"class": "static", "name": self.name, "normalize": self.normalize, "vocab": self.embedding.num_embeddings}
+
+    def tokenize(self, texts, max_length):
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        rows = [(e.ids[:max_length] or [0]) for e in encodings]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.float32)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1.0
+        return {"input_ids": ids.clamp(max=self.embedding.num_embeddings - 1), "attention_mask": mask}
+
+    def forward(self, batch):
+        device = self.embedding.weight.device
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        pooled = (self.embedding(ids) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def encode(self, texts, max_length=256, batch_size=512, desc="encode"):
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).cpu().numpy(), texts, batch_size, desc)
+        self.train(was_training)
+        return result
+
+
+class OnnxEncoder:
+    """An ONNX dual encoder (inference only), e.g. paraphrase-MiniLM-L3-v2 whose output "461" is mean pooled."""
+
+    trainable = False
+
+    def __init__(self, resolved: ResolvedModel, normalize=True, threads=None):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(resolved.path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.extra["tokenizer"]))
+        self.output = resolved.extra.get("output", "461")
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.normalize, self.name = normalize, resolved.name
+
+    def identity(self):
+        return {"class": "onnx", "name": self.name, "output": self.output, "normalize": self.normalize}
+
+    def _embed(self, chunk, max_length):
+        batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        feeds = {k: v.astype(np.int64) for k, v in batch.items() if k in self.input_names}
+        emb = self.session.run([self.output], feeds)[0].astype(np.float32)
+        if self.normalize:
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+        return emb
+
+    def encode(self, texts, max_length=128, batch_size=64, desc="encode"):
+        return encode_in_batches(lambda chunk: self._embed(chunk, max_length), texts, batch_size, desc)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, inference only (its own pooling and normalisation)."""
+
+    trainable = False
+
+    def __init__(self, resolved: ResolvedModel, normalize=True):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(resolved.path), device="cuda" if torch.cuda.is_available() else "cpu")
+        self.normalize, self.name = normalize, resolved.name
+
+    def identity(self):
+        return {"class": "sentence-transformers", "name": self.name, "normalize": self.normalize}
+
+    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+        self.model.max_seq_length = max_length
+        return np.asarray(self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=self.normalize,
+                                            show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
+
+
+def build_encoder(spec: dict, cache_dir=None):
+    """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``."""
+    kind, model = spec.get("kind"), spec.get("model")
+    if kind == "hf":
+        return TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),
+                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+    if kind == "sentence_transformers":
+        return SentenceTransformerEncoder(resolve_model(model, cache_dir), normalize=spec.get("normalize", True))
+    if kind == "onnx":
+        resolved = resolve_model(model, cache_dir)
+        if resolved.format != "onnx":
+            raise ValueError(f"{model!r} resolved to {resolved.path}, which is not an ONNX model")
+        return OnnxEncoder(resolved, normalize=spec.get("normalize", True))
+    if kind == "static":
+        return StaticEncoder.from_name(model, normalize=spec.get("normalize", True), cache_dir=cache_dir)
+    raise ValueError(f"unknown encoder kind {kind!r}; expected hf, sentence_transformers, onnx or static")

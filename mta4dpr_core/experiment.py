@@ -1,0 +1,171 @@
+"""Everything a run needs, built from a params profile: data, teacher, assistants, student.
+
+``Setup.from_params(params)`` loads the train/test splits (and the extra test sets),
+builds and prepares the scorers, and knows how to make a fresh student and how to
+evaluate any scorer on any split.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
+from .encoders import StaticEncoder, TransformerEncoder
+from .errors import ParamsError
+from .metrics import evaluate, run_from_arrays
+from .params import REPO_ROOT, resolve_path
+from .scorers import DenseScorer, build_scorer
+
+log = logging.getLogger(__name__)
+TEST_METRICS = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
+EXTRA_TEST_METRICS = ("nDCG@10", "MRR@10", "R@100")
+
+
+def parameter_fingerprint(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class StudentScorer(DenseScorer):
+    """A (frozen copy of a) student as a scorer; its encodings are cached by a hash of its weights."""
+
+    def __init__(self, student, name, max_query_length, max_passage_length, temperature, cache_dir, batch_size=256):
+        super().__init__(student, name, max_query_length, max_passage_length, batch_size, temperature, cache_dir)
+        self.fingerprint = parameter_fingerprint(student)
+
+    def cache_key(self, texts, max_length):
+        from .atomic import content_hash
+        from .scorers import texts_digest
+
+        return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
+
+
+def build_student(spec: dict, cache_dir=None, seed=0):
+    """A fresh trainable student: ``{kind: static, model: wordllama, dim: 256}`` or
+    ``{kind: hf, model: ..., pooling: cls_last3, num_layers: 3}``."""
+    torch.manual_seed(seed)
+    kind = spec.get("kind")
+    if kind == "static":
+        student = StaticEncoder.from_name(spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir)
+        dim = spec.get("dim")
+        if dim:
+            # WordLlama is Matryoshka-trained: its leading dimensions are a smaller model.
+            student.embedding = torch.nn.Embedding.from_pretrained(student.embedding.weight.data[:, :dim].clone(), freeze=False)
+        return student
+    if kind == "hf":
+        return TransformerEncoder.from_name(spec["model"], pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", True),
+                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+    raise ParamsError("models.student.kind", f"expected 'static' or 'hf', got {kind!r}")
+
+
+@dataclass
+class Setup:
+    params: dict
+    collection: Collection
+    train: object
+    test: object
+    extra_tests: dict  # name -> (Collection, Split)
+    teacher: object
+    assistants: list
+    cache_dir: Path
+    work_dir: Path
+    scorer_specs: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict, prepare=True):
+        data = params["data"]
+        root = resolve_path(data["root"])
+        collection, train = resolve_split(root, data["train"])
+        test_collection, test = resolve_split(root, data["test"])
+        if test_collection is not collection:
+            raise ParamsError("data.test", "train and test must come from the same collection (extra collections go in data.extra_test)")
+        train = subsample_split(train, data["max_train_queries"], seed=1)
+        test = subsample_split(test, data["max_test_queries"], seed=2)
+        judged = {d for s in (train, test) for q in s.query_ids for d in s.qrels[q]}
+        corpus = subsample_corpus(collection.corpus, data["max_corpus"], judged, seed=3)
+        if corpus is not collection.corpus:
+            collection = Collection(collection.name, corpus, collection.splits)
+            train, test = restrict_split(train, corpus), restrict_split(test, corpus)
+        extra = {}
+        for spec in data["extra_test"]:
+            extra_collection, split = resolve_split(root, spec)
+            split = subsample_split(split, data["max_test_queries"], seed=4)
+            extra_corpus = subsample_corpus(extra_collection.corpus, data["max_corpus"], {d for q in split.query_ids for d in split.qrels[q]}, seed=5)
+            if extra_corpus is not extra_collection.corpus:
+                extra_collection = Collection(extra_collection.name, extra_corpus, extra_collection.splits)
+                split = restrict_split(split, extra_corpus)
+            extra[spec] = (extra_collection, split)
+        output = params["output"]
+        cache_dir = resolve_path(output["cache_dir"])
+        work_dir = resolve_path(output["runs_dir"]) / params["profile"] / "work"
+        models = params["models"]
+        if not models["teacher"]:
+            raise ParamsError("models.teacher", "a teacher spec is required")
+        runs_root = root
+        teacher = build_scorer(models["teacher"], cache_dir, runs_root)
+        assistants = [build_scorer(spec, cache_dir, runs_root) for spec in models["assistants"]]
+        setup = cls(params, collection, train, test, extra, teacher, assistants, cache_dir, work_dir)
+        if prepare:
+            for scorer in [teacher, *assistants]:
+                scorer.prepare(collection.corpus)
+        return setup
+
+    def new_student(self, seed, spec=None):
+        return build_student(spec or self.params["models"]["student"], self.cache_dir, seed)
+
+    def student_scorer(self, student, name, cache_name=None):
+        """A frozen copy of ``student`` as a scorer; ``cache_name`` keys its pair-score store (unique per run)."""
+        training = self.params["training"]
+        scorer = StudentScorer(copy.deepcopy(student).cpu().eval(), name, training["max_query_length"],
+                               training["max_passage_length"], self.params["loss"]["student_temperature"], self.cache_dir)
+        scorer.cache_name = cache_name or name
+        return scorer.prepare(self.collection.corpus)
+
+    def evaluate(self, scorer, split=None, collection=None, names=("MRR@10", "nDCG@10", "R@100"), depth=None, query_mask=None):
+        """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them."""
+        split = split or self.test
+        collection = collection or self.collection
+        depth = depth or max(100, max(int(n.split("@")[1]) for n in names))
+        depth = min(depth, len(collection.corpus))
+        ids, texts = split.query_ids, split.query_texts
+        if query_mask is not None:
+            ids = [q for q, keep in zip(ids, query_mask) if keep]
+            texts = [t for t, keep in zip(texts, query_mask) if keep]
+        switched = collection is not self.collection
+        if switched:
+            scorer.prepare(collection.corpus)
+        try:
+            scores, indices = scorer.search(ids, texts, depth)
+        finally:
+            if switched:
+                scorer.prepare(self.collection.corpus)
+        run = run_from_arrays(ids, collection.corpus.ids, scores, indices)
+        return evaluate(run, {q: split.qrels[q] for q in ids}, names, split.relevance_level)
+
+    def evaluate_all(self, scorer, names=TEST_METRICS):
+        """Test split plus every extra test set: {"test": {...}, "msmarco-trecdl/dl19": {...}}."""
+        out = {"test": self.evaluate(scorer, names=names)}
+        for spec, (collection, split) in self.extra_tests.items():
+            out[spec] = self.evaluate(scorer, split, collection, names=EXTRA_TEST_METRICS)
+        return out
+
+    def all_scorers(self):
+        return {"teacher": self.teacher, **{a.name: a for a in self.assistants}}
+
+
+def seed_everything(seed: int):
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,45 @@
+"""Retrieval metrics through ir_measures (pytrec_eval provider, identical to trec_eval).
+
+Binary measures (MRR@10, recall) use the split's relevance level (TREC DL
+passage: grade >= 2); nDCG@10 uses the graded judgments.
+"""
+from __future__ import annotations
+
+import ir_measures
+import numpy as np
+
+NAMES = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
+
+
+def measure(name: str, relevance_level: int = 1):
+    base, depth = name.split("@")
+    depth = int(depth)
+    if base == "MRR":
+        return ir_measures.RR(rel=relevance_level) @ depth
+    if base == "R":
+        return ir_measures.R(rel=relevance_level) @ depth
+    if base == "nDCG":
+        return ir_measures.nDCG @ depth
+    raise ValueError(f"unknown metric {name!r}; known: {NAMES}")
+
+
+def run_from_arrays(query_ids, doc_ids, scores, indices) -> dict:
+    """{qid: {doc_id: score}} from top-k arrays (indices < 0 are padding)."""
+    run = {}
+    for row, query_id in enumerate(query_ids):
+        run[query_id] = {doc_ids[j]: float(s) for s, j in zip(scores[row], indices[row]) if j >= 0}
+    return run
+
+
+def evaluate(run: dict, qrels: dict, names=("MRR@10", "nDCG@10", "R@100"), relevance_level=1, per_query=False):
+    """Mean of each metric over the judged queries (a query missing from ``run`` scores 0)."""
+    measures = {name: measure(name, relevance_level) for name in names}
+    qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()}
+    run = {q: run.get(q, {}) for q in qrels}
+    results = {name: {} for name in names}
+    by_measure = {m: name for name, m in measures.items()}
+    for metric in ir_measures.iter_calc(list(measures.values()), qrels, run):
+        results[by_measure[metric.measure]][metric.query_id] = metric.value
+    if per_query:
+        return results
+    return {name: float(np.mean([values.get(q, 0.0) for q in qrels])) if qrels else 0.0 for name, values in results.items()}

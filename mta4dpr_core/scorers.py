@@ -1,0 +1,269 @@
+"""Scorers: anything that scores (query, passage) pairs and can retrieve.
+
+Interface (all arrays are numpy; ``doc_idx`` are corpus row indices, -1 = padding)::
+
+    scorer.prepare(corpus)                       # encode/index the corpus (cached on disk)
+    scores, doc_idx = scorer.search(qids, qtexts, k)
+    scores = scorer.score(qids, qtexts, doc_idx)  # [nq, c]; NaN where doc_idx < 0
+
+Kinds: dense encoders (transformer, sentence-transformers, ONNX, static),
+BM25 (bm25s), precomputed TREC runs, and a weighted ensemble of z-scored members.
+
+Corpus encodings are cached under ``<cache>/encodings/<hash>.npy`` with a
+checksum, keyed by the encoder identity, a digest of the texts and the max length.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import content_hash, save_array, try_load_array
+from .data import Corpus, load_trec_run
+from .encoders import build_encoder
+from .models import default_cache_dir
+from .search import build_index, exact_search
+
+log = logging.getLogger(__name__)
+
+
+def texts_digest(texts) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+class Scorer:
+    name = "scorer"
+    temperature = 1.0  # scores / temperature -> softmax over a query's candidates
+
+    def prepare(self, corpus: Corpus):
+        self.corpus = corpus
+        return self
+
+    def search(self, query_ids, query_texts, k):
+        raise NotImplementedError
+
+    def score(self, query_ids, query_texts, doc_idx):
+        raise NotImplementedError
+
+
+def _gather(full_scores_fn, n_queries, doc_idx):
+    out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
+    for row in range(n_queries):
+        valid = doc_idx[row] >= 0
+        out[row, valid] = full_scores_fn(row)[doc_idx[row, valid]]
+    return out
+
+
+class DenseScorer(Scorer):
+    """Dual encoder: inner product of query and passage vectors, exact FAISS search."""
+
+    def __init__(self, encoder, name, max_query_length=32, max_passage_length=256, batch_size=64,
+                 temperature=0.05, cache_dir=None, cache=True):
+        self.encoder, self.name = encoder, name
+        self.max_query_length, self.max_passage_length, self.batch_size = max_query_length, max_passage_length, batch_size
+        self.temperature = temperature
+        self.cache_dir = Path(cache_dir or default_cache_dir())
+        self.cache = cache and not getattr(encoder, "trainable_state", False)
+        self._query_cache = {}
+
+    def cache_key(self, texts, max_length):
+        return content_hash(self.encoder.identity(), texts_digest(texts), max_length)
+
+    def _encode_cached(self, texts, max_length, desc):
+        if not self.cache:
+            return self.encoder.encode(texts, max_length=max_length, batch_size=self.batch_size, desc=desc)
+        path = self.cache_dir / "encodings" / f"{self.cache_key(texts, max_length)}.npy"
+        cached = try_load_array(path)
+        if cached is not None and cached.shape[0] == len(texts):
+            return cached
+        vectors = self.encoder.encode(texts, max_length=max_length, batch_size=self.batch_size, desc=desc)
+        save_array(path, vectors)
+        return vectors
+
+    def prepare(self, corpus):
+        self.corpus = corpus
+        self.doc_embeddings = self._encode_cached(corpus.texts, self.max_passage_length, f"{self.name}: corpus")
+        self.index = build_index(self.doc_embeddings)
+        return self
+
+    def encode_queries(self, query_texts):
+        key = texts_digest(query_texts)
+        if key not in self._query_cache:
+            self._query_cache[key] = self._encode_cached(list(query_texts), self.max_query_length, f"{self.name}: queries")
+        return self._query_cache[key]
+
+    def search(self, query_ids, query_texts, k):
+        return exact_search(self.encode_queries(query_texts), k=k, index=self.index)
+
+    def score(self, query_ids, query_texts, doc_idx):
+        queries = self.encode_queries(query_texts)
+        safe = np.where(doc_idx >= 0, doc_idx, 0)
+        scores = np.einsum("qd,qcd->qc", queries, self.doc_embeddings[safe]).astype(np.float32)
+        return np.where(doc_idx >= 0, scores, np.nan).astype(np.float32)
+
+
+class BM25Scorer(Scorer):
+    """BM25 through bm25s (English stopwords, Snowball stemmer)."""
+
+    def __init__(self, name="bm25", k1=0.9, b=0.4, temperature=1.0):
+        self.name, self.k1, self.b, self.temperature = name, k1, b, temperature
+        self._full = {}
+
+    def _tokenize(self, texts):
+        import bm25s
+        import Stemmer
+
+        return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+
+    def prepare(self, corpus):
+        import bm25s
+
+        self.corpus = corpus
+        self.retriever = bm25s.BM25(k1=self.k1, b=self.b)
+        self.retriever.index(self._tokenize(corpus.texts), show_progress=False)
+        return self
+
+    def full_scores(self, query_texts):
+        import bm25s
+        import Stemmer
+
+        key = texts_digest(query_texts)
+        if key not in self._full:
+            tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                                    show_progress=False, return_ids=False)
+            self._full = {key: np.stack([self.retriever.get_scores(t).astype(np.float32) for t in tokens])}
+        return self._full[key]
+
+    def search(self, query_ids, query_texts, k):
+        full = self.full_scores(query_texts)
+        k = min(k, full.shape[1])
+        order = np.argsort(-full, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(full, order, 1), order.astype(np.int64)
+
+    def score(self, query_ids, query_texts, doc_idx):
+        full = self.full_scores(query_texts)
+        return _gather(lambda row: full[row], len(query_texts), doc_idx)
+
+
+class RunScorer(Scorer):
+    """Scores read from precomputed TREC run files (e.g. RepLLaMA, SPLADE++ on TREC DL).
+
+    Rule for pairs the run did not score: they get the query's lowest run score
+    minus 1, so they rank below every retrieved passage (ties among them broken by
+    document index). Queries absent from the run score 0 everywhere.
+    """
+
+    def __init__(self, paths, name="run", temperature=1.0):
+        self.name, self.temperature = name, temperature
+        self.run = {}
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            self.run.update(load_trec_run(path))
+
+    def prepare(self, corpus):
+        self.corpus = corpus
+        return self
+
+    def _row(self, query_id):
+        full = np.zeros(len(self.corpus), dtype=np.float32)
+        scored = self.run.get(query_id, {})
+        if scored:
+            full[:] = min(scored.values()) - 1.0
+            for doc_id, score in scored.items():
+                if doc_id in self.corpus.index:
+                    full[self.corpus.index[doc_id]] = score
+        return full
+
+    def search(self, query_ids, query_texts, k):
+        rows = np.stack([self._row(q) for q in query_ids])
+        k = min(k, rows.shape[1])
+        order = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(rows, order, 1), order.astype(np.int64)
+
+    def score(self, query_ids, query_texts, doc_idx):
+        return _gather(lambda row: self._row(query_ids[row]), len(query_ids), doc_idx)
+
+
+class EnsembleScorer(Scorer):
+    """Weighted sum of z-scored members: ``s(q,p) = sum_i w_i (s_i(q,p) - mu_i(q)) / sigma_i(q)``.
+
+    ``mu_i(q)`` and ``sigma_i(q)`` are each member's mean and standard deviation
+    over a fixed sample of up to 2,000 corpus passages (seed 0), so scores do not
+    depend on which candidates are being scored and the cost is bounded at any
+    corpus size. Search takes the union of the members' top ``k * candidate_factor``
+    and rescores it.
+    """
+
+    def __init__(self, members, weights, name="ensemble", temperature=1.0, candidate_factor=4, sample_size=2000):
+        if len(members) != len(weights):
+            raise ValueError("one weight per ensemble member")
+        self.members, self.weights, self.name, self.temperature = members, list(weights), name, temperature
+        self.candidate_factor, self.sample_size = candidate_factor, sample_size
+        self._stats = {}
+
+    def prepare(self, corpus):
+        self.corpus = corpus
+        for member in self.members:
+            member.prepare(corpus)
+        rng = np.random.default_rng(0)
+        self.sample = np.sort(rng.choice(len(corpus), size=min(self.sample_size, len(corpus)), replace=False))
+        return self
+
+    def _member_stats(self, member_index, query_ids, query_texts):
+        key = (member_index, texts_digest(query_texts))
+        if key not in self._stats:
+            sample = np.broadcast_to(self.sample, (len(query_texts), len(self.sample)))
+            values = self.members[member_index].score(query_ids, query_texts, np.ascontiguousarray(sample))
+            self._stats[key] = (values.mean(1, keepdims=True), values.std(1, keepdims=True).clip(min=1e-6))
+        return self._stats[key]
+
+    def score(self, query_ids, query_texts, doc_idx):
+        total = np.zeros(doc_idx.shape, dtype=np.float32)
+        for i, (member, weight) in enumerate(zip(self.members, self.weights)):
+            mean, std = self._member_stats(i, query_ids, query_texts)
+            total += weight * (member.score(query_ids, query_texts, doc_idx) - mean) / std
+        return np.where(doc_idx >= 0, total, np.nan).astype(np.float32)
+
+    def search(self, query_ids, query_texts, k):
+        depth = min(len(self.corpus), k * self.candidate_factor)
+        pools = [member.search(query_ids, query_texts, depth)[1] for member in self.members]
+        width = sum(p.shape[1] for p in pools)
+        candidates = np.full((len(query_ids), width), -1, dtype=np.int64)
+        for row in range(len(query_ids)):
+            union = np.unique(np.concatenate([p[row] for p in pools]))
+            union = union[union >= 0]
+            candidates[row, : len(union)] = union
+        scores = self.score(query_ids, query_texts, candidates)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        k = min(k, width)
+        order = np.lexsort((candidates, -scores), axis=1)[:, :k]
+        return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(candidates, order, 1)
+
+
+def build_scorer(spec: dict, cache_dir=None, runs_root=None):
+    """A scorer from a params spec.
+
+    ``{name, kind: hf|sentence_transformers|onnx|static, model, max_query_length, max_passage_length, temperature}``,
+    ``{name, kind: bm25}``, ``{name, kind: run, paths: [...]}`` or
+    ``{name, kind: ensemble, members: [spec, ...], weights: [...]}``.
+    """
+    kind = spec.get("kind")
+    name = spec.get("name", kind)
+    temperature = float(spec.get("temperature", 1.0 if kind in ("bm25", "run", "ensemble") else 0.05))
+    if kind == "bm25":
+        return BM25Scorer(name=name, temperature=temperature)
+    if kind == "run":
+        root = Path(runs_root or ".")
+        return RunScorer([root / p for p in spec["paths"]], name=name, temperature=temperature)
+    if kind == "ensemble":
+        members = [build_scorer(m, cache_dir, runs_root) for m in spec["members"]]
+        return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)
+    encoder = build_encoder(spec, cache_dir=cache_dir)
+    return DenseScorer(encoder, name, max_query_length=spec.get("max_query_length", 32),
+                       max_passage_length=spec.get("max_passage_length", 256), batch_size=spec.get("batch_size", 64),
+                       temperature=temperature, cache_dir=cache_dir)

@@ -1,0 +1,196 @@
+"""Student training for one iteration (Algorithm 1, lines 4-7).
+
+Each step: sample Q queries, each with 1 positive and n negatives drawn from its k
+hard negatives (seeded by (seed, iteration, step), so a resumed run draws the same
+batches); pick the assistant for the batch; take one AdamW step on
+alpha*CL + beta*KL(teacher||student) + gamma*KL(assistant||student).
+
+Checkpoints (model, optimizer, scheduler, step, selection record) are written
+atomically every ``checkpoint_every`` steps and at the end; training resumes from
+the latest valid one. Under ``torchrun`` (DDP) every rank draws the same global
+batch, trains on its slice, and passage embeddings are all-gathered so in-batch
+negatives and the loss equal a single-process run on the global batch.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .atomic import save_torch, try_load_torch
+from .fusion import candidate_distributions, fused_assistant_subsets, softmax
+from .losses import MTA4DPRLoss
+from .selection import select_assistant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100
+    queries_per_batch: int = 16
+    negatives_per_query: int = 8
+    learning_rate: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    max_query_length: int = 32
+    max_passage_length: int = 144
+    checkpoint_every: int = 50
+    amp: str = "auto"
+    alpha: float = 0.2
+    beta: float = 1.0
+    gamma: float = 15.0
+    student_temperature: float = 0.02
+    in_batch_negatives: bool = True
+    teacher_temperature: float = 1.0
+    assistant_temperatures: list = field(default_factory=list)
+    selection: str = "kl"
+    rbo_p: float = 0.9
+    fusion: bool = True
+    fusion_weights: list | None = None
+    fixed_assistant: int | None = None  # per-iteration selection (the rewrite): one candidate for all batches
+    seed: int = 13
+
+
+def sample_batch(data, rows, config: TrainConfig, rng):
+    """(row indices [B], candidate columns [B, 1 + n]) with the positive in column 0."""
+    batch_rows = rng.choice(rows, size=min(config.queries_per_batch, len(rows)), replace=False)
+    positive = np.asarray(data.is_positive[batch_rows], bool)
+    negative = (np.asarray(data.candidates[batch_rows]) >= 0) & ~positive
+    noise = rng.random(positive.shape)
+    pos_col = np.argmax(np.where(positive, noise, -1.0), axis=1)
+    n = config.negatives_per_query
+    keys = np.where(negative, noise, np.inf)
+    neg_cols = np.argsort(keys, axis=1, kind="stable")[:, :n]
+    counts = negative.sum(1)
+    for i in np.where(counts < n)[0]:  # too few negatives: sample them with replacement
+        valid = np.where(negative[i])[0]
+        if len(valid):
+            neg_cols[i] = rng.choice(valid, size=n, replace=True)
+    return batch_rows, np.concatenate([pos_col[:, None], neg_cols], axis=1)
+
+
+def batch_distributions(data, batch_rows, columns, config: TrainConfig):
+    """Teacher logits [B, C] and candidate assistants' distributions [A, B, C] for a batch."""
+    teacher = np.take_along_axis(np.asarray(data.teacher_scores[batch_rows]), columns, 1) / config.teacher_temperature
+    m = data.assistant_scores.shape[0]
+    if m == 0:
+        return teacher, None
+    scores = np.stack([np.take_along_axis(np.asarray(data.assistant_scores[a, batch_rows]), columns, 1) for a in range(m)])
+    temps = np.asarray(config.assistant_temperatures or [1.0] * m, dtype=np.float64)[:, None, None]
+    probs = softmax(scores / temps)
+    subsets = fused_assistant_subsets(m) if config.fusion and m >= 2 else []
+    return teacher, candidate_distributions(probs, subsets, config.fusion_weights)
+
+
+def _world():
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather_with_grad(local: torch.Tensor) -> torch.Tensor:
+    """All ranks' tensors concatenated; this rank's slice keeps its gradient."""
+    rank, world = _world()
+    if world == 1:
+        return local
+    gathered = [torch.zeros_like(local) for _ in range(world)]
+    dist.all_gather(gathered, local.detach().contiguous())
+    gathered[rank] = local
+    return torch.cat(gathered)
+
+
+class Tokenized:
+    """Tokenizes texts by index with a fixed max length."""
+
+    def __init__(self, encoder, texts, max_length):
+        self.encoder, self.texts, self.max_length = encoder, texts, max_length
+
+    def batch(self, indices):
+        return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
+
+
+def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0):
+    """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant)."""
+    rank, world = _world()
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    student.to(device)
+    model = student
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    warmup = max(1, config.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (config.steps - s) / max(1, config.steps - warmup))))
+    loss_fn = MTA4DPRLoss(config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+    if config.amp == "auto":
+        amp_dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    record, start = [], 0
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+    if checkpoint_dir is not None:
+        state = try_load_torch(checkpoint_dir / "last.pt")
+        if state is not None and state.get("iteration") == iteration:
+            student.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start, record = state["step"], state["record"]
+            log.info("resumed iteration %d from step %d", iteration, start)
+
+    train_rows = np.arange(len(data))
+    query_tokens = Tokenized(student, data.query_texts, config.max_query_length)
+    passage_tokens = Tokenized(student, passages, config.max_passage_length)
+    student.train()
+    for step in range(start, config.steps):
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([config.seed, iteration, step])
+        batch_rows, columns = sample_batch(data, train_rows, config, rng)
+        teacher_logits, candidates = batch_distributions(data, batch_rows, columns, config)
+        t_select = time.perf_counter()
+        chosen, values = -1, None
+        if candidates is not None and config.gamma:
+            if config.fixed_assistant is not None:
+                chosen = config.fixed_assistant
+            else:
+                chosen, values = select_assistant(softmax(teacher_logits), candidates, config.selection, config.rbo_p, rng)
+        select_seconds = time.perf_counter() - t_select
+        # this rank's slice of the global batch
+        shard = np.array_split(np.arange(len(batch_rows)), world)[rank]
+        docs = np.asarray(data.candidates[batch_rows])[shard[:, None], columns[shard]]
+        queries = query_tokens.batch(np.asarray(data.query_rows)[batch_rows[shard]])
+        passages_batch = passage_tokens.batch(docs.ravel())
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            q = model(queries)
+            p = model(passages_batch)
+        q, p = q.float(), p.float()
+        if world > 1:
+            # Every rank computes the global-batch loss over all-gathered embeddings whose
+            # local slice carries the gradient; the sum of the ranks' gradients is then the
+            # single-process gradient, and DDP's averaging is undone by scaling with world.
+            q, p = _gather_with_grad(q), _gather_with_grad(p)
+        teacher_t = torch.tensor(teacher_logits, dtype=torch.float32, device=device)
+        assistant_t = torch.tensor(candidates[chosen], dtype=torch.float32, device=device) if chosen >= 0 else None
+        terms = loss_fn(q, p, teacher_t, assistant_t)
+        optimizer.zero_grad(set_to_none=True)
+        (terms["total"] * world).backward()
+        optimizer.step()
+        scheduler.step()
+        entry = {"step": step + 1, "assistant": int(chosen), "select_seconds": select_seconds,
+                 "step_seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in terms.items()}}
+        record.append(entry)
+        if log_every and (step + 1) % log_every == 0 and rank == 0:
+            log.info("iteration %d step %d loss %.4f", iteration, step + 1, entry["total"])
+        done = step + 1 == config.steps
+        if checkpoint_dir is not None and rank == 0 and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
+            save_torch(checkpoint_dir / "last.pt", {"iteration": iteration, "step": step + 1, "model": student.state_dict(),
+                                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                                     "record": record})
+    student.eval()
+    return record
