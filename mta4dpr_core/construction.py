@@ -216,7 +216,8 @@ def mine_student_failures(student, teacher, query_ids, query_texts, positives, r
     texts = [query_texts[i] for i in rows]
     pos = [positives[i] for i in rows]
     width = max(len(p) for p in pos)
-    _, retrieved = student.search(ids, texts, k + width)
+    # deep enough to see a positive at rank max_rank even when k + width is shallower
+    _, retrieved = student.search(ids, texts, max(k + width, max_rank))
     pos_matrix = _positive_matrix(pos, width)
     student_rank = np.full(len(rows), np.inf)
     for r in range(len(rows)):
