@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +142,59 @@ def score_with_cache(scorer, query_ids, query_texts, query_rows, doc_idx, store:
         stats["pairs_scored"] = stats.get("pairs_scored", 0) + int((valid & ~found).sum())
         stats["pairs_cached"] = stats.get("pairs_cached", 0) + int(found.sum())
     return out
+
+
+def _file_position(array):
+    """Byte offset in its file of a read-only ``np.memmap``'s first element, or None."""
+    handle, filename = getattr(array, "_mmap", None), getattr(array, "filename", None)
+    if handle is None or filename is None or getattr(array, "mode", None) != "r" or not array.flags.c_contiguous:
+        return None
+    try:
+        mapped_at = np.frombuffer(handle, np.uint8).__array_interface__["data"][0]
+    except (TypeError, ValueError):  # closed mapping
+        return None
+    mapping_start = array.offset - array.offset % mmap.ALLOCATIONGRANULARITY
+    return mapping_start + array.__array_interface__["data"][0] - mapped_at
+
+
+_ROW_READERS = weakref.WeakKeyDictionary()  # mapping -> open descriptor of its file, closed with the mapping
+
+
+def _descriptor(array) -> int:
+    handle = array._mmap
+    descriptor = _ROW_READERS.get(handle)
+    if descriptor is None:
+        descriptor = os.open(array.filename, os.O_RDONLY)
+        weakref.finalize(handle, os.close, descriptor)
+        _ROW_READERS[handle] = descriptor
+    return descriptor
+
+
+def take_rows(array, rows) -> np.ndarray:
+    """``array[rows]`` along axis 0, as a fresh in-memory array.
+
+    For a read-only memory-mapped array the rows are read with ``os.pread`` rather
+    than through the mapping: a page fault maps a whole page-cache folio (up to
+    2 MiB on recent kernels), so gathering one 64-query batch through the mapping
+    makes ~0.5 GB of the files resident, and random batches drive resident memory
+    towards the full file size. Reads keep it at the batch's own bytes
+    (``bench/peak_memory.py``). Anything else is plain fancy indexing.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    position = _file_position(array) if rows.ndim == 1 and array.ndim >= 1 else None
+    if position is None:
+        return np.asarray(array[rows])
+    count = array.shape[0]
+    if rows.size and (rows.min() < -count or rows.max() >= count):
+        raise IndexError(f"row index out of range for {count} rows")
+    rows = np.where(rows < 0, rows + count, rows)
+    row_bytes = array.strides[0] if array.ndim > 1 else array.itemsize
+    descriptor = _descriptor(array)
+    chunks = [os.pread(descriptor, row_bytes, position + row * row_bytes) for row in rows.tolist()]
+    raw = b"".join(chunks)
+    if len(raw) != row_bytes * len(rows):
+        raise OSError(f"{array.filename}: short read")
+    return np.frombuffer(raw, dtype=array.dtype).reshape((len(rows),) + array.shape[1:]).copy()
 
 
 def split_eval_queries(n_queries, fraction, seed, minimum=1):

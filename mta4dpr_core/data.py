@@ -310,10 +310,16 @@ def subsample_split(split: Split, max_queries, seed=0) -> Split:
 
 
 def subsample_corpus(corpus: Corpus, max_corpus, keep_ids=(), seed=0) -> Corpus:
-    """Keep every passage in ``keep_ids`` (judged ones) plus a fixed random sample up to ``max_corpus``."""
+    """Keep the passages in ``keep_ids`` (judged ones) plus a fixed random sample, ``max_corpus`` in all.
+
+    If the judged passages alone exceed ``max_corpus``, a fixed random subset of them is kept.
+    """
     if not max_corpus or max_corpus >= len(corpus):
         return corpus
-    keep = {corpus.index[d] for d in keep_ids if d in corpus.index}
+    keep = sorted({corpus.index[d] for d in keep_ids if d in corpus.index})
+    if len(keep) > max_corpus:
+        keep = np.random.default_rng(seed).permutation(keep)[:max_corpus].tolist()
+    keep = set(keep)
     rest = [i for i in np.random.default_rng(seed).permutation(len(corpus)).tolist() if i not in keep]
     chosen = sorted(keep | set(rest[: max(0, max_corpus - len(keep))]))
     return Corpus(ids=[corpus.ids[i] for i in chosen], texts=[corpus.texts[i] for i in chosen], path=corpus.path)

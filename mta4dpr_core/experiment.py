@@ -98,7 +98,7 @@ class Setup:
         extra = {}
         for spec in data["extra_test"]:
             extra_collection, split = resolve_split(root, spec)
-            split = subsample_split(split, data["max_test_queries"], seed=4)
+            split = subsample_split(split, data["max_extra_test_queries"], seed=4)
             extra_corpus = subsample_corpus(extra_collection.corpus, data["max_corpus"], {d for q in split.query_ids for d in split.qrels[q]}, seed=5)
             if extra_corpus is not extra_collection.corpus:
                 extra_collection = Collection(extra_collection.name, extra_corpus, extra_collection.splits)

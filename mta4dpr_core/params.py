@@ -30,6 +30,7 @@ DEFAULTS: dict = {
         "max_train_queries": None,
         "max_test_queries": None,
         "max_corpus": None,
+        "max_extra_test_queries": None,
     },
     "models": {
         "teacher": {},
@@ -72,14 +73,19 @@ DEFAULTS: dict = {
         "selection_methods": ["random", "footrule", "rbo", "kl"],
         "assistant_combinations": True,
         "student_sizes": [],
+        "combination_seeds": 0,
+        "paper_analogs": {},
+        "baseline_models": [],
+        "reference_runs": [],
     },
     "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache"},
 }
 
-FREE_FORM = {"models.teacher", "models.student", "models.assistants", "study.student_sizes", "fusion.weights"}
+FREE_FORM = {"models.teacher", "models.student", "models.assistants", "study.student_sizes", "fusion.weights",
+             "study.paper_analogs", "study.baseline_models", "study.reference_runs"}
 NON_NEGATIVE = {
     "construction.k", "construction.rrf_c", "construction.mining_max_rank", "construction.encode_batch_size",
-    "construction.min_eval_queries", "training.steps", "training.queries_per_batch",
+    "construction.min_eval_queries", "study.combination_seeds", "training.steps", "training.queries_per_batch",
     "training.negatives_per_query", "training.warmup_steps", "training.max_query_length",
     "training.max_passage_length", "training.checkpoint_every", "iterations.count",
     "loss.alpha", "loss.beta", "loss.gamma", "training.learning_rate", "training.weight_decay",

@@ -245,6 +245,61 @@ class EnsembleScorer(Scorer):
         return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(candidates, order, 1)
 
 
+class CrossEncoderScorer(Scorer):
+    """A cross-encoder (e.g. the paper's teacher, intfloat/simlm-msmarco-reranker): scores pairs jointly.
+
+    It cannot search on its own: ``search`` re-ranks the top ``rerank_depth`` of a
+    first-stage scorer. Scores are the raw logits (the relevance class for
+    two-class heads).
+    """
+
+    def __init__(self, model, first_stage=None, name="cross-encoder", max_length=192, batch_size=64, rerank_depth=200,
+                 temperature=1.0, cache_dir=None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from .models import resolve_model
+
+        resolved = resolve_model(model, cache_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+        self.model = AutoModelForSequenceClassification.from_pretrained(str(resolved.path)).eval()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self.name, self.first_stage, self.max_length, self.batch_size = name, first_stage, max_length, batch_size
+        self.rerank_depth, self.temperature = rerank_depth, temperature
+
+    def prepare(self, corpus):
+        self.corpus = corpus
+        if self.first_stage is not None:
+            self.first_stage.prepare(corpus)
+        return self
+
+    def score(self, query_ids, query_texts, doc_idx):
+        import torch
+
+        pairs = [(r, c) for r in range(doc_idx.shape[0]) for c in range(doc_idx.shape[1]) if doc_idx[r, c] >= 0]
+        out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(pairs), self.batch_size):
+                chunk = pairs[start:start + self.batch_size]
+                batch = self.tokenizer([query_texts[r] for r, _ in chunk], [self.corpus.texts[doc_idx[r, c]] for r, c in chunk],
+                                       padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+                logits = self.model(**batch).logits.float()
+                values = logits[:, -1] if logits.shape[-1] > 1 else logits[:, 0]
+                for (r, c), v in zip(chunk, values.cpu().numpy()):
+                    out[r, c] = v
+        return out
+
+    def search(self, query_ids, query_texts, k):
+        if self.first_stage is None:
+            raise ValueError(f"cross-encoder {self.name!r} needs a `first_stage` scorer to search")
+        _, candidates = self.first_stage.search(query_ids, query_texts, max(k, self.rerank_depth))
+        scores = self.score(query_ids, query_texts, candidates)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        order = np.lexsort((candidates, -scores), axis=1)[:, :k]
+        return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(candidates, order, 1)
+
+
 def build_scorer(spec: dict, cache_dir=None, runs_root=None):
     """A scorer from a params spec.
 
@@ -254,12 +309,17 @@ def build_scorer(spec: dict, cache_dir=None, runs_root=None):
     """
     kind = spec.get("kind")
     name = spec.get("name", kind)
-    temperature = float(spec.get("temperature", 1.0 if kind in ("bm25", "run", "ensemble") else 0.05))
+    temperature = float(spec.get("temperature", 1.0 if kind in ("bm25", "run", "ensemble", "cross_encoder") else 0.05))
     if kind == "bm25":
         return BM25Scorer(name=name, temperature=temperature)
     if kind == "run":
         root = Path(runs_root or ".")
         return RunScorer([root / p for p in spec["paths"]], name=name, temperature=temperature)
+    if kind == "cross_encoder":
+        first_stage = build_scorer(spec["first_stage"], cache_dir, runs_root) if spec.get("first_stage") else None
+        return CrossEncoderScorer(spec["model"], first_stage, name=name, max_length=spec.get("max_length", 192),
+                                  batch_size=spec.get("batch_size", 64), rerank_depth=spec.get("rerank_depth", 200),
+                                  temperature=temperature, cache_dir=cache_dir)
     if kind == "ensemble":
         members = [build_scorer(m, cache_dir, runs_root) for m in spec["members"]]
         return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from .atomic import save_torch, try_load_torch
+from .construction import take_rows
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
 from .losses import MTA4DPRLoss
 from .selection import select_assistant
@@ -60,8 +61,8 @@ class TrainConfig:
 def sample_batch(data, rows, config: TrainConfig, rng):
     """(row indices [B], candidate columns [B, 1 + n]) with the positive in column 0."""
     batch_rows = rng.choice(rows, size=min(config.queries_per_batch, len(rows)), replace=False)
-    positive = np.asarray(data.is_positive[batch_rows], bool)
-    negative = (np.asarray(data.candidates[batch_rows]) >= 0) & ~positive
+    positive = take_rows(data.is_positive, batch_rows).astype(bool)
+    negative = (take_rows(data.candidates, batch_rows) >= 0) & ~positive
     noise = rng.random(positive.shape)
     pos_col = np.argmax(np.where(positive, noise, -1.0), axis=1)
     n = config.negatives_per_query
@@ -77,11 +78,11 @@ def sample_batch(data, rows, config: TrainConfig, rng):
 
 def batch_distributions(data, batch_rows, columns, config: TrainConfig):
     """Teacher logits [B, C] and candidate assistants' distributions [A, B, C] for a batch."""
-    teacher = np.take_along_axis(np.asarray(data.teacher_scores[batch_rows]), columns, 1) / config.teacher_temperature
+    teacher = np.take_along_axis(take_rows(data.teacher_scores, batch_rows), columns, 1) / config.teacher_temperature
     m = data.assistant_scores.shape[0]
     if m == 0:
         return teacher, None
-    scores = np.stack([np.take_along_axis(np.asarray(data.assistant_scores[a, batch_rows]), columns, 1) for a in range(m)])
+    scores = np.stack([np.take_along_axis(take_rows(data.assistant_scores[a], batch_rows), columns, 1) for a in range(m)])
     temps = np.asarray(config.assistant_temperatures or [1.0] * m, dtype=np.float64)[:, None, None]
     probs = softmax(scores / temps)
     subsets = fused_assistant_subsets(m) if config.fusion and m >= 2 else []
@@ -94,15 +95,39 @@ def _world():
     return 0, 1
 
 
-def _gather_with_grad(local: torch.Tensor) -> torch.Tensor:
-    """All ranks' tensors concatenated; this rank's slice keeps its gradient."""
+def _gather_with_grad(local: torch.Tensor, counts=None) -> torch.Tensor:
+    """All ranks' tensors concatenated in rank order; this rank's slice keeps its gradient.
+
+    ``counts`` (rows per rank, the same list on every rank) allows unequal slices:
+    each slice is padded to the largest for the collective and trimmed after it.
+    """
     rank, world = _world()
     if world == 1:
         return local
-    gathered = [torch.zeros_like(local) for _ in range(world)]
-    dist.all_gather(gathered, local.detach().contiguous())
-    gathered[rank] = local
-    return torch.cat(gathered)
+    counts = [local.shape[0]] * world if counts is None else [int(c) for c in counts]
+    if counts[rank] != local.shape[0]:
+        raise ValueError(f"rank {rank}: {local.shape[0]} rows but counts say {counts[rank]}")
+    width = max(counts)
+    padded = local.detach()
+    if width > local.shape[0]:
+        padded = torch.cat([padded, padded.new_zeros((width - local.shape[0],) + tuple(local.shape[1:]))])
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded.contiguous())
+    parts = [g[:c] for g, c in zip(gathered, counts)]
+    parts[rank] = local
+    return torch.cat(parts)
+
+
+class _DualForward(torch.nn.Module):
+    """Queries and passages through the encoder in ONE call, so DDP sees one forward per
+    backward (its documented contract; DDP prepares its gradient reduction per forward call)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, queries, passages):
+        return self.encoder(queries), self.encoder(passages)
 
 
 class Tokenized:
@@ -120,9 +145,11 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
     rank, world = _world()
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     student.to(device)
-    model = student
+    model = _DualForward(student)
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == "cuda" else None)
+        # find_unused_parameters: e.g. BERT's pooler gets no gradient (its grad stays None, as in one process)
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                          find_unused_parameters=True)
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     warmup = max(1, config.warmup_steps)
@@ -161,20 +188,24 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
             else:
                 chosen, values = select_assistant(softmax(teacher_logits), candidates, config.selection, config.rbo_p, rng)
         select_seconds = time.perf_counter() - t_select
-        # this rank's slice of the global batch
-        shard = np.array_split(np.arange(len(batch_rows)), world)[rank]
-        docs = np.asarray(data.candidates[batch_rows])[shard[:, None], columns[shard]]
-        queries = query_tokens.batch(np.asarray(data.query_rows)[batch_rows[shard]])
+        # this rank's slice of the global batch (slices may differ by one query)
+        if len(batch_rows) < world:
+            raise ValueError(f"a batch of {len(batch_rows)} queries cannot be split over {world} ranks")
+        slices = np.array_split(np.arange(len(batch_rows)), world)
+        shard = slices[rank]
+        docs = take_rows(data.candidates, batch_rows)[shard[:, None], columns[shard]]
+        queries = query_tokens.batch(take_rows(data.query_rows, batch_rows[shard]))
         passages_batch = passage_tokens.batch(docs.ravel())
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            q = model(queries)
-            p = model(passages_batch)
+            q, p = model(queries, passages_batch)
         q, p = q.float(), p.float()
         if world > 1:
             # Every rank computes the global-batch loss over all-gathered embeddings whose
             # local slice carries the gradient; the sum of the ranks' gradients is then the
             # single-process gradient, and DDP's averaging is undone by scaling with world.
-            q, p = _gather_with_grad(q), _gather_with_grad(p)
+            counts = [len(part) for part in slices]
+            q = _gather_with_grad(q, counts)
+            p = _gather_with_grad(p, [c * columns.shape[1] for c in counts])
         teacher_t = torch.tensor(teacher_logits, dtype=torch.float32, device=device)
         assistant_t = torch.tensor(candidates[chosen], dtype=torch.float32, device=device) if chosen >= 0 else None
         terms = loss_fn(q, p, teacher_t, assistant_t)

