@@ -61,7 +61,12 @@ def _gather(full_scores_fn, n_queries, doc_idx):
 
 
 class DenseScorer(Scorer):
-    """Dual encoder: inner product of query and passage vectors, exact FAISS search."""
+    """Dual encoder: inner product of query and passage vectors, exact FAISS search.
+
+    Encodings are cached by the encoder's identity (model name, pooling, ...), not its
+    weights: wrap a *trained* encoder in ``experiment.StudentScorer``, which adds a
+    fingerprint of the weights to the key.
+    """
 
     def __init__(self, encoder, name, max_query_length=32, max_passage_length=256, batch_size=64,
                  temperature=0.05, cache_dir=None, cache=True):
@@ -69,7 +74,7 @@ class DenseScorer(Scorer):
         self.max_query_length, self.max_passage_length, self.batch_size = max_query_length, max_passage_length, batch_size
         self.temperature = temperature
         self.cache_dir = Path(cache_dir or default_cache_dir())
-        self.cache = cache and not getattr(encoder, "trainable_state", False)
+        self.cache = cache
         self._query_cache = {}
 
     def cache_key(self, texts, max_length):

@@ -171,7 +171,11 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
             start, record = state["step"], state["record"]
             log.info("resumed iteration %d from step %d", iteration, start)
 
-    train_rows = np.arange(len(data))
+    # rows with no negative left (tiny corpora) cannot form a candidate list: skip them
+    train_rows = np.concatenate([
+        start_row + np.where(((np.asarray(data.candidates[start_row:start_row + 65536]) >= 0)
+                              & ~np.asarray(data.is_positive[start_row:start_row + 65536])).any(1))[0]
+        for start_row in range(0, len(data), 65536)]) if len(data) else np.zeros(0, np.int64)
     query_tokens = Tokenized(student, data.query_texts, config.max_query_length)
     passage_tokens = Tokenized(student, passages, config.max_passage_length)
     student.train()
