@@ -120,7 +120,29 @@ class Setup:
         return setup
 
     def new_student(self, seed, spec=None):
-        return build_student(spec or self.params["models"]["student"], self.cache_dir, seed)
+        spec = spec or self.params["models"]["student"]
+        student = build_student(spec, self.cache_dir, seed)
+        if hasattr(student, "restrict_vocabulary") and spec.get("restrict_vocabulary", True):
+            student.restrict_vocabulary(self.vocabulary(student, spec.get("model", "wordllama")))
+        return student
+
+    def all_texts(self):
+        """Every text the student will ever encode in this setup (corpora and queries)."""
+        texts = list(self.collection.corpus.texts) + list(self.train.query_texts) + list(self.test.query_texts)
+        for collection, split in self.extra_tests.values():
+            texts += list(collection.corpus.texts) + list(split.query_texts)
+        return texts
+
+    def vocabulary(self, student, key):
+        """Token ids used by :meth:`all_texts` under ``student``'s tokenizer (computed once)."""
+        if not hasattr(self, "_vocabularies"):
+            self._vocabularies = {}
+        if key not in self._vocabularies:
+            used = set()
+            for row in student.token_ids(self.all_texts(), max_length=10_000):
+                used.update(row)
+            self._vocabularies[key] = sorted(used)
+        return self._vocabularies[key]
 
     def student_scorer(self, student, name, cache_name=None):
         """A frozen copy of ``student`` as a scorer; ``cache_name`` keys its pair-score store (unique per run)."""

@@ -131,13 +131,20 @@ class _DualForward(torch.nn.Module):
 
 
 class Tokenized:
-    """Tokenizes texts by index with a fixed max length."""
+    """Tokenizes texts by index with a fixed max length; static encoders' token ids are cached
+    (passages recur across batches and iterations)."""
 
     def __init__(self, encoder, texts, max_length):
         self.encoder, self.texts, self.max_length = encoder, texts, max_length
+        self.cache = {} if hasattr(encoder, "collate") else None
 
     def batch(self, indices):
-        return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
+        if self.cache is None:
+            return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
+        missing = sorted({int(i) for i in indices if int(i) not in self.cache})
+        if missing:
+            self.cache.update(zip(missing, self.encoder.token_ids([self.texts[i] for i in missing], self.max_length)))
+        return self.encoder.collate([self.cache[int(i)] for i in indices])
 
 
 def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0):

@@ -1,0 +1,57 @@
+"""pyserini-2cr-style regression checks of the smoke profile's regenerated results.
+
+``make test`` first runs the smoke notebooks under nbval, which rewrites
+``results/smoke/``; this file then compares those tables with the expectations in
+``smoke_expected.yaml`` (conditions, expected scores, tolerances). When ``results/smoke``
+is missing (running this file alone on a fresh clone), the smoke stages are run first.
+"""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+
+EXPECTED = yaml.safe_load((Path(__file__).parent / "smoke_expected.yaml").read_text())
+RESULTS = REPO_ROOT / "results" / "smoke"
+TABLES = ["baselines", "data_statistics", "fusion_kl", "table1", "table2", "table3", "table4", "table5", "table6", "table7",
+          "table8", "table9", "figure2_data", "claims"]
+
+
+@pytest.fixture(scope="module")
+def results():
+    if not (RESULTS / "claims.csv").exists():
+        from mta4dpr_core.runner import run_profile
+
+        run_profile(profile_path("smoke"), notebooks=False)
+    return RESULTS
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_every_table_is_written_as_csv_and_markdown(results, name):
+    assert (results / f"{name}.csv").stat().st_size > 0
+    assert (results / f"{name}.md").read_text().count("|") > 4
+
+
+def test_figures_and_manifest(results):
+    import json
+
+    for figure in ("figure2.png", "fusion_kl.png"):
+        assert (results / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["seeds"] == load_params(profile_path("smoke"))["seeds"]
+    assert manifest["versions"]["torch"]
+
+
+@pytest.mark.parametrize("condition", EXPECTED["conditions"], ids=lambda c: c["id"])
+def test_condition_matches_expected_score(results, condition):
+    table = pd.read_csv(results / f"{condition['table']}.csv")
+    rows = table
+    for column, value in condition["row"].items():
+        rows = rows[rows[column].astype(str) == str(value)]
+    assert len(rows) == 1, f"{condition['table']}: expected one row for {condition['row']}, found {len(rows)}"
+    measured = float(rows.iloc[0][condition["column"]])
+    assert measured == pytest.approx(condition["expected"], abs=condition["tolerance"]), (
+        f"{condition['id']}: {condition['table']}[{condition['row']}][{condition['column']}] = {measured}, "
+        f"expected {condition['expected']} ± {condition['tolerance']}")
