@@ -27,6 +27,7 @@ from .models import ResolvedModel, default_cache_dir, resolve_model
 
 log = logging.getLogger(__name__)
 POOLINGS = ("cls", "mean", "cls_last3")
+INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _progress_disabled():
@@ -64,14 +65,19 @@ class TransformerEncoder(nn.Module):
 
     trainable = True
 
-    def __init__(self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer"):
+    def __init__(self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer", inference_dtype=None):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if inference_dtype not in INFERENCE_DTYPES:
+            raise ValueError(f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}")
         self.model, self.tokenizer, self.pooling, self.normalize, self.name = model, tokenizer, pooling, normalize, name
+        # opt-in reduced precision for ``encode`` only (autocast; weights stay float32):
+        # about 2x on CPUs with AVX512-BF16 and on GPUs, at cosine >= 0.9999 to float32
+        self.inference_dtype = inference_dtype
 
     @classmethod
-    def from_name(cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None):
+    def from_name(cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None):
         from transformers import AutoModel, AutoTokenizer
 
         resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
@@ -83,15 +89,18 @@ class TransformerEncoder(nn.Module):
             model.encoder.layer = layers[:num_layers]
             model.config.num_hidden_layers = num_layers
         tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-        return cls(model, tokenizer, pooling, normalize, name=resolved.name)
+        return cls(model, tokenizer, pooling, normalize, name=resolved.name, inference_dtype=inference_dtype)
 
     @property
     def dim(self):
         return self.model.config.hidden_size
 
     def identity(self):
-        return {"class": "transformer", "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
-                "layers": self.model.config.num_hidden_layers}
+        identity = {"class": "transformer", "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
+                    "layers": self.model.config.num_hidden_layers}
+        if getattr(self, "inference_dtype", None):  # float32 keeps its historical cache keys
+            identity["inference_dtype"] = self.inference_dtype
+        return identity
 
     def tokenize(self, texts, max_length):
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -112,7 +121,9 @@ class TransformerEncoder(nn.Module):
     def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
         was_training = self.training
         self.eval()
-        with torch.inference_mode():
+        dtype = INFERENCE_DTYPES[getattr(self, "inference_dtype", None)]
+        device_type = next(self.model.parameters()).device.type
+        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc)
         self.train(was_training)
         return result
@@ -174,22 +185,53 @@ class StaticEncoder(nn.Module):
         return self.embedding.embedding_dim
 
     def identity(self):
-        return {"class": "static", "name": self.name, "normalize": self.normalize, "vocab": self.embedding.num_embeddings}
+        return {"class": "static", "name": self.name, "normalize": self.normalize, "vocab": self.embedding.num_embeddings,
+                "dim": self.embedding.embedding_dim}
+
+    def token_ids(self, texts, max_length):
+        """Token ids of each text (no special tokens), truncated to ``max_length``; never empty."""
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [(e.ids[:max_length] or [0]) for e in encodings]
+
+    def collate(self, rows):
+        """Pad lists of token ids into ``{input_ids, attention_mask}``."""
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.float32)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1.0
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
     def tokenize(self, texts, max_length):
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        rows = [(e.ids[:max_length] or [0]) for e in encodings]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.float32)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1.0
-        return {"input_ids": ids.clamp(max=self.embedding.num_embeddings - 1), "attention_mask": mask}
+        return self.collate(self.token_ids(texts, max_length))
+
+    def restrict_vocabulary(self, token_ids):
+        """Keep only the embedding rows of ``token_ids`` (those that occur in the run's texts).
+
+        WordLlama's vocabulary has 128k tokens: a dense AdamW step and a checkpoint of the
+        full 33M-parameter table cost far more than the few thousand rows a corpus uses.
+        Tokens outside the kept set map to an extra row that is masked out of the mean.
+        """
+        keep = torch.as_tensor(sorted(set(int(t) for t in token_ids)), dtype=torch.long)
+        vocabulary = self.embedding.num_embeddings if not hasattr(self, "id_map") else self.id_map.numel()
+        weight = self.embedding.weight.data
+        source = keep if not hasattr(self, "id_map") else self.id_map[keep]
+        table = torch.cat([weight[source], torch.zeros(1, weight.shape[1])])
+        id_map = torch.full((vocabulary,), len(keep), dtype=torch.long)
+        id_map[keep] = torch.arange(len(keep))
+        self.embedding = nn.Embedding.from_pretrained(table, freeze=False)
+        self.register_buffer("id_map", id_map)
+        return self
 
     def forward(self, batch):
         device = self.embedding.weight.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if hasattr(self, "id_map"):
+            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+            mask = mask * (ids != self.embedding.num_embeddings - 1)
+        else:
+            ids = ids.clamp(max=self.embedding.num_embeddings - 1)
         pooled = (self.embedding(ids) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
@@ -256,11 +298,15 @@ class SentenceTransformerEncoder:
 
 
 def build_encoder(spec: dict, cache_dir=None):
-    """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``."""
+    """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
+
+    ``hf`` specs may add ``inference_dtype: bf16`` (or ``fp16``) to encode under autocast
+    (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not bit-identical to float32)."""
     kind, model = spec.get("kind"), spec.get("model")
     if kind == "hf":
         return TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),
-                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir,
+                                            inference_dtype=spec.get("inference_dtype"))
     if kind == "sentence_transformers":
         return SentenceTransformerEncoder(resolve_model(model, cache_dir), normalize=spec.get("normalize", True))
     if kind == "onnx":
