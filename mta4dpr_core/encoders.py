@@ -30,6 +30,19 @@ POOLINGS = ("cls", "mean", "cls_last3")
 INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+_TOKEN_CACHE: dict = {}
+
+
+def _texts_key(texts):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
 def _progress_disabled():
     return os.environ.get("MTA4DPR_PROGRESS", "1") == "0"
 
@@ -236,12 +249,23 @@ class StaticEncoder(nn.Module):
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def encode(self, texts, max_length=256, batch_size=512, desc="encode"):
+        """Token ids are cached per (tokenizer, max length, texts): a run re-encodes the same
+        corpora after every iteration, and only the embedding table changes."""
+        texts = list(texts)
+        key = (self.name, max_length, _texts_key(texts))
+        rows = _TOKEN_CACHE.get(key)
+        if rows is None:
+            rows = self.token_ids(texts, max_length)
+            _TOKEN_CACHE.clear() if len(_TOKEN_CACHE) > 8 else None
+            _TOKEN_CACHE[key] = rows
         was_training = self.training
         self.eval()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).cpu().numpy(), texts, batch_size, desc)
+            for idx in length_sorted_batches(texts, batch_size):
+                out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
         self.train(was_training)
-        return result
+        return out
 
 
 class OnnxEncoder:

@@ -98,10 +98,16 @@ class DenseScorer(Scorer):
         return self
 
     def encode_queries(self, query_texts):
-        key = texts_digest(query_texts)
-        if key not in self._query_cache:
-            self._query_cache[key] = self._encode_cached(list(query_texts), self.max_query_length, f"{self.name}: queries")
-        return self._query_cache[key]
+        """Query vectors, cached per text: a later call with another list (a subset, the
+        mined queries of the next iteration) encodes only the texts never seen."""
+        texts = list(query_texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
+        if missing:
+            vectors = self._encode_cached(missing, self.max_query_length, f"{self.name}: queries")
+            self._query_cache.update(zip(missing, vectors))
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._query_cache[t] for t in texts])
 
     def search(self, query_ids, query_texts, k):
         return exact_search(self.encode_queries(query_texts), k=k, index=self.index)
@@ -116,8 +122,9 @@ class DenseScorer(Scorer):
 class BM25Scorer(Scorer):
     """BM25 through bm25s (English stopwords, Snowball stemmer)."""
 
-    def __init__(self, name="bm25", k1=0.9, b=0.4, temperature=1.0):
+    def __init__(self, name="bm25", k1=0.9, b=0.4, temperature=1.0, cache_bytes=512 << 20):
         self.name, self.k1, self.b, self.temperature = name, k1, b, temperature
+        self.cache_bytes = cache_bytes  # bound of the per-query full-score cache
         self._full = {}
 
     def _tokenize(self, texts):
@@ -130,6 +137,7 @@ class BM25Scorer(Scorer):
         import bm25s
 
         self.corpus = corpus
+        self._full = {}
         self.retriever = bm25s.BM25(k1=self.k1, b=self.b)
         self.retriever.index(self._tokenize(corpus.texts), show_progress=False)
         return self
@@ -138,12 +146,18 @@ class BM25Scorer(Scorer):
         import bm25s
         import Stemmer
 
-        key = texts_digest(query_texts)
-        if key not in self._full:
-            tokens = bm25s.tokenize(list(query_texts), stopwords="en", stemmer=Stemmer.Stemmer("english"),
-                                    show_progress=False, return_ids=False)
-            self._full = {key: np.stack([self.retriever.get_scores(t).astype(np.float32) for t in tokens])}
-        return self._full[key]
+        texts = list(query_texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._full]
+        if missing:
+            tokens = bm25s.tokenize(missing, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False, return_ids=False)
+            for text, query_tokens in zip(missing, tokens):
+                self._full[text] = self.retriever.get_scores(query_tokens).astype(np.float32)
+        out = np.stack([self._full[t] for t in texts]) if texts else np.zeros((0, len(self.corpus)), np.float32)
+        # per-text rows, oldest dropped beyond the memory bound (but never this call's)
+        limit = max(len(set(texts)), int(self.cache_bytes // (4 * max(1, len(self.corpus)))))
+        while len(self._full) > limit:
+            self._full.pop(next(iter(self._full)))
+        return out
 
     def search(self, query_ids, query_texts, k):
         full = self.full_scores(query_texts)
@@ -217,15 +231,22 @@ class EnsembleScorer(Scorer):
             member.prepare(corpus)
         rng = np.random.default_rng(0)
         self.sample = np.sort(rng.choice(len(corpus), size=min(self.sample_size, len(corpus)), replace=False))
+        self._stats = {}  # the sample changed
         return self
 
     def _member_stats(self, member_index, query_ids, query_texts):
-        key = (member_index, texts_digest(query_texts))
-        if key not in self._stats:
-            sample = np.broadcast_to(self.sample, (len(query_texts), len(self.sample)))
-            values = self.members[member_index].score(query_ids, query_texts, np.ascontiguousarray(sample))
-            self._stats[key] = (values.mean(1, keepdims=True), values.std(1, keepdims=True).clip(min=1e-6))
-        return self._stats[key]
+        """Each query's (mean, std) under member ``member_index``, cached per (query id, text)."""
+        cache = self._stats.setdefault(member_index, {})
+        keys = list(zip(query_ids, query_texts))
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if missing:
+            sample = np.broadcast_to(self.sample, (len(missing), len(self.sample)))
+            values = self.members[member_index].score([k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample))
+            for key, mean, std in zip(missing, values.mean(1), values.std(1).clip(min=1e-6)):
+                cache[key] = (mean, std)
+        mean = np.array([cache[k][0] for k in keys], dtype=np.float32).reshape(-1, 1)
+        std = np.array([cache[k][1] for k in keys], dtype=np.float32).reshape(-1, 1)
+        return mean, std
 
     def score(self, query_ids, query_texts, doc_idx):
         total = np.zeros(doc_idx.shape, dtype=np.float32)

@@ -1,0 +1,146 @@
+"""One distillation training step: our train_student against a sentence-transformers step.
+
+Same student (all-MiniLM-L6-v2, mean pooling + L2 norm, float32, AdamW), same
+batch: 16 queries x 8 passages (1 positive + 7 negatives) from SciFact train,
+query length 32, passage length 144. The batches are the ones ``train_student``
+samples (same seed), so both sides see exactly the same texts.
+
+- ours: ``mta4dpr_core.training.train_student`` on a TrainingData over SciFact
+  train (random hard-negative lists, synthetic teacher and 4 assistants' scores):
+  sampling, per-batch assistant selection (KL over 15 candidates), tokenisation,
+  forward, MTA4DPR loss (contrastive with in-batch negatives + KL to teacher + KL
+  to assistant), backward, AdamW step. ``step_seconds`` from its record.
+- sentence-transformers: ``SentenceTransformer`` + ``losses.DistillKLDivLoss`` on
+  (query, positive, negative_1..7) columns with the teacher scores as labels:
+  tokenisation (``model.tokenize``), forward through the loss (ST merges the
+  candidate columns into one forward pass), backward, ``torch.optim.AdamW`` step.
+
+The two alternate in rounds (the cores are shared); the first step of the first
+round is a warm-up and is not counted. Reported: median seconds per step, queries/s.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from common import machine, median, noise_note, quiet_transformers, scifact_dir, write_json
+
+
+def synthetic_training_data(split, corpus, width=31, assistants=4, seed=0):
+    """A TrainingData over ``split``: its positives first, random negatives, random scores."""
+    from mta4dpr_core.construction import TrainingData
+
+    rng = np.random.default_rng(seed)
+    positives = split.positives(corpus)
+    rows = [i for i, p in enumerate(positives) if p]
+    n = len(rows)
+    candidates = rng.integers(0, len(corpus), size=(n, width), dtype=np.int64)
+    is_positive = np.zeros((n, width), bool)
+    for r, i in enumerate(rows):
+        candidates[r, 0] = positives[i][0]
+        is_positive[r, 0] = True
+    return TrainingData(list(split.query_ids), list(split.query_texts), np.asarray(rows, np.int64), candidates, is_positive,
+                        rng.normal(size=(n, width)).astype(np.float32) * 3,
+                        rng.normal(size=(assistants, n, width)).astype(np.float32), [f"a{i}" for i in range(assistants)],
+                        np.zeros(n, np.int8))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=16)
+    parser.add_argument("--passages", type=int, default=8, help="per query: 1 positive + (passages - 1) negatives")
+    parser.add_argument("--query-length", type=int, default=32)
+    parser.add_argument("--passage-length", type=int, default=144)
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round (round 0 adds one warm-up step)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    quiet_transformers()
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
+
+    from mta4dpr_core.data import load_collection
+    from mta4dpr_core.encoders import TransformerEncoder
+    from mta4dpr_core.models import resolve_model
+    from mta4dpr_core.training import TrainConfig, sample_batch, train_student
+
+    info = machine()
+    collection = load_collection(scifact_dir(), splits=["train"])
+    corpus, split = collection.corpus, collection.splits["train"]
+    data = synthetic_training_data(split, corpus)
+    resolved = resolve_model("all-MiniLM-L6-v2")
+    def config(round_number):
+        steps = args.steps + (1 if round_number == 0 else 0)
+        return TrainConfig(steps=steps, queries_per_batch=args.queries, negatives_per_query=args.passages - 1, learning_rate=3e-5,
+                           warmup_steps=1, max_query_length=args.query_length, max_passage_length=args.passage_length,
+                           checkpoint_every=0, assistant_temperatures=[1.0] * 4, seed=100 + round_number)
+
+    torch.manual_seed(0)
+    ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True)
+    theirs = SentenceTransformer(str(resolved.path), device="cpu")
+    loss_fn = DistillKLDivLoss(theirs)
+    optimizer = torch.optim.AdamW(theirs.parameters(), lr=3e-5, weight_decay=0.01)
+
+    def theirs_round(round_number):
+        cfg, times = config(round_number), []
+        theirs.train()
+        for step in range(cfg.steps):
+            start = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, 1, step])  # the batch train_student draws at this step
+            batch_rows, columns = sample_batch(data, np.arange(len(data)), cfg, rng)
+            queries = [data.query_texts[data.query_rows[r]] for r in batch_rows]
+            docs = np.take_along_axis(data.candidates[batch_rows], columns, 1)
+            labels = torch.tensor(np.take_along_axis(data.teacher_scores[batch_rows], columns, 1))
+            theirs.max_seq_length = args.query_length
+            features = [theirs.tokenize(queries)]
+            theirs.max_seq_length = args.passage_length
+            features += [theirs.tokenize([corpus.texts[d] for d in docs[:, j]]) for j in range(docs.shape[1])]
+            loss = loss_fn(features, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        return times[1:] if round_number == 0 else times
+
+    def ours_round(round_number):
+        record = train_student(ours, data, corpus.texts, config(round_number))
+        record = record[1:] if round_number == 0 else record
+        return [r["step_seconds"] for r in record], record
+
+    ours_times, theirs_times, select_times = [], [], []
+    for round_number in range(args.rounds):
+        if round_number % 2 == 0:
+            times, record = ours_round(round_number)
+            ours_times += times
+            theirs_times += theirs_round(round_number)
+        else:
+            theirs_times += theirs_round(round_number)
+            times, record = ours_round(round_number)
+            ours_times += times
+        select_times += [r["select_seconds"] for r in record]
+
+    ours_step, theirs_step = median(ours_times), median(theirs_times)
+    result = {"machine": info, "queries": args.queries, "passages_per_query": args.passages,
+              "lengths": [args.query_length, args.passage_length], "ours_step_seconds": ours_times,
+              "sentence_transformers_step_seconds": theirs_times, "ours_median": ours_step, "sentence_transformers_median": theirs_step,
+              "ours_queries_per_second": args.queries / ours_step, "sentence_transformers_queries_per_second": args.queries / theirs_step,
+              "speedup": theirs_step / ours_step, "ours_select_seconds_median": median(select_times)}
+    lines = ["### Training step (all-MiniLM-L6-v2 student, float32, AdamW)", "",
+             f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
+             f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
+             f"{args.steps} timed steps each (+1 warm-up step in the first).", "",
+             "| trainer | median s/step | queries/s |", "|---|---|---|",
+             f"| ours: train_student (MTA4DPR loss, selection over 15 candidates) | {ours_step:.2f} | {args.queries / ours_step:.2f} |",
+             f"| sentence-transformers + DistillKLDivLoss | {theirs_step:.2f} | {args.queries / theirs_step:.2f} |", "",
+             f"- speed-up: **{result['speedup']:.2f}x** (goal >= 1.0x)",
+             f"- {noise_note(info)}"]
+    print("\n".join(lines))
+    write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
