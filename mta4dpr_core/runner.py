@@ -85,6 +85,11 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     return timings
 
 
+def one_line(message) -> str:
+    """A multi-line message (e.g. ModelNotFoundError's list of places tried) as one line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="mini", help="name of params/<profile>.yaml, or a path to a YAML file")
@@ -97,12 +102,12 @@ def main(argv=None):
     try:
         run_profile(path, args.only, notebooks=not args.no_notebooks, force=args.force)
     except Mta4dprError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except Exception as error:  # papermill wraps notebook errors; show the cause, not a traceback
         name = type(error).__name__
         if name == "PapermillExecutionError":
-            print(f"error: a notebook failed: {getattr(error, 'ename', '')}: {getattr(error, 'evalue', error)}", file=sys.stderr)
+            print(f"error: a notebook failed: {getattr(error, 'ename', '')}: {one_line(getattr(error, 'evalue', error))}", file=sys.stderr)
             return 1
         raise
     return 0
