@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,19 @@ def _open_text(path: Path):
     return open(path, "rb")
 
 
+def _lines(path: Path):
+    """Yield (line number, raw bytes); a corrupt or truncated gzip stream is a DataError naming
+    the line being read when it failed (zlib.error is not an OSError, so it is caught by name)."""
+    line_no = 0
+    try:
+        with _open_text(path) as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                yield line_no, raw
+    except (EOFError, OSError, zlib.error) as error:
+        what = "corrupt or truncated gzip data" if path.suffix == ".gz" else "cannot read file"
+        raise DataError(path, f"{what} ({error})", line_no + 1) from None
+
+
 def _decode(raw: bytes, path, line_no):
     try:
         return raw.decode("utf-8")
@@ -84,21 +98,17 @@ def read_jsonl(path):
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file does not exist")
-    with _open_text(path) as handle:
+    for line_no, raw in _lines(path):
+        text = _decode(raw, path, line_no).strip()
+        if not text:
+            continue
         try:
-            for line_no, raw in enumerate(handle, start=1):
-                text = _decode(raw, path, line_no).strip()
-                if not text:
-                    continue
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line_no) from None
-                if not isinstance(obj, dict):
-                    raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line_no)
-                yield line_no, obj
-        except (EOFError, OSError, gzip.BadGzipFile) as error:
-            raise DataError(path, f"cannot read compressed file ({error})") from None
+            obj = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line_no) from None
+        if not isinstance(obj, dict):
+            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line_no)
+        yield line_no, obj
 
 
 def read_tsv(path, columns, header_first=None, allow=None):
@@ -107,17 +117,16 @@ def read_tsv(path, columns, header_first=None, allow=None):
     if not path.exists():
         raise DataError(path, "file does not exist")
     allowed = set(allow or [columns])
-    with _open_text(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            text = _decode(raw, path, line_no).rstrip("\r\n")
-            if not text.strip():
-                continue
-            fields = text.split("\t") if "\t" in text else text.split()
-            if line_no == 1 and header_first and fields[0] == header_first:
-                continue
-            if len(fields) not in allowed:
-                raise DataError(path, f"expected {' or '.join(map(str, sorted(allowed)))} tab-separated columns, got {len(fields)}", line_no)
-            yield line_no, fields
+    for line_no, raw in _lines(path):
+        text = _decode(raw, path, line_no).rstrip("\r\n")
+        if not text.strip():
+            continue
+        fields = text.split("\t") if "\t" in text else text.split()
+        if line_no == 1 and header_first and fields[0] == header_first:
+            continue
+        if len(fields) not in allowed:
+            raise DataError(path, f"expected {' or '.join(map(str, sorted(allowed)))} tab-separated columns, got {len(fields)}", line_no)
+        yield line_no, fields
 
 
 def _require_id(obj, path, line_no):

@@ -121,7 +121,9 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
             history, selections = state["history"], state["selections"]
             names = state["pool"]
             by_name = {a.name: a for a in setup.assistants}
-            pool = [by_name.get(n) or setup.student_scorer(_load_snapshot(setup, run_dir, n, student_spec), n, f"{run_key}-{n}") for n in names]
+            # a student in the pool keeps the pair-score cache name it had when it joined (``{run_key}-<iteration>``)
+            pool = [by_name.get(n) or setup.student_scorer(_load_snapshot(setup, run_dir, n, student_spec), n,
+                                                           f"{run_key}-{n.rsplit('@', 1)[-1]}") for n in names]
             previous = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
             start = iteration + 1
             break

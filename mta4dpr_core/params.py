@@ -100,6 +100,56 @@ CHOICES = {
 }
 
 
+# Model spec kinds (``scorers.build_scorer`` / ``experiment.build_student``); dense kinds need a `model`.
+SCORER_KINDS = {"hf", "sentence_transformers", "onnx", "static", "bm25", "run", "ensemble", "cross_encoder"}
+STUDENT_KINDS = {"static", "hf"}
+NEEDS_MODEL = {"hf", "sentence_transformers", "onnx", "cross_encoder"}
+DATA_LIMITS = ("max_train_queries", "max_test_queries", "max_corpus", "max_extra_test_queries")
+
+
+def _choice_error(key, value, allowed, source):
+    close = difflib.get_close_matches(str(value), sorted(allowed), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ParamsError(key, f"must be one of {sorted(allowed)}, got {value!r}{hint}", source)
+
+
+def _check_dataset_spec(key, spec, source):
+    """``<collection>/<split>`` (e.g. ``scifact/train``) or ``ir_datasets:<id>``."""
+    if not isinstance(spec, str):
+        raise ParamsError(key, f"expected a dataset spec like 'scifact/train', got {spec!r} ({_type_name(spec)})", source)
+    if spec.startswith("ir_datasets:"):
+        if not spec.split(":", 1)[1].strip():
+            raise ParamsError(key, f"dataset spec {spec!r} names no ir_datasets id", source)
+        return
+    collection, _, split = spec.rpartition("/")
+    if not collection.strip() or not split.strip():
+        raise ParamsError(key, f"dataset spec {spec!r} must look like '<collection>/<split>', e.g. 'scifact/train'", source)
+
+
+def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
+    if not isinstance(spec, dict):
+        raise ParamsError(key, f"expected a model spec mapping, got {spec!r} ({_type_name(spec)})", source)
+    kind = spec.get("kind")
+    if kind not in kinds:
+        raise _choice_error(f"{key}.kind", kind, kinds, source)
+    model = spec.get("model")
+    if (kind in NEEDS_MODEL or "model" in spec) and not (isinstance(model, str) and model.strip()):
+        raise ParamsError(f"{key}.model", f"a `{kind}` model spec needs `model` (a model name or local path), got {model!r}", source)
+    if kind == "ensemble":
+        members = spec.get("members")
+        if not isinstance(members, list) or not members:
+            raise ParamsError(f"{key}.members", "an ensemble needs a non-empty list of member specs", source)
+        for index, member in enumerate(members):
+            _check_model_spec(f"{key}.members[{index}]", member, source)
+        weights = spec.get("weights")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)):
+            raise ParamsError(f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source)
+    if kind == "cross_encoder" and spec.get("first_stage") is not None:
+        _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
+    if kind == "run" and not isinstance(spec.get("paths"), list):
+        raise ParamsError(f"{key}.paths", "a `run` spec needs `paths`: a list of TREC run files", source)
+
+
 def _type_name(value):
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
@@ -169,16 +219,25 @@ def validate(params: dict, source=None) -> dict:
     for key, allowed in CHOICES.items():
         value = _get(params, key)
         if value not in allowed:
-            close = difflib.get_close_matches(str(value), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ParamsError(key, f"must be one of {sorted(allowed)}, got {value!r}{hint}", source)
+            raise _choice_error(key, value, allowed, source)
     loss = params["loss"]
     if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
-    if not 0 <= params["construction"]["eval_fraction"] < 1:
-        raise ParamsError("construction.eval_fraction", "must be in [0, 1)", source)
+    fraction = params["construction"]["eval_fraction"]
+    if not 0 <= fraction < 1:
+        raise ParamsError("construction.eval_fraction", f"must be in [0, 1), got {fraction!r}", source)
     if not 0 < params["selection"]["rbo_p"] < 1:
-        raise ParamsError("selection.rbo_p", "must be in (0, 1)", source)
+        raise ParamsError("selection.rbo_p", f"must be in (0, 1), got {params['selection']['rbo_p']!r}", source)
+    data = params["data"]
+    if not isinstance(data["extra_test"], list):
+        raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)
+    for key, spec in [("data.train", data["train"]), ("data.test", data["test"])] + \
+            [(f"data.extra_test[{i}]", spec) for i, spec in enumerate(data["extra_test"])]:
+        _check_dataset_spec(key, spec, source)
+    for name in DATA_LIMITS:
+        value = data[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ParamsError(f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source)
     if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
         raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
     assistants = params["models"]["assistants"]
@@ -195,6 +254,11 @@ def validate(params: dict, source=None) -> dict:
     for index, spec in enumerate(assistants):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ParamsError(f"models.assistants[{index}]", "each assistant needs a mapping with a `name`", source)
+        _check_model_spec(f"models.assistants[{index}]", spec, source)
+    if params["models"]["teacher"]:
+        _check_model_spec("models.teacher", params["models"]["teacher"], source)
+    if params["models"]["student"]:
+        _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
     names = [spec["name"] for spec in assistants]
     if len(set(names)) != len(names):
         raise ParamsError("models.assistants", f"assistant names must be unique, got {names}", source)
@@ -210,14 +274,21 @@ def from_mapping(given: dict, source=None) -> dict:
 def load_params(path) -> dict:
     """Load and validate one YAML profile; errors name the file and the key (or YAML line)."""
     path = Path(path)
-    if not path.exists():
-        raise ParamsError("<file>", "params file does not exist", str(path))
+    if not path.is_file():
+        raise ParamsError("<file>", "params file does not exist" if not path.exists() else "not a file", str(path))
+    raw = path.read_bytes()
     try:
-        given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ParamsError("<file>", f"not valid UTF-8 (byte {raw[error.start:error.start + 1]!r})", f"{path}:{line}") from None
+    try:
+        given = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ParamsError("<yaml>", f"not valid YAML{line}: {getattr(error, 'problem', error)}", str(path)) from None
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ParamsError("<yaml>", f"not valid YAML{line}: {problem}", f"{path}{line}") from None
     return from_mapping(given, source=str(path))
 
 

@@ -189,6 +189,9 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
     for step in range(start, config.steps):
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, iteration, step])
+        # torch's RNG (dropout) is seeded per step too, so a run resumed from a checkpoint (or a
+        # finished iteration) draws the same masks as an uninterrupted one
+        torch.manual_seed(int(np.random.default_rng([config.seed, iteration, step, rank, 1]).integers(2**62)))
         batch_rows, columns = sample_batch(data, train_rows, config, rng)
         teacher_logits, candidates = batch_distributions(data, batch_rows, columns, config)
         t_select = time.perf_counter()
