@@ -219,33 +219,58 @@ class StaticEncoder(nn.Module):
     def tokenize(self, texts, max_length):
         return self.collate(self.token_ids(texts, max_length))
 
-    def restrict_vocabulary(self, token_ids):
-        """Keep only the embedding rows of ``token_ids`` (those that occur in the run's texts).
+    def restrict_vocabulary(self, trainable_ids, frozen_ids=()):
+        """Keep only the embedding rows a run uses: ``trainable_ids`` (tokens of the training
+        queries and passages) as a sparse, trainable table, ``frozen_ids`` (tokens seen only at
+        evaluation) as a frozen buffer, everything else as a masked-out unknown row.
 
-        WordLlama's vocabulary has 128k tokens: a dense AdamW step and a checkpoint of the
-        full 33M-parameter table cost far more than the few thousand rows a corpus uses.
-        Tokens outside the kept set map to an extra row that is masked out of the mean.
+        WordLlama's vocabulary has 128k tokens: a dense AdamW step and a checkpoint of the full
+        33M-parameter table cost far more than the rows a corpus uses. Rows never seen in
+        training would get no gradient anyway, so freezing them changes nothing.
         """
-        keep = torch.as_tensor(sorted(set(int(t) for t in token_ids)), dtype=torch.long)
-        vocabulary = self.embedding.num_embeddings if not hasattr(self, "id_map") else self.id_map.numel()
-        weight = self.embedding.weight.data
-        source = keep if not hasattr(self, "id_map") else self.id_map[keep]
-        table = torch.cat([weight[source], torch.zeros(1, weight.shape[1])])
-        id_map = torch.full((vocabulary,), len(keep), dtype=torch.long)
-        id_map[keep] = torch.arange(len(keep))
-        self.embedding = nn.Embedding.from_pretrained(table, freeze=False)
+        original = self.id_map.numel() if hasattr(self, "id_map") else self.embedding.num_embeddings
+        weight = self.full_table() if hasattr(self, "id_map") else self.embedding.weight.data
+        trainable = sorted({int(t) for t in trainable_ids if 0 <= int(t) < original})
+        frozen = sorted({int(t) for t in frozen_ids if 0 <= int(t) < original} - set(trainable))
+        id_map = torch.full((original,), len(trainable) + len(frozen), dtype=torch.long)
+        id_map[torch.as_tensor(trainable, dtype=torch.long)] = torch.arange(len(trainable))
+        if frozen:
+            id_map[torch.as_tensor(frozen, dtype=torch.long)] = len(trainable) + torch.arange(len(frozen))
+        self.embedding = nn.Embedding.from_pretrained(weight[torch.as_tensor(trainable, dtype=torch.long)].clone(), freeze=False, sparse=True)
+        frozen_rows = weight[torch.as_tensor(frozen, dtype=torch.long)] if frozen else weight[:0]
+        self.register_buffer("frozen_table", torch.cat([frozen_rows, torch.zeros(1, weight.shape[1])]).clone())
         self.register_buffer("id_map", id_map)
         return self
+
+    def full_table(self):
+        """The embedding of every original token id (unknown ids get zeros)."""
+        table = torch.cat([self.embedding.weight.data, self.frozen_table])
+        return table[self.id_map]
+
+    def sparse_parameters(self):
+        return [self.embedding.weight] if self.embedding.sparse else []
+
+    def _lookup(self, ids):
+        if not hasattr(self, "id_map"):
+            return self.embedding(ids.clamp(max=self.embedding.num_embeddings - 1)), None
+        mapped = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+        count = self.embedding.num_embeddings
+        flat = mapped.reshape(-1)
+        out = torch.empty(flat.shape[0], self.embedding.embedding_dim, device=flat.device, dtype=self.embedding.weight.dtype)
+        trainable = (flat < count).nonzero().squeeze(1)
+        other = (flat >= count).nonzero().squeeze(1)
+        out[trainable] = self.embedding(flat[trainable])
+        out[other] = self.frozen_table[flat[other] - count]
+        known = mapped != count + self.frozen_table.shape[0] - 1
+        return out.view(*mapped.shape, -1), known
 
     def forward(self, batch):
         device = self.embedding.weight.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        if hasattr(self, "id_map"):
-            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
-            mask = mask * (ids != self.embedding.num_embeddings - 1)
-        else:
-            ids = ids.clamp(max=self.embedding.num_embeddings - 1)
-        pooled = (self.embedding(ids) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        vectors, known = self._lookup(ids)
+        if known is not None:
+            mask = mask * known
+        pooled = (vectors * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def encode(self, texts, max_length=256, batch_size=512, desc="encode"):

@@ -123,25 +123,31 @@ class Setup:
         spec = spec or self.params["models"]["student"]
         student = build_student(spec, self.cache_dir, seed)
         if hasattr(student, "restrict_vocabulary") and spec.get("restrict_vocabulary", True):
-            student.restrict_vocabulary(self.vocabulary(student, spec.get("model", "wordllama")))
+            trainable, frozen = self.vocabulary(student, spec.get("model", "wordllama"))
+            student.restrict_vocabulary(trainable, frozen)
         return student
 
-    def all_texts(self):
-        """Every text the student will ever encode in this setup (corpora and queries)."""
-        texts = list(self.collection.corpus.texts) + list(self.train.query_texts) + list(self.test.query_texts)
+    def training_texts(self):
+        return list(self.collection.corpus.texts) + list(self.train.query_texts)
+
+    def evaluation_texts(self):
+        texts = list(self.test.query_texts)
         for collection, split in self.extra_tests.values():
             texts += list(collection.corpus.texts) + list(split.query_texts)
         return texts
 
     def vocabulary(self, student, key):
-        """Token ids used by :meth:`all_texts` under ``student``'s tokenizer (computed once)."""
+        """Token ids of the training texts and of the evaluation-only texts (computed once)."""
         if not hasattr(self, "_vocabularies"):
             self._vocabularies = {}
         if key not in self._vocabularies:
-            used = set()
-            for row in student.token_ids(self.all_texts(), max_length=10_000):
-                used.update(row)
-            self._vocabularies[key] = sorted(used)
+            sets = []
+            for texts in (self.training_texts(), self.evaluation_texts()):
+                used = set()
+                for row in student.token_ids(texts, max_length=10_000):
+                    used.update(row)
+                sets.append(sorted(used))
+            self._vocabularies[key] = tuple(sets)
         return self._vocabularies[key]
 
     def student_scorer(self, student, name, cache_name=None):

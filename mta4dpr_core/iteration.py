@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import logging
 import time
 from pathlib import Path
@@ -169,6 +170,8 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
         previous = student_scorer
         save_torch(iteration_dir / "state.pt", {"model": student.state_dict(), "history": history, "selections": selections,
                                                 "pool": [a.name for a in pool]})
+        # the finished iteration is stored: its mid-training checkpoints are no longer needed
+        shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
 
     result = {"variant": variant, "seed": seed, "assistants": [a.name for a in (
         [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants)],

@@ -147,8 +147,63 @@ class Tokenized:
         return self.encoder.collate([self.cache[int(i)] for i in indices])
 
 
+class StudentOptimizer:
+    """AdamW (with linear warm-up and decay) for dense parameters; SparseAdam, i.e. lazy Adam,
+    for sparse embedding tables (the static student), which only updates the rows a batch
+    touches. SparseAdam has no weight decay."""
+
+    def __init__(self, student, config: TrainConfig):
+        sparse = list(getattr(student, "sparse_parameters", lambda: [])())
+        sparse_ids = {id(p) for p in sparse}
+        dense = [p for p in student.parameters() if p.requires_grad and id(p) not in sparse_ids]
+        self.optimizers = []
+        if dense:
+            self.optimizers.append(torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay))
+        if sparse:
+            if config.weight_decay:
+                log.warning("weight decay is not applied to sparse embedding tables (SparseAdam)")
+            self.optimizers.append(torch.optim.SparseAdam(sparse, lr=config.learning_rate))
+        warmup, steps = max(1, config.warmup_steps), config.steps
+        schedule = lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))  # noqa: E731
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self.optimizers]
+
+    def zero_grad(self, set_to_none=True):
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+            optimizer.step()
+            scheduler.step()
+
+    def state_dict(self):
+        return {"optimizers": [o.state_dict() for o in self.optimizers], "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_state_dict(self, state):
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+
+
 def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0):
     """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant)."""
+    threads = torch.get_num_threads()
+    if device_is_cpu() and getattr(student, "sparse_parameters", lambda: [])():
+        # a static student's ops are tiny: intra-op threads only add synchronisation (on a busy
+        # 2-core machine a 8x40 log_softmax took 4 ms with 2 threads and 3 us with 1)
+        torch.set_num_threads(1)
+    try:
+        return _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def device_is_cpu():
+    return not torch.cuda.is_available()
+
+
+def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every):
     rank, world = _world()
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     student.to(device)
@@ -157,11 +212,7 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
         # find_unused_parameters: e.g. BERT's pooler gets no gradient (its grad stays None, as in one process)
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                           find_unused_parameters=True)
-    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    warmup = max(1, config.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (config.steps - s) / max(1, config.steps - warmup))))
+    optimizer = StudentOptimizer(student, config)
     loss_fn = MTA4DPRLoss(config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
     if config.amp == "auto":
@@ -174,7 +225,6 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
         if state is not None and state.get("iteration") == iteration:
             student.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             start, record = state["step"], state["record"]
             log.info("resumed iteration %d from step %d", iteration, start)
 
@@ -226,7 +276,6 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
         optimizer.zero_grad(set_to_none=True)
         (terms["total"] * world).backward()
         optimizer.step()
-        scheduler.step()
         entry = {"step": step + 1, "assistant": int(chosen), "select_seconds": select_seconds,
                  "step_seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in terms.items()}}
         record.append(entry)
@@ -235,7 +284,7 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
         done = step + 1 == config.steps
         if checkpoint_dir is not None and rank == 0 and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
             save_torch(checkpoint_dir / "last.pt", {"iteration": iteration, "step": step + 1, "model": student.state_dict(),
-                                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                                     "optimizer": optimizer.state_dict(),
                                                      "record": record})
     student.eval()
     return record
