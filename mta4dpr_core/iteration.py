@@ -99,7 +99,9 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     pool = [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else list(setup.assistants)
     if len(pool) < 2:
         params["fusion"]["enabled"] = False
-    run_key = content_hash(params, seed, [a.name for a in pool], student_spec, variant)
+    # the study and output sections do not change a run: leave them out of its key
+    relevant = {key: value for key, value in params.items() if key not in ("study", "output", "profile")}
+    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant)
     run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
     result_path = run_dir / "result.json"
     if result_path.exists():
