@@ -61,6 +61,15 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
+def texts_digest(texts) -> str:
+    """sha256 over texts, each followed by a NUL byte (so ["ab"] and ["a", "b"] differ)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
 def content_hash(*parts) -> str:
     """A short, stable hash of JSON-serialisable parts (model ids, params, text digests)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")

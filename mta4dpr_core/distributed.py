@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .atomic import atomic_write_json, load_array, save_array, sha256_file
+from .atomic import atomic_write_json, load_array, save_array, sha256_file, texts_digest
 from .errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,6 @@ def shard_path(out_dir, shard_id: int, num_shards: int) -> Path:
     return Path(out_dir) / f"shard-{shard_id:05d}-of-{num_shards:05d}.npy"
 
 
-def _texts_digest(texts) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
-
-
 def _identity(encoder) -> dict:
     identity = getattr(encoder, "identity", None)
     return identity() if callable(identity) else {"class": type(encoder).__name__}
@@ -162,7 +154,7 @@ def encode_corpus_sharded(encoder, texts, shard_id: int, num_shards: int, out_di
     path = shard_path(out_dir, shard_id, num_shards)
     part = texts[start:stop]
     expected = {"shard_id": shard_id, "num_shards": num_shards, "start": start, "stop": stop, "total": len(texts),
-                "texts_sha256": _texts_digest(part), "max_length": max_length, "encoder": _identity(encoder)}
+                "texts_sha256": texts_digest(part), "max_length": max_length, "encoder": _identity(encoder)}
     if not overwrite:
         meta = _read_shard_meta(path)
         if meta is not None and all(meta.get(k) == v for k, v in expected.items()) and path.exists():
@@ -216,7 +208,7 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
             raise CacheError(f"{path}: dimension {meta['dim']}, other shards have {dim}")
         if meta["rows"]:
             dim = meta["dim"]
-        if texts is not None and _texts_digest(texts[meta["start"]:meta["stop"]]) != meta["texts_sha256"]:
+        if texts is not None and texts_digest(texts[meta["start"]:meta["stop"]]) != meta["texts_sha256"]:
             raise CacheError(f"{path}: encodes different texts than given")
         sidecar = Path(str(path) + ".sha256")
         if not sidecar.exists() or sidecar.read_text().strip() != meta.get("sha256"):

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .atomic import texts_digest
 from .models import ResolvedModel, default_cache_dir, resolve_model
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,6 @@ INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 _TOKEN_CACHE: dict = {}
-
-
-def _texts_key(texts):
-    import hashlib
-
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 def _progress_disabled():
@@ -277,7 +268,7 @@ class StaticEncoder(nn.Module):
         """Token ids are cached per (tokenizer, max length, texts): a run re-encodes the same
         corpora after every iteration, and only the embedding table changes."""
         texts = list(texts)
-        key = (self.name, max_length, _texts_key(texts))
+        key = (self.name, max_length, texts_digest(texts))
         rows = _TOKEN_CACHE.get(key)
         if rows is None:
             rows = self.token_ids(texts, max_length)

@@ -44,7 +44,7 @@ class StudentScorer(DenseScorer):
 
     def cache_key(self, texts, max_length):
         from .atomic import content_hash
-        from .scorers import texts_digest
+        from .atomic import texts_digest
 
         return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
 

@@ -20,21 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import content_hash, save_array, try_load_array
+from .atomic import content_hash, save_array, texts_digest, try_load_array
 from .data import Corpus, load_trec_run
 from .encoders import build_encoder
 from .models import default_cache_dir
 from .search import build_index, exact_search
 
 log = logging.getLogger(__name__)
-
-
-def texts_digest(texts) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
 
 
 class Scorer:
