@@ -8,10 +8,13 @@ completion. Its results tables must equal the uninterrupted run's byte for byte 
 columns excepted) and every MTA4DPR run's history must be bit-identical (timings and pair-score
 cache bookkeeping excepted).
 
-Kill points (deterministic: the first file matching a glob), in run order:
+Kill points (deterministic: the runner stops itself right after writing the first file matching a
+glob, then the test kills it), in run order:
 
-- ``pair_store``: notebook 01 saved its first pair-score store (the others may not be saved yet);
+- ``pair_store``: notebook 01 saved the teacher's pair-score store (the assistants' not yet);
 - ``training_checkpoint``: the first run's first training checkpoint (step 4 of 8, iteration 1);
+- ``torn_checkpoint``: that checkpoint's data renamed into place, its checksum not yet (resuming
+  must reject it and train the iteration again from step 0);
 - ``iteration_state``: the first run finished iteration 1 (its student replaced an assistant);
 - ``first_result``: the first run finished;
 - ``first_table``: notebook 03 wrote Table 5 (its other outputs not yet);
@@ -36,12 +39,13 @@ STAGES = ["01", "03", "04"]
 RUN = "runs/tiny/work/seed13"
 
 KILL_POINTS = [
-    pytest.param("runs/tiny/work/scores/teacher-*.npz", id="pair_store"),
-    pytest.param(f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt", id="training_checkpoint"),
-    pytest.param(f"{RUN}/*/iteration1/state.pt", id="iteration_state", marks=pytest.mark.slow),
+    pytest.param("runs/tiny/work/scores/teacher-*.npz.sha256", id="pair_store"),
+    pytest.param(f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt.sha256", id="training_checkpoint"),
+    pytest.param(f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt", id="torn_checkpoint", marks=pytest.mark.slow),
+    pytest.param(f"{RUN}/*/iteration1/state.pt.sha256", id="iteration_state", marks=pytest.mark.slow),
     pytest.param(f"{RUN}/*/result.json", id="first_result", marks=pytest.mark.slow),
     pytest.param("results/tiny/table5.csv", id="first_table", marks=pytest.mark.slow),
-    pytest.param(f"{RUN}/mta4dpr-*/iteration2/checkpoints/last.pt", id="second_iteration_checkpoint"),
+    pytest.param(f"{RUN}/mta4dpr-*/iteration2/checkpoints/last.pt.sha256", id="second_iteration_checkpoint"),
     pytest.param("runs/tiny/notebooks/03_selection_study.done.json", id="stage_marker", marks=pytest.mark.slow),
 ]
 
@@ -71,6 +75,8 @@ def test_the_uninterrupted_run_exercises_the_resume_paths(uninterrupted):
 def test_killed_and_resumed_run_gives_identical_results(marker, uninterrupted, tmp_path):
     hit = run_and_kill(tmp_path, STAGES, marker)
     assert hit.exists()
+    if hit.suffix == ".pt":  # the kill came between a checkpoint's data and its checksum
+        assert not hit.with_name(hit.name + ".sha256").exists()
     # it really was interrupted: the last stage never finished
     assert not (tmp_path / "runs" / "tiny" / "notebooks" / "04_training.done.json").exists()
     assert not (results_of(tmp_path) / "manifest.json").exists()

@@ -74,18 +74,55 @@ def run_to_completion(directory: Path, stages, timeout=600) -> float:
     return time.perf_counter() - started
 
 
+# The runner, with every atomic write checked against $MTA4DPR_TEST_STOP_AT (a glob relative to
+# $MTA4DPR_TEST_ROOT): right after the first matching file is renamed into place the process stops
+# itself (SIGSTOP), so the kill lands exactly there however busy the machine is, and a file that
+# lives only briefly (a mid-iteration checkpoint, removed once the iteration is stored) is not missed.
+STOPPING_RUNNER = """
+import fnmatch, os, runpy, signal, sys
+from pathlib import Path
+import mta4dpr_core.atomic as atomic
+root, pattern = Path(os.environ["MTA4DPR_TEST_ROOT"]).resolve(), os.environ["MTA4DPR_TEST_STOP_AT"]
+write = atomic.atomic_write_bytes
+def stopping_write(path, data):
+    result = write(path, data)
+    try:
+        relative = Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return result
+    if fnmatch.fnmatchcase(relative, pattern):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return result
+atomic.atomic_write_bytes = stopping_write
+sys.argv = ["mta4dpr_core.runner", *sys.argv[1:]]
+runpy.run_module("mta4dpr_core.runner", run_name="__main__", alter_sys=True)
+"""
+
+
+def _stopped(pid) -> bool:
+    """Whether ``pid`` is stopped (SIGSTOP); True where /proc is not available."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except OSError:
+        return True
+
+
 def run_and_kill(directory: Path, stages, marker: str, timeout=600) -> Path:
     """Start the runner, poll ``directory`` for ``marker`` (a glob), SIGKILL the whole process group as
-    soon as it matches; return the matching path. Fails if the run ends before the marker appears."""
+    soon as it matches; return the matching path. Fails if the run ends before the marker appears.
+    The runner stops itself right after writing the marker (see STOPPING_RUNNER), so the kill point
+    is exact."""
     profile = write_tiny_profile(directory)
     deadline = time.monotonic() + timeout
+    command = [sys.executable, "-c", STOPPING_RUNNER, *runner_command(profile, stages)[3:]]
+    env = {**runner_env(), "MTA4DPR_TEST_ROOT": str(directory), "MTA4DPR_TEST_STOP_AT": marker}
     with open(directory / "runner.log", "ab") as log:
-        process = subprocess.Popen(runner_command(profile, stages), cwd=REPO_ROOT, env=runner_env(), stdout=log, stderr=log,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         try:
             while time.monotonic() < deadline:
                 hits = sorted(directory.glob(marker))
-                if hits:
+                if hits and _stopped(process.pid):
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
                     return hits[0]
