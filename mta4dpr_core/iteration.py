@@ -92,7 +92,7 @@ def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_me
 
 
 def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: dict | None = None, assistant_subset=None,
-                student_spec=None, evaluate_test=True) -> dict:
+                student_spec=None, evaluate_test="all") -> dict:
     """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
     overrides = copy.deepcopy(VARIANTS.get(variant, {}) if overrides is None else overrides)
     params = deep_update(setup.params, overrides)
@@ -114,7 +114,8 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     eval_mask = split_eval_queries(len(split), construction["eval_fraction"], seed, construction["min_eval_queries"])
     metric = params["evaluation"]["metric"]
     history, selections, previous, start = [], [], None, 1
-    initial = setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init")) if evaluate_test else {}
+    # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"
+    initial = setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init")) if evaluate_test == "all" else {}
 
     # resume after the last finished iteration
     for iteration in range(params["iterations"]["count"], 0, -1):
@@ -165,7 +166,7 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
             "construction_seconds": construction_seconds, "training_seconds": training_seconds,
             "select_seconds": float(sum(r["select_seconds"] for r in record)), "final_loss": record[-1]["total"] if record else None,
         }
-        if evaluate_test:
+        if evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"]):
             entry["test"] = setup.evaluate_all(student_scorer)
         history.append(entry)
         log.info("seed %d %s iteration %d: eval %s %.4f, replaced %s", seed, variant, iteration, metric, student_eval, replaced)

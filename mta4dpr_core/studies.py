@@ -42,6 +42,10 @@ def _seeds(setup, limit=0):
 
 
 def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
+    """Runs of ``variant`` over seeds. The main run is evaluated on the test sets before training
+    and after every iteration (Tables 1 and 4); the others only after their last iteration."""
+    main = variant == "mta4dpr" and kwargs.get("assistant_subset") is None and kwargs.get("student_spec") is None
+    kwargs.setdefault("evaluate_test", "all" if main else "final")
     return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or _seeds(setup))]
 
 
