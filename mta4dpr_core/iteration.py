@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_json, content_hash, save_torch, try_load_torch
+from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 from .construction import TrainingData, build_training_data, split_eval_queries
 from .experiment import Setup, seed_everything
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -104,8 +104,9 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant)
     run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
     result_path = run_dir / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
+    stored = read_json(result_path)
+    if stored is not None:
+        return stored
 
     seed_everything(seed)
     student = setup.new_student(seed, student_spec)
@@ -121,7 +122,13 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     for iteration in range(params["iterations"]["count"], 0, -1):
         state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt")
         if state is not None:
-            student.load_state_dict(state["model"])
+            try:
+                student.load_state_dict(state["model"])
+            except RuntimeError as error:  # written by an incompatible student (code changed): start afresh
+                log.warning("%s: stored iteration %d does not fit this student, rerunning the run (%s)",
+                            run_dir, iteration, str(error).splitlines()[0])
+                student = setup.new_student(seed, student_spec)
+                break
             history, selections = state["history"], state["selections"]
             names = state["pool"]
             by_name = {a.name: a for a in setup.assistants}

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, read_json
 from .errors import Mta4dprError
 from .params import REPO_ROOT, load_params, profile_path, resolve_path
 
@@ -55,9 +55,10 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         source = NOTEBOOK_DIR / f"{name}.ipynb"
         key = hashlib.sha256(json.dumps([source.read_text(), params, code, notebooks], sort_keys=True, default=str).encode()).hexdigest()
         marker = runs / f"{name}.done.json"
-        if not force and marker.exists() and json.loads(marker.read_text()).get("key") == key:
+        done = read_json(marker)
+        if not force and done is not None and done.get("key") == key:
             log(f"[{profile}] {name}: finished earlier, skipped")
-            timings[name] = json.loads(marker.read_text()).get("seconds")
+            timings[name] = done.get("seconds")
             continue
         log(f"[{profile}] {name}: running")
         started = time.perf_counter()

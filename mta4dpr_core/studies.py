@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables as T
-from .atomic import atomic_write_bytes, atomic_write_json
+from .atomic import atomic_write_bytes, atomic_write_json, read_json
 from .construction import build_training_data, split_eval_queries
 from .experiment import Setup
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -75,8 +75,9 @@ def _main_columns(setup):
 
 def _evaluate_cached(setup, scorer, key):
     path = setup.work_dir / "evaluations" / f"{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    stored = read_json(path)
+    if stored is not None:
+        return stored
     result = setup.evaluate_all(scorer)
     atomic_write_json(path, result)
     return result

@@ -223,10 +223,17 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
     if checkpoint_dir is not None:
         state = try_load_torch(checkpoint_dir / "last.pt")
         if state is not None and state.get("iteration") == iteration:
-            student.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, record = state["step"], state["record"]
-            log.info("resumed iteration %d from step %d", iteration, start)
+            snapshot = {k: v.clone() for k, v in student.state_dict().items()}
+            try:
+                student.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                start, record = state["step"], state["record"]
+                log.info("resumed iteration %d from step %d", iteration, start)
+            except (RuntimeError, ValueError, KeyError) as error:  # a checkpoint of an incompatible student
+                log.warning("%s: checkpoint does not fit this student, training from step 0 (%s)",
+                            checkpoint_dir / "last.pt", str(error).splitlines()[0])
+                student.load_state_dict(snapshot)
+                optimizer = StudentOptimizer(student, config)
 
     # rows with no negative left (tiny corpora) cannot form a candidate list: skip them
     train_rows = np.concatenate([
