@@ -252,16 +252,16 @@ def plot_composition(df, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    shown = df.head(8)
-    other = df["share"].iloc[8:].sum()
-    labels, values = list(shown["assistant"]), list(shown["share"])
-    if other > 0:
-        labels.append("others")
-        values.append(other)
-    ax.pie(values, labels=[f"{l} ({v:.1f}%)" for l, v in zip(labels, values)], startangle=90, counterclock=False,
-           textprops={"fontsize": 8})
-    ax.set_title("Figure 2: assistants selected per batch (KL selection)")
+    shown = df.head(12)
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(shown) + 1.4))
+    colors = ["#4C72B0" if m == 1 else "#DD8452" for m in shown["members"]]
+    ax.barh(shown["assistant"], shown["share"], color=colors)
+    ax.invert_yaxis()
+    for y, value in enumerate(shown["share"]):
+        ax.text(value, y, f" {value:.1f}%", va="center", fontsize=8)
+    ax.set_xlabel("share of training batches (%)")
+    ax.set_xlim(0, float(shown["share"].max()) * 1.15 + 1)
+    ax.set_title("Figure 2: assistant chosen per batch (KL; orange = fused)")
     fig.tight_layout()
     _save_figure(fig, path)
     return fig
