@@ -119,11 +119,13 @@ class BM25Scorer(Scorer):
         self.cache_bytes = cache_bytes  # bound of the per-query full-score cache
         self._full = {}
 
-    def _tokenize(self, texts):
+    def _tokenize(self, texts, return_ids=True):
+        """Corpus and queries go through the same stopwords and stemmer."""
         import bm25s
         import Stemmer
 
-        return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+        return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False,
+                              return_ids=return_ids)
 
     def prepare(self, corpus):
         import bm25s
@@ -135,13 +137,10 @@ class BM25Scorer(Scorer):
         return self
 
     def full_scores(self, query_texts):
-        import bm25s
-        import Stemmer
-
         texts = list(query_texts)
         missing = [t for t in dict.fromkeys(texts) if t not in self._full]
         if missing:
-            tokens = bm25s.tokenize(missing, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False, return_ids=False)
+            tokens = self._tokenize(missing, return_ids=False)
             for text, query_tokens in zip(missing, tokens):
                 self._full[text] = self.retriever.get_scores(query_tokens).astype(np.float32)
         out = np.stack([self._full[t] for t in texts]) if texts else np.zeros((0, len(self.corpus)), np.float32)

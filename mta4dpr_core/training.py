@@ -189,7 +189,7 @@ class StudentOptimizer:
 def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0):
     """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant)."""
     threads = torch.get_num_threads()
-    if device_is_cpu() and getattr(student, "sparse_parameters", lambda: [])():
+    if not torch.cuda.is_available() and getattr(student, "sparse_parameters", lambda: [])():
         # a static student's ops are tiny: intra-op threads only add synchronisation (on a busy
         # 2-core machine a 8x40 log_softmax took 4 ms with 2 threads and 3 us with 1)
         torch.set_num_threads(1)
@@ -197,10 +197,6 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
         return _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every)
     finally:
         torch.set_num_threads(threads)
-
-
-def device_is_cpu():
-    return not torch.cuda.is_available()
 
 
 def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every):
