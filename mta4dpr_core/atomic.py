@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 import json
 import logging
 import os
@@ -149,6 +150,16 @@ def try_load_npz(path):
         return None
 
 
+def code_digest() -> str:
+    """SHA-256 of the core's source files: part of every run key, so a run is reused only while
+    the code that produced it is unchanged."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def save_torch(path, obj) -> Path:
     import torch
 
@@ -164,7 +175,8 @@ def try_load_torch(path):
     if not path.exists():
         return None
     try:
-        return torch.load(io.BytesIO(read_checksummed(path)), map_location="cpu", weights_only=False)
-    except (CacheError, RuntimeError, OSError, EOFError) as error:
+        # weights_only: a swapped checkpoint cannot run code; metadata lives in JSON beside the weights
+        return torch.load(io.BytesIO(read_checksummed(path)), map_location="cpu", weights_only=True)
+    except (CacheError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
         log.warning("checkpoint rejected: %s", error)
         return None

@@ -22,23 +22,38 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
+from .atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
 from .construction import TrainingData, build_training_data, split_eval_queries
 from .experiment import Setup, seed_everything
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from .metrics import evaluate
+from .temperature import assistant_temperatures
 from .training import TrainConfig, train_student
 
 log = logging.getLogger(__name__)
 
-# Ablations and studies are named overrides of the profile (paper Tables 3, 5, 7).
+# Ablations and studies are named overrides of the profile (paper Tables 3, 5, 7). Every variant gets the
+# same optimiser steps: a one-iteration variant trains ``iterations.count`` times as many steps
+# (see :func:`variant_overrides`), and "no_assistants" builds the same data as MTA4DPR.
 VARIANTS = {
     "mta4dpr": {},
-    "plain_kd": {"loss": {"gamma": 0.0}, "iterations": {"count": 1}, "construction": {"mining": False}},
+    # the paper's "No assistant" row: teacher-only KD, same iterations, steps and data construction
     "no_assistants": {"loss": {"gamma": 0.0}},
+    # teacher-only KD in one iteration of the same total steps (no mining: there is no previous student)
+    "one_iteration_kd": {"loss": {"gamma": 0.0}, "iterations": {"count": 1}, "construction": {"mining": False}},
     "no_fusion": {"fusion": {"enabled": False}},
     "no_iterations": {"iterations": {"count": 1}},
 }
+SAME_TOTAL_STEPS = {"one_iteration_kd", "no_iterations"}
+
+
+def variant_overrides(variant: str, params: dict, overrides: dict | None = None) -> dict:
+    """The overrides of ``variant``, with the steps of a one-iteration variant scaled to the same total budget."""
+    out = copy.deepcopy(VARIANTS.get(variant, {}) if overrides is None else overrides)
+    if variant in SAME_TOTAL_STEPS:
+        total = params["training"]["steps"] * params["iterations"]["count"]
+        out = deep_update(out, {"training": {"steps": total}})
+    return out
 
 
 def deep_update(base: dict, overrides: dict) -> dict:
@@ -48,8 +63,10 @@ def deep_update(base: dict, overrides: dict) -> dict:
     return out
 
 
-def train_config(params: dict, pool, seed: int, fixed_assistant=None) -> TrainConfig:
+def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatures: dict | None = None) -> TrainConfig:
+    """``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
     training, loss = params["training"], params["loss"]
+    temperatures = temperatures or {}
     return TrainConfig(
         steps=training["steps"], queries_per_batch=training["queries_per_batch"], negatives_per_query=training["negatives_per_query"],
         learning_rate=training["learning_rate"], weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
@@ -57,7 +74,7 @@ def train_config(params: dict, pool, seed: int, fixed_assistant=None) -> TrainCo
         checkpoint_every=training["checkpoint_every"], amp=training["amp"], alpha=loss["alpha"], beta=loss["beta"], gamma=loss["gamma"],
         student_temperature=loss["student_temperature"], in_batch_negatives=loss["in_batch_negatives"],
         teacher_temperature=params["models"]["teacher"].get("temperature", 1.0),
-        assistant_temperatures=[a.temperature for a in pool], selection=params["selection"]["method"], rbo_p=params["selection"]["rbo_p"],
+        assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool], selection=params["selection"]["method"], rbo_p=params["selection"]["rbo_p"],
         fusion=params["fusion"]["enabled"], fusion_weights=params["fusion"]["weights"] if len(pool) == len(params["fusion"]["weights"] or []) else None,
         fixed_assistant=fixed_assistant, seed=seed)
 
@@ -94,14 +111,15 @@ def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_me
 def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: dict | None = None, assistant_subset=None,
                 student_spec=None, evaluate_test="all") -> dict:
     """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
-    overrides = copy.deepcopy(VARIANTS.get(variant, {}) if overrides is None else overrides)
+    overrides = variant_overrides(variant, setup.params, overrides)
     params = deep_update(setup.params, overrides)
     pool = [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else list(setup.assistants)
     if len(pool) < 2:
         params["fusion"]["enabled"] = False
     # the study and output sections do not change a run: leave them out of its key
     relevant = {key: value for key, value in params.items() if key not in ("study", "output", "profile")}
-    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant)
+    # the core code digest: a finished run is reused only while the code that produced it is unchanged
+    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant, code_digest())
     run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
     result_path = run_dir / "result.json"
     stored = read_json(result_path)
@@ -118,19 +136,22 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"
     initial = setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init")) if evaluate_test == "all" else {}
 
-    # resume after the last finished iteration
+    # resume after the last finished iteration: weights in state.pt (loaded with weights_only=True),
+    # history and pool names in state.json, written after the weights
+    temperatures = {}
     for iteration in range(params["iterations"]["count"], 0, -1):
-        state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt")
+        meta = read_json(run_dir / f"iteration{iteration}" / "state.json")
+        state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt") if meta is not None else None
         if state is not None:
             try:
                 student.load_state_dict(state["model"])
-            except RuntimeError as error:  # written by an incompatible student (code changed): start afresh
+            except (RuntimeError, KeyError) as error:  # written by an incompatible student (code changed): start afresh
                 log.warning("%s: stored iteration %d does not fit this student, rerunning the run (%s)",
                             run_dir, iteration, str(error).splitlines()[0])
                 student = setup.new_student(seed, student_spec)
                 break
-            history, selections = state["history"], state["selections"]
-            names = state["pool"]
+            history, selections, temperatures = meta["history"], meta["selections"], meta.get("temperatures", {})
+            names = meta["pool"]
             by_name = {a.name: a for a in setup.assistants}
             # a student in the pool keeps the pair-score cache name it had when it joined (``{run_key}-<iteration>``)
             pool = [by_name.get(n) or setup.student_scorer(_load_snapshot(setup, run_dir, n, student_spec), n,
@@ -146,7 +167,11 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
                                    eval_mask=eval_mask, work_dir=setup.work_dir, previous_student=previous,
                                    mining=construction["mining"], mining_max_rank=construction["mining_max_rank"])
         construction_seconds = time.perf_counter() - t0
-        config = train_config(params, pool, seed)
+        if iteration == 1 and not temperatures:
+            # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)
+            temperatures = assistant_temperatures(data, pool, params["fusion"]["temperature_rule"],
+                                                  params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+        config = train_config(params, pool, seed, temperatures=temperatures)
         fixed = None
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
             fixed = choose_assistant_for_iteration(data, config)
@@ -178,14 +203,15 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
         history.append(entry)
         log.info("seed %d %s iteration %d: eval %s %.4f, replaced %s", seed, variant, iteration, metric, student_eval, replaced)
         previous = student_scorer
-        save_torch(iteration_dir / "state.pt", {"model": student.state_dict(), "history": history, "selections": selections,
-                                                "pool": [a.name for a in pool]})
+        save_torch(iteration_dir / "state.pt", {"model": student.state_dict()})
+        atomic_write_json(iteration_dir / "state.json", {"history": history, "selections": selections, "pool": [a.name for a in pool],
+                                                         "temperatures": temperatures})
         # the finished iteration is stored: its mid-training checkpoints are no longer needed
         shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
 
     result = {"variant": variant, "seed": seed, "assistants": [a.name for a in (
         [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants)],
-        "initial": initial, "history": history, "selections": selections, "final": history[-1].get("test") if history else None,
+        "initial": initial, "history": history, "selections": selections, "temperatures": temperatures, "final": history[-1].get("test") if history else None,
         "params": params}
     atomic_write_json(result_path, result)
     return result

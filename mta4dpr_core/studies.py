@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables as T
-from .atomic import atomic_write_bytes, atomic_write_json, read_json
+from .atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
 from .construction import build_training_data, split_eval_queries
 from .experiment import Setup
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -27,6 +27,7 @@ from .iteration import run_mta4dpr
 from .params import resolve_path
 from .scorers import RunScorer
 from .selection import kl_divergence
+from .statistics import compare
 
 log = logging.getLogger(__name__)
 DL_COLUMNS = {"msmarco-trecdl/dl19": "DL19 nDCG@10", "msmarco-trecdl/dl20": "DL20 nDCG@10"}
@@ -73,7 +74,9 @@ def _main_columns(setup):
     return columns
 
 
-def _evaluate_cached(setup, scorer, key):
+def _evaluate_cached(setup, scorer, key, spec=None):
+    """A fixed scorer's evaluation, stored under a key that includes its spec, the data and the core code."""
+    key = f"{key}-{content_hash(spec, setup.params['data'], setup.params['models'] if spec is None else None, code_digest())}"
     path = setup.work_dir / "evaluations" / f"{key}.json"
     stored = read_json(path)
     if stored is not None:
@@ -90,6 +93,13 @@ def _fixed_scorers(setup):
     for role, scorer in [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]:
         key = f"{role}-{scorer.name}-{setup.params['profile']}"
         rows.append((role, scorer, analogs.get(scorer.name if role == "assistant" else "teacher", ""), _evaluate_cached(setup, scorer, key)))
+    # baselines with a paper analogue (e.g. BM25) get a row of their own in Tables 1 and 2
+    from .scorers import build_scorer
+
+    for spec in setup.params["study"].get("baseline_models", []):
+        if spec.get("paper_analogue"):
+            scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(setup.collection.corpus)
+            rows.append(("baseline", scorer, spec["paper_analogue"], _evaluate_cached(setup, scorer, f"baseline-{scorer.name}", spec)))
     return rows
 
 
@@ -108,7 +118,8 @@ def baselines(setup: Setup):
         if scorer.name in seen:
             continue
         seen.add(scorer.name)
-        result = _evaluate_cached(setup, scorer, f"baseline-{scorer.name}-{setup.params['profile']}")
+        result = _evaluate_cached(setup, scorer, f"baseline-{scorer.name}-{setup.params['profile']}",
+                                  {"name": scorer.name, "models": setup.params["models"], "baselines": setup.params["study"].get("baseline_models")})
         row = {"model": scorer.name, "role": role, "nDCG@10": _metric(result["test"], "nDCG@10"),
                "MRR@10": _metric(result["test"], "MRR@10"), "R@100": _metric(result["test"], "R@100")}
         for spec in setup.extra_tests:
@@ -127,6 +138,42 @@ def baselines(setup: Setup):
     order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
     df = df.sort_values(["role", "model"], key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
     T.write_table(df, results_dir(setup.params), "baselines", "Baselines: SciFact test and the TREC DL pools (percent)")
+    return df
+
+
+def teacher_selection(setup: Setup):
+    """Every offline scorer and hybrid measured on the *training* queries (the test set is not touched):
+    the teacher is the strongest candidate that shares no member with any assistant, and the paper's
+    assistants are mapped to ours by their rank there. Cached like the other fixed evaluations."""
+    from .teacher_choice import candidate_table, choose_teacher, hybrid_specs, model_family
+
+    study = setup.params["study"]
+    singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
+    specs = list(singles.values())
+    for first, second in study.get("teacher_hybrids", []):
+        specs += hybrid_specs(singles[first], singles[second])
+    key = content_hash(specs, setup.params["data"], code_digest())
+    path = setup.work_dir / "evaluations" / f"teacher-selection-{key}.json"
+    stored = read_json(path)
+    if stored is None:
+        stored = candidate_table(setup, specs).to_dict("records")
+        atomic_write_json(path, stored)
+    df = pd.DataFrame(stored)
+    if df.empty:
+        return df
+    assistants = setup.params["models"]["assistants"]
+    chosen = choose_teacher(df, assistants)
+    teacher_family = "+".join(sorted(model_family(setup.params["models"]["teacher"])))
+    assistant_names = {a["name"] for a in assistants}
+    df["role"] = ["assistant" if c in assistant_names else "" for c in df["candidate"]]
+    df["independent of the assistants"] = [not (set(f.split("+")) & set().union(*(model_family(a) for a in assistants)))
+                                          for f in df["family"]]
+    df["chosen by the rule"] = df["candidate"] == chosen
+    df["profile's teacher family"] = df["family"] == teacher_family
+    df = df.sort_values(["train nDCG@10", "candidate"], ascending=[False, True]).reset_index(drop=True)
+    T.write_table(df, results_dir(setup.params), "teacher_selection",
+                  f"Teacher and assistant candidates on SciFact training queries ({len(setup.train)}; percent; never the test set). "
+                  f"The rule picks the strongest candidate independent of the assistants: {chosen}")
     return df
 
 
@@ -163,22 +210,42 @@ def dataset_statistics(setup: Setup):
 
 # ---- notebook 02: fusion --------------------------------------------------------------------
 
-def fusion_closeness(setup: Setup):
-    """KL(teacher || assistant) over every training query's full candidate list, for the
-    original and fused assistants (the paper: fused ones sit closer to the teacher)."""
+def fitted_temperatures(setup: Setup, seed=None) -> dict:
+    """The assistants' temperatures as the first seed's run fits them (iteration-1 training rows)."""
+    from .temperature import assistant_temperatures
+
+    data, _ = first_iteration_data(setup, seed)
+    return assistant_temperatures(data, setup.assistants, setup.params["fusion"]["temperature_rule"],
+                                  setup.params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+
+
+def fusion_kl_per_query(setup: Setup):
+    """KL(teacher || candidate) per training query for every original and fused assistant:
+    (names, member counts, array [candidates, queries]), with the fitted temperatures."""
     data, _ = first_iteration_data(setup)
     teacher = softmax(np.asarray(data.teacher_scores) / setup.params["models"]["teacher"].get("temperature", 1.0))
-    temps = np.asarray([a.temperature for a in setup.assistants])[:, None, None]
+    fitted = fitted_temperatures(setup)
+    temps = np.asarray([fitted[a.name] for a in setup.assistants])[:, None, None]
     probs = softmax(np.asarray(data.assistant_scores) / temps)
     subsets = fused_assistant_subsets(len(setup.assistants))
     candidates = candidate_distributions(probs, subsets, setup.params["fusion"]["weights"])
     names = assistant_names([a.name for a in setup.assistants], subsets)
     per_query = np.stack([kl_divergence(teacher[i:i + 1], candidates[:, i:i + 1]) for i in range(len(data))], axis=1)
-    df = pd.DataFrame({"assistant": names, "members": [len(n.split("&")) for n in names],
-                       "KL(teacher ‖ assistant)": per_query.mean(1), "KL(teacher ‖ assistant) ±": per_query.std(1),
+    return names, [len(n.split("&")) for n in names], per_query
+
+
+def fusion_closeness(setup: Setup):
+    """KL(teacher || assistant) over every training query's full candidate list, for the
+    original and fused assistants (the paper: fused ones sit closer to the teacher)."""
+    names, members, per_query = fusion_kl_per_query(setup)
+    fitted = fitted_temperatures(setup)
+    df = pd.DataFrame({"assistant": names, "members": members,
+                       "temperature": [fitted.get(n, float("nan")) for n in names],
+                       "KL(teacher ‖ assistant)": per_query.mean(1), "KL(teacher ‖ assistant) ±": per_query.std(1, ddof=1),
                        "queries where closest": [(per_query.argmin(0) == i).mean() * 100 for i in range(len(names))]})
     df = df.sort_values(["KL(teacher ‖ assistant)", "assistant"]).reset_index(drop=True)
-    T.write_table(df, results_dir(setup.params), "fusion_kl", "KL divergence of each original and fused assistant to the teacher")
+    T.write_table(df, results_dir(setup.params), "fusion_kl", "KL divergence of each original and fused assistant to the teacher "
+                                                              "(training queries; ± = std over queries; temperatures fitted on training rows)")
     return df
 
 
@@ -207,25 +274,49 @@ def _save_figure(fig, path):
     atomic_write_bytes(path, buffer.getvalue())
 
 
+# ---- comparisons with intervals ----------------------------------------------------------------
+
+def per_query_matrix(setup: Setup, evaluations, metric="nDCG@10", block="test") -> np.ndarray:
+    """Per-query values [seeds, queries] of ``metric`` on ``block`` ("test" or an extra test set)."""
+    split = setup.test if block == "test" else setup.extra_tests[block][1]
+    return np.asarray([[e["per_query"][block][metric][q] for q in split.query_ids] for e in evaluations], dtype=np.float64)
+
+
+def delta_columns(setup: Setup, ours, other, metric="nDCG@10", prefix="Δ") -> dict:
+    """``ours`` minus ``other`` on test ``metric`` (percent) with its paired-bootstrap 95% interval."""
+    result = compare(per_query_matrix(setup, ours, metric), per_query_matrix(setup, other, metric))
+    return {f"{prefix} {metric}": 100 * result.effect, f"{prefix} low": 100 * result.low, f"{prefix} high": 100 * result.high}
+
+
+STUDENT_COLUMNS = {"nDCG@10": ("test", "nDCG@10"), "MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000")}
+
+
 # ---- notebook 03: selection study -----------------------------------------------------------
 
 def selection_study(setup: Setup):
-    """Table 5: the student's test quality under each selection method (KL is the main run)."""
+    """Table 5: the student's test quality under each selection method (KL is the main run);
+    Δ is each method minus KL, with its 95% interval."""
     methods = setup.params["study"]["selection_methods"]
     rows = []
-    columns = {"MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000"),
-               "R@5": ("test", "R@5"), "R@20": ("test", "R@20")}
+    columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20")}
+    kl = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
     for method in methods:
-        variant = "mta4dpr" if method == "kl" else f"selection_{method}"
-        overrides = {} if method == "kl" else {"selection": {"method": method}}
-        results = run_over_seeds(setup, variant, overrides=overrides)
-        row = {"selection": method, **_row_from_evaluations([r["final"] for r in results], columns)}
+        results = [r["final"] for r in selection_runs(setup, method)]
+        row = {"selection": method, **_row_from_evaluations(results, columns)}
+        row.update(delta_columns(setup, results, kl, prefix="Δ vs KL") if method != "kl" else {})
         paper = T.PAPER_TABLE5.get(method, (None,) * 5)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3], "paper NQ R@20": paper[4]})
         rows.append(row)
     df = pd.DataFrame(rows)
-    T.write_table(df, results_dir(setup.params), "table5", "Table 5: selection methods (percent; SciFact test)")
+    T.write_table(df, results_dir(setup.params), "table5", f"Table 5: selection methods (percent; SciFact test; {len(kl)} seeds; "
+                                                          "Δ vs KL with its paired-bootstrap 95% interval)")
     return df
+
+
+def selection_runs(setup, method):
+    if method == "kl":
+        return run_over_seeds(setup, "mta4dpr")
+    return run_over_seeds(setup, f"selection_{method}", overrides={"selection": {"method": method}})
 
 
 def selection_composition(setup: Setup):
@@ -242,7 +333,9 @@ def selection_composition(setup: Setup):
     df = pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["assistant", "batches"])
     df["share"] = df["batches"] / max(total, 1) * 100
     df["members"] = df["assistant"].map(lambda n: len(n.split("&")))
-    T.write_table(df, results_dir(setup.params), "figure2_data", "Figure 2 data: assistants selected per batch (percent of batches)")
+    T.write_table(df, results_dir(setup.params), "figure2_data", "Figure 2 data: assistants selected per batch (percent of batches, all "
+                  "seeds and iterations). Paper (Figure 2, MS MARCO): the fused RetroMAE & M2DPR assistant is chosen in nearly 50% "
+                  "of batches")
     return df
 
 
@@ -269,102 +362,144 @@ def plot_composition(df, path):
 
 # ---- notebook 04: training --------------------------------------------------------------------
 
+NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
+ONE_ITERATION_KD = "teacher-only KD, 1 iteration, same total steps"
+
+
 def main_study(setup: Setup):
-    """Tables 1, 2 and 4 from the main run, plain KD, the untrained student and the fixed scorers."""
+    """Tables 1, 2 and 4: MTA4DPR against the paper's "No assistant" row at equal budget, the
+    one-iteration teacher-only KD at the same total steps, the untrained student and the fixed scorers."""
     main = run_over_seeds(setup, "mta4dpr")
-    plain = run_over_seeds(setup, "plain_kd")
-    columns = _main_columns(setup)
+    no_assistant = run_over_seeds(setup, "no_assistants")
+    one_iteration = run_over_seeds(setup, "one_iteration_kd")
+    columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
+    fixed = _fixed_scorers(setup)
     rows = []
-    for role, scorer, analog, result in _fixed_scorers(setup):
+    for role, scorer, analog, result in fixed:
         rows.append({"model": scorer.name, "role": role, "paper analogue": analog, **_row_from_evaluations([result], columns)})
-    rows.append({"model": "student before training", "role": "student", "paper analogue": "",
-                 **_row_from_evaluations([r["initial"] for r in main], columns)})
-    rows.append({"model": "plain KD (teacher only, 1 iteration)", "role": "student", "paper analogue": "PROD (plain KD family)",
-                 **_row_from_evaluations([r["final"] for r in plain], columns)})
-    rows.append({"model": "MTA4DPR", "role": "student", "paper analogue": "MTA4DPR", **_row_from_evaluations([r["final"] for r in main], columns)})
+    students = [("student before training", "", [r["initial"] for r in main]),
+                (NO_ASSISTANT, "No assistant", [r["final"] for r in no_assistant]),
+                (ONE_ITERATION_KD, "", [r["final"] for r in one_iteration]),
+                ("MTA4DPR", "MTA4DPR", [r["final"] for r in main])]
+    baseline = [r["final"] for r in no_assistant]
+    for label, analog, evaluations in students:
+        row = {"model": label, "role": "student", "paper analogue": analog, **_row_from_evaluations(evaluations, columns)}
+        if label != NO_ASSISTANT:
+            row.update(delta_columns(setup, evaluations, baseline, prefix="Δ vs no assistant"))
+        rows.append(row)
     for row in rows:
         paper = T.PAPER_TABLE1.get(row["paper analogue"], (None,) * 5)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper DL19": paper[3], "paper DL20": paper[4]})
     table1 = pd.DataFrame(rows)
     out = results_dir(setup.params)
-    T.write_table(table1, out, "table1", "Table 1: main results (percent; SciFact test in place of MS MARCO dev, DL pools)")
+    T.write_table(table1, out, "table1", f"Table 1: main results (percent; SciFact test in place of MS MARCO dev, DL pools; "
+                                         f"{len(main)} seeds, mean ± sample std; Δ vs no assistant with its paired-bootstrap 95% interval)")
 
     recall = {"R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
     rows2 = []
-    for role, scorer, analog, result in _fixed_scorers(setup):
-        rows2.append({"model": scorer.name, "role": role, **_row_from_evaluations([result], recall)})
-    rows2.append({"model": "plain KD", "role": "student", **_row_from_evaluations([r["final"] for r in plain], recall)})
-    rows2.append({"model": "MTA4DPR", "role": "student", **_row_from_evaluations([r["final"] for r in main], recall)})
+    for role, scorer, analog, result in fixed:
+        rows2.append({"model": scorer.name, "role": role, "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
+                      **_row_from_evaluations([result], recall)})
+    for label, analog, evaluations in students[1:]:
+        rows2.append({"model": label, "role": "student", "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
+                      **_row_from_evaluations(evaluations, recall)})
+    for row in rows2:
+        paper = T.PAPER_TABLE2.get(row["paper analogue"], (None,) * 3)
+        row.update({"paper NQ R@5": paper[0], "paper NQ R@20": paper[1], "paper NQ R@100": paper[2]})
     table2 = pd.DataFrame(rows2)
-    paper2 = T.PAPER_TABLE2["MTA4DPR"]
-    table2["paper MTA4DPR R@5"], table2["paper MTA4DPR R@20"], table2["paper MTA4DPR R@100"] = paper2
-    T.write_table(table2, out, "table2", "Table 2: NQ-style recall (percent; SciFact test)")
+    T.write_table(table2, out, "table2", "Table 2: NQ-style recall (percent; SciFact test; each row beside its own paper analogue)")
 
     rows4 = []
     iterations = max(len(r["history"]) for r in main)
-    per_iteration_columns = dict(columns)
-    per_iteration_columns["R@5"] = ("test", "R@5")
+    per_iteration_columns = {**columns, "R@5": ("test", "R@5")}
     for i in range(iterations):
         evaluations = [r["history"][i]["test"] for r in main if len(r["history"]) > i]
         row = {"iteration": i + 1, **_row_from_evaluations(evaluations, per_iteration_columns)}
+        if i:
+            row.update(delta_columns(setup, evaluations, [r["history"][i - 1]["test"] for r in main], prefix="Δ vs previous"))
         row["mined queries"] = float(np.mean([r["history"][i]["mined_queries"] for r in main if len(r["history"]) > i]))
         row["replaced"] = ", ".join(sorted({str(r["history"][i]["replaced"]) for r in main if len(r["history"]) > i}))
         paper = T.PAPER_TABLE4.get(i + 1, (None,) * 4)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
         rows4.append(row)
     table4 = pd.DataFrame(rows4)
-    T.write_table(table4, out, "table4", "Table 4: student quality after each iteration (percent)")
+    T.write_table(table4, out, "table4", "Table 4: student quality after each iteration (percent; later iterations have also "
+                                         "trained more steps)")
     return table1, table2, table4
 
 
 # ---- notebook 05: ablations ---------------------------------------------------------------------
 
+ABLATIONS = [("MTA4DPR", "mta4dpr"), ("w/o assistants", "no_assistants"), ("w/o fusion", "no_fusion"),
+             ("w/o iterations (1 iteration, same total steps)", "no_iterations")]
+
+
 def ablation_study(setup: Setup):
-    """Table 3 (without assistants, fusion, iterations) and Table 7 (every combination of assistants)."""
-    columns = {"MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000"),
-               "R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
-    variants = [("MTA4DPR", "mta4dpr"), ("w/o assistants", "no_assistants"), ("w/o fusion", "no_fusion"), ("w/o iterations", "mta4dpr@1")]
+    """Table 3 (without assistants, fusion, iterations; all at the same optimiser steps) and
+    Table 7 (every combination of assistants)."""
+    columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
+    main = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
     rows = []
-    for label, variant in variants:
-        if variant == "mta4dpr@1":
-            # one iteration of the main run is exactly the w/o-iterations run (same data, seed, steps)
-            evaluations = [r["history"][0]["test"] for r in run_over_seeds(setup, "mta4dpr")]
-        else:
-            evaluations = [r["final"] for r in run_over_seeds(setup, variant)]
+    for label, variant in ABLATIONS:
+        evaluations = [r["final"] for r in run_over_seeds(setup, variant)]
         row = {"variant": label, **_row_from_evaluations(evaluations, columns)}
-        paper = T.PAPER_TABLE3[label]
+        if variant != "mta4dpr":
+            row.update(delta_columns(setup, evaluations, main, prefix="Δ vs MTA4DPR"))
+        paper = T.PAPER_TABLE3[label.split(" (")[0]]
         row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k", "paper NQ R@5", "paper NQ R@20", "paper NQ R@100"], paper)))
         rows.append(row)
     table3 = pd.DataFrame(rows)
     out = results_dir(setup.params)
-    T.write_table(table3, out, "table3", "Table 3: ablations (percent; SciFact test)")
+    T.write_table(table3, out, "table3", f"Table 3: ablations (percent; SciFact test; {len(main)} seeds; Δ vs MTA4DPR with its "
+                                         "paired-bootstrap 95% interval)")
 
     table7 = None
     if setup.params["study"]["assistant_combinations"]:
-        m = len(setup.assistants)
-        letters = T.PAPER_LETTERS if m == 4 else [chr(ord("A") + i) for i in range(m)]
+        table7 = pd.DataFrame(_combination_rows(setup))
         seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
-        main_columns = _main_columns(setup)
-        rows7 = []
-        no_assistant = [r["final"] for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]
-        rows7.append({"assistants": "none", "paper letters": "/", **_row_from_evaluations(no_assistant, main_columns)})
-        for size in range(1, m + 1):
-            for subset in itertools.combinations(range(m), size):
-                if size == m:
-                    results = run_over_seeds(setup, "mta4dpr", seeds=seeds)
-                else:
-                    results = run_over_seeds(setup, f"assistants_{'_'.join(map(str, subset))}", overrides={}, seeds=seeds,
-                                             assistant_subset=list(subset))
-                rows7.append({"assistants": "&".join(setup.assistants[i].name for i in subset),
-                              "paper letters": "&".join(letters[i] for i in subset),
-                              **_row_from_evaluations([r["final"] for r in results], main_columns)})
-        for row in rows7:
-            key = "" if row["paper letters"] == "/" else row["paper letters"]
-            paper = T.PAPER_TABLE7.get(key, (None,) * 5) if m == 4 else (None,) * 5
-            row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k", "paper DL19", "paper DL20"], paper)))
-        table7 = pd.DataFrame(rows7)
-        T.write_table(table7, out, "table7", f"Table 7: every combination of assistants (percent; {len(seeds)} seed(s))")
+        T.write_table(table7, out, "table7", f"Table 7: every combination of assistants (percent; {len(seeds)} seed(s); "
+                                             "Δ vs no assistant with its paired-bootstrap 95% interval)")
     return table3, table7
+
+
+def combination_runs(setup: Setup):
+    """{subset (tuple of assistant indices, () = none): final evaluations over the grid seeds}."""
+    m = len(setup.assistants)
+    seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
+    runs = {(): [r["final"] for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]}
+    for size in range(1, m + 1):
+        for subset in itertools.combinations(range(m), size):
+            if size == m:
+                results = run_over_seeds(setup, "mta4dpr", seeds=seeds)
+            else:
+                results = run_over_seeds(setup, f"assistants_{'_'.join(map(str, subset))}", overrides={}, seeds=seeds,
+                                         assistant_subset=list(subset))
+            runs[subset] = [r["final"] for r in results]
+    return runs
+
+
+def _paper_letters(setup):
+    """Each assistant's paper letter from its analogue (C, S, R, M), else A, B, ..."""
+    analogs = setup.params["study"].get("paper_analogs", {})
+    letters = {"CotMAE": "C", "SimLM": "S", "RetroMAE": "R", "M2DPR": "M"}
+    return [letters.get(analogs.get(a.name, ""), chr(ord("A") + i)) for i, a in enumerate(setup.assistants)]
+
+
+def _combination_rows(setup):
+    runs = combination_runs(setup)
+    letters = _paper_letters(setup)
+    columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
+    rows = []
+    for subset, evaluations in runs.items():
+        key = "&".join(sorted((letters[i] for i in subset), key="CSRM".find))
+        row = {"assistants": "&".join(setup.assistants[i].name for i in subset) or "none", "paper letters": key or "/",
+               **_row_from_evaluations(evaluations, columns)}
+        if subset:
+            row.update(delta_columns(setup, evaluations, runs[()], prefix="Δ vs none"))
+        paper = T.PAPER_TABLE7.get(key, (None,) * 5)
+        row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k", "paper DL19", "paper DL20"], paper)))
+        rows.append(row)
+    return rows
 
 
 # ---- notebook 06: student scale and cost --------------------------------------------------------
@@ -375,25 +510,33 @@ def _student_label(spec):
     return f"{spec.get('model')}, {spec.get('num_layers') or 'all'} layers"
 
 
+def student_size_runs(setup: Setup, spec):
+    """(MTA4DPR, no-assistant) final evaluations for one student size."""
+    same_as_main = spec == setup.params["models"]["student"]
+    # other sizes use the grid seeds (study.combination_seeds), like Table 7
+    seeds = None if same_as_main else _seeds(setup, setup.params["study"].get("combination_seeds", 0))
+    student_spec = None if same_as_main else spec
+    main = run_over_seeds(setup, "mta4dpr", seeds=seeds, student_spec=student_spec)
+    base = run_over_seeds(setup, "no_assistants", seeds=seeds, student_spec=student_spec)
+    return [r["final"] for r in main], [r["final"] for r in base]
+
+
 def scale_and_cost(setup: Setup):
-    """Table 6 (student sizes), Table 8 (training and data construction time against plain KD),
-    Table 9 (index size, parameters, corpus encoding time)."""
+    """Table 6 (student sizes; Δ against no assistant, as the paper's ↑), Table 8 (training and
+    data construction time) and Table 9 (index size, parameters, corpus encoding time)."""
     out = results_dir(setup.params)
     sizes = setup.params["study"]["student_sizes"] or [setup.params["models"]["student"]]
-    columns = {"MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000")}
+    columns = {"nDCG@10": ("test", "nDCG@10"), "MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000")}
     rows6, rows9 = [], []
     for spec in sizes:
-        same_as_main = spec == setup.params["models"]["student"]
-        # other sizes use the grid seeds (study.combination_seeds), like Table 7
-        seeds = None if same_as_main else _seeds(setup, setup.params["study"].get("combination_seeds", 0))
-        main = run_over_seeds(setup, "mta4dpr", seeds=seeds, student_spec=None if same_as_main else spec)
-        plain = run_over_seeds(setup, "plain_kd", seeds=seeds, student_spec=None if same_as_main else spec)
-        ours, base = _row_from_evaluations([r["final"] for r in main], columns), _row_from_evaluations([r["final"] for r in plain], columns)
+        main, base = student_size_runs(setup, spec)
+        ours, plain = _row_from_evaluations(main, columns), _row_from_evaluations(base, columns)
         student = setup.new_student(0, spec)
         params_count = sum(p.numel() for p in student.parameters())
-        row = {"student": _student_label(spec), "dim": student.dim, "#params (M)": params_count / 1e6, **ours}
-        for name in columns:
-            row[f"Δ {name} vs plain KD"] = ours[name] - base[name]
+        row = {"student": _student_label(spec), "seeds": len(main), "dim": student.dim, "#params (M)": params_count / 1e6, **ours}
+        for name in ("MRR@10", "R@50", "R@1k"):
+            row[f"↑ {name} vs no assistant"] = ours[name] - plain[name]
+        row.update(delta_columns(setup, main, base, prefix="Δ vs no assistant"))
         rows6.append(row)
         started = time.perf_counter()
         vectors = student.encode(setup.collection.corpus.texts, max_length=setup.params["training"]["max_passage_length"])
@@ -403,27 +546,34 @@ def scale_and_cost(setup: Setup):
                       "passages per second": len(setup.collection.corpus) / max(seconds, 1e-9)})
     for row in rows6:
         row["source"] = "ours"
-    for label, mrr, r50, r1k in T.PAPER_TABLE6:
-        rows6.append({"source": "paper (MS MARCO dev, SimLM-base student)", "student": label, "MRR@10": mrr, "R@50": r50, "R@1k": r1k})
-    metric_columns = [c for name in columns for c in (name, f"{name} ±")] + [f"Δ {name} vs plain KD" for name in columns]
-    table6 = pd.DataFrame(rows6).reindex(columns=["source", "student", "dim", "#params (M)", *metric_columns])
-    T.write_table(table6, out, "table6", "Table 6: student sizes (percent; Δ = MTA4DPR minus plain KD; the main student over all "
-                                         "seeds, other sizes over the grid seeds)")
+    for label, mrr, r50, r1k, up in T.PAPER_TABLE6:
+        rows6.append({"source": "paper (MS MARCO dev, SimLM-base student)", "student": label, "MRR@10": mrr, "R@50": r50, "R@1k": r1k,
+                      "↑ MRR@10 vs no assistant": up[0], "↑ R@50 vs no assistant": up[1], "↑ R@1k vs no assistant": up[2]})
+    metric_columns = [c for name in columns for c in (name, f"{name} ±")] + [f"↑ {name} vs no assistant" for name in ("MRR@10", "R@50", "R@1k")]
+    table6 = pd.DataFrame(rows6).reindex(columns=["source", "student", "seeds", "dim", "#params (M)", *metric_columns,
+                                                  "Δ vs no assistant nDCG@10", "Δ vs no assistant low", "Δ vs no assistant high"])
+    T.write_table(table6, out, "table6", "Table 6: student sizes (percent; ↑ = MTA4DPR minus no assistant, as the paper's ↑; "
+                                         "Δ nDCG@10 with its paired-bootstrap 95% interval; the main student over all seeds, "
+                                         "other sizes over the grid seeds)")
     for row in rows9:
         row["source"] = "ours (CPU)"
-    for label, index, count, seconds in T.PAPER_TABLE9:
-        rows9.append({"source": "paper (8.8M passages, GPU, bs 512)", "student": label, "index size (MB)": float(index.rstrip("G")) * 1024,
-                      "#params (M)": float(count.rstrip("M")), "corpus encoding seconds": seconds})
-    table9 = pd.DataFrame(rows9)[["source", "student", "dim", "index size (MB)", "#params (M)", "corpus encoding seconds", "passages per second"]]
-    T.write_table(table9, out, "table9", "Table 9: index size, parameters and corpus encoding time (timings depend on the machine)")
+    for label, index, count, seconds, seconds_1024 in T.PAPER_TABLE9:
+        rows9.append({"source": "paper (8.8M passages, GPU)", "student": label, "index size (MB)": float(index.rstrip("G")) * 1024,
+                      "#params (M)": float(count.rstrip("M")), "corpus encoding seconds": seconds,
+                      "corpus encoding seconds (bs 1024)": seconds_1024})
+    table9 = pd.DataFrame(rows9).reindex(columns=["source", "student", "dim", "index size (MB)", "#params (M)", "corpus encoding seconds",
+                                                  "corpus encoding seconds (bs 1024)", "passages per second"])
+    T.write_table(table9, out, "table9", "Table 9: index size, parameters and corpus encoding time (ours: CPU, our batch size; "
+                                         "paper: bs 512, and bs 1024 where the paper's text gives it)")
 
     rows8 = []
-    for label, variant in [("MTA4DPR", "mta4dpr"), ("plain KD", "plain_kd"), ("teacher-only KD, same iterations", "no_assistants")]:
+    for label, variant in [("MTA4DPR", "mta4dpr"), (NO_ASSISTANT, "no_assistants"), (ONE_ITERATION_KD, "one_iteration_kd")]:
         results = run_over_seeds(setup, variant)
         training = [sum(h["training_seconds"] for h in r["history"]) for r in results]
         construction = [sum(h["construction_seconds"] for h in r["history"]) for r in results]
         selection = [sum(h["select_seconds"] for h in r["history"]) for r in results]
-        row = {"method": label, "iterations": len(results[0]["history"])}
+        row = {"method": label, "iterations": len(results[0]["history"]),
+               "steps": int(sum(1 for s in results[0]["selections"]))}
         row["training seconds"], row["training seconds ±"] = T.mean_std(training)
         row["data construction seconds"], row["data construction seconds ±"] = T.mean_std(construction)
         row["selection share of training (%)"] = 100 * float(np.sum(selection)) / max(float(np.sum(training)), 1e-9)
@@ -431,59 +581,23 @@ def scale_and_cost(setup: Setup):
         row["paper training hours"], row["paper construction hours"] = paper
         rows8.append(row)
     table8 = pd.DataFrame(rows8)
-    T.write_table(table8, out, "table8", "Table 8: training and data construction time (seconds on this machine; timings vary)")
+    T.write_table(table8, out, "table8", "Table 8: training and data construction time (seconds on this machine; timings vary; "
+                                         "paper: MTA4DPR vs its teacher-only baseline)")
     return table6, table8, table9
 
 
 # ---- notebook 07: summary ------------------------------------------------------------------------
 
 def claims(setup: Setup):
-    """Each claim of the paper, checked on this profile with mean ± std over seeds."""
-    main = run_over_seeds(setup, "mta4dpr")
-    metric = "nDCG@10"
+    from .claims import check_claims
 
-    def values(results, pick):
-        return [T.percent(pick(r)[metric]) for r in results]
+    return check_claims(setup)
 
-    final = values(main, lambda r: r["final"]["test"])
-    rows = []
 
-    def add(claim, ours_values, other_values, other_label, higher_is_better=True):
-        a, sa = T.mean_std(ours_values)
-        b, sb = T.mean_std(other_values)
-        diffs = [x - y for x, y in zip(ours_values, other_values)]
-        d, sd = T.mean_std(diffs)
-        holds = (d > 0) if higher_is_better else (d < 0)
-        rows.append({"claim": claim, "ours": a, "ours ±": sa, "comparison": other_label, "other": b, "other ±": sb,
-                     "difference": d, "difference ±": sd, "seeds where it holds": sum((x > 0) == higher_is_better for x in diffs),
-                     "of seeds": len(diffs), "verdict": "confirmed" if holds and all((x > 0) == higher_is_better for x in diffs)
-                     else ("mixed" if any((x > 0) == higher_is_better for x in diffs) else "not confirmed")})
+def write_findings(setup: Setup, claims_table: pd.DataFrame) -> str:
+    from .claims import write_findings as write
 
-    add("the student beats plain KD", final, values(run_over_seeds(setup, "plain_kd"), lambda r: r["final"]["test"]), "plain KD")
-    for label, variant in [("removing assistants drops quality", "no_assistants"), ("removing fusion drops quality", "no_fusion")]:
-        add(label, final, values(run_over_seeds(setup, variant), lambda r: r["final"]["test"]), variant)
-    add("removing iterations drops quality", final, [T.percent(r["history"][0]["test"]["test"][metric]) for r in main], "iteration 1 only")
-    if "random" in setup.params["study"]["selection_methods"]:
-        add("KL selection beats random", final, values(run_over_seeds(setup, "selection_random", overrides={"selection": {"method": "random"}}),
-                                                       lambda r: r["final"]["test"]), "random selection")
-    for i in range(1, max(len(r["history"]) for r in main)):
-        add(f"quality rises from iteration {i} to {i + 1}", [T.percent(r["history"][i]["test"]["test"][metric]) for r in main],
-            [T.percent(r["history"][i - 1]["test"]["test"][metric]) for r in main], f"iteration {i}")
-    fusion = fusion_closeness(setup)
-    fused = fusion[fusion["members"] > 1]["KL(teacher ‖ assistant)"]
-    originals = fusion[fusion["members"] == 1]["KL(teacher ‖ assistant)"]
-    best_fused, best_original = float(fused.min()), float(originals.min())
-    rows.append({"claim": "fused assistants sit closer to the teacher (min KL)", "ours": best_fused, "ours ±": float("nan"),
-                 "comparison": "best original assistant", "other": best_original, "other ±": float("nan"),
-                 "difference": best_fused - best_original, "difference ±": float("nan"), "seeds where it holds": None, "of seeds": None,
-                 "verdict": "confirmed" if best_fused < best_original else "not confirmed"})
-    rows.append({"claim": "fused assistants sit closer to the teacher (mean KL)", "ours": float(fused.mean()), "ours ±": float("nan"),
-                 "comparison": "mean over original assistants", "other": float(originals.mean()), "other ±": float("nan"),
-                 "difference": float(fused.mean() - originals.mean()), "difference ±": float("nan"), "seeds where it holds": None,
-                 "of seeds": None, "verdict": "confirmed" if fused.mean() < originals.mean() else "not confirmed"})
-    df = pd.DataFrame(rows)
-    T.write_table(df, results_dir(setup.params), "claims", f"The paper's claims on this profile (test {metric}, percent; KL in nats)")
-    return df
+    return write(setup, claims_table)
 
 
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
@@ -501,22 +615,3 @@ def write_manifest(params, timings: dict | None = None, extra: dict | None = Non
     path = results_dir(params) / "manifest.json"
     atomic_write_json(path, manifest)
     return manifest
-
-
-def write_findings(setup: Setup, claims_table: pd.DataFrame) -> str:
-    """``FINDINGS.md``: each claim of the paper, confirmed or not on this profile (generated)."""
-    seeds = setup.params["seeds"]
-    lines = [f"# Findings on the `{setup.params['profile']}` profile", "",
-             f"Generated from `claims.csv` by the summary notebook; test nDCG@10 in percent, mean ± std over "
-             f"{len(seeds)} seed(s) {seeds}. A claim is *confirmed* when it holds on every seed, *mixed* when on some.", ""]
-    for row in claims_table.itertuples(index=False):
-        ours = f"{row.ours:.2f}" + (f" ± {row[2]:.2f}" if not pd.isna(row[2]) else "")
-        other = f"{row.other:.2f}" + (f" ± {row[5]:.2f}" if not pd.isna(row[5]) else "")
-        diff = f"{row.difference:+.2f}" + (f" ± {row[7]:.2f}" if not pd.isna(row[7]) else "")
-        held = f" (holds on {int(row[8])}/{int(row[9])} seeds)" if not pd.isna(row[9]) and row[9] else ""
-        lines.append(f"- **{row.claim}**: {row.verdict}. Ours {ours} vs {row.comparison} {other}; difference {diff}{held}.")
-    text = "\n".join(lines) + "\n"
-    from .atomic import atomic_write_text
-
-    atomic_write_text(results_dir(setup.params) / "FINDINGS.md", text)
-    return text

@@ -63,7 +63,7 @@ def test_the_uninterrupted_run_exercises_the_resume_paths(uninterrupted):
     from tiny_profile import run_results
 
     runs = run_results(uninterrupted)
-    assert sorted(variant for _, variant in runs) == ["mta4dpr", "plain_kd", "selection_random"]
+    assert sorted(variant for _, variant in runs) == ["mta4dpr", "no_assistants", "one_iteration_kd", "selection_random"]
     main = runs[("seed13", "mta4dpr")]
     assert [entry["iteration"] for entry in main["history"]] == [1, 2]
     assert main["history"][0]["replaced"] is not None and "student@1" in main["history"][0]["pool"]

@@ -44,7 +44,9 @@ def tiny_params(directory: Path) -> dict:
     params["training"].update(steps=8, checkpoint_every=4)
     params["iterations"] = {"count": 2}
     params["study"].update(selection_methods=["random", "kl"], student_sizes=[], assistant_combinations=False)
-    params["output"] = {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"), "cache_dir": str(cache_dir())}
+    # one process: a kill point stops the runner itself (STOPPING_RUNNER), not a forked worker
+    params["output"] = {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"), "cache_dir": str(cache_dir()),
+                        "workers": 1}
     return params
 
 

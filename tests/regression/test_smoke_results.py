@@ -15,7 +15,7 @@ from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
 
 EXPECTED = yaml.safe_load((Path(__file__).parent / "smoke_expected.yaml").read_text())
 RESULTS = REPO_ROOT / "results" / "smoke"
-TABLES = ["baselines", "data_statistics", "fusion_kl", "table1", "table2", "table3", "table4", "table5", "table6", "table7",
+TABLES = ["teacher_selection", "baselines", "data_statistics", "fusion_kl", "table1", "table2", "table3", "table4", "table5", "table6", "table7",
           "table8", "table9", "figure2_data", "claims"]
 
 
@@ -55,3 +55,34 @@ def test_condition_matches_expected_score(results, condition):
     assert measured == pytest.approx(condition["expected"], abs=condition["tolerance"]), (
         f"{condition['id']}: {condition['table']}[{condition['row']}][{condition['column']}] = {measured}, "
         f"expected {condition['expected']} ± {condition['tolerance']}")
+
+
+def _row(table, column, value):
+    rows = table[table[column].astype(str) == value]
+    assert len(rows) == 1, f"expected one row {column} == {value!r}, found {len(rows)}"
+    return rows.iloc[0]
+
+
+def test_training_moves_the_student(results):
+    """Fails when training is a no-op: every trained student must differ from the untrained one, on the
+    table and query by query (per_query.csv)."""
+    table1 = pd.read_csv(results / "table1.csv")
+    before = float(_row(table1, "model", "student before training")["nDCG@10"])
+    for model in ("MTA4DPR", "no assistant (teacher-only KD, same iterations and steps)"):
+        after = float(_row(table1, "model", model)["nDCG@10"])
+        assert abs(after - before) > 0.01, f"{model}: nDCG@10 {after} equals the untrained student's {before}"
+    per_query = pd.read_csv(results / "per_query.csv")
+    test = per_query[(per_query["test set"] == "test") & (per_query["metric"] == "nDCG@10")]
+    initial = test[test["run"] == "student before training"].set_index(["seed", "query_id"])["value"]
+    final = test[(test["run"] == "mta4dpr") & (test["iteration"] == test[test["run"] == "mta4dpr"]["iteration"].max())]
+    final = final.set_index(["seed", "query_id"])["value"]
+    assert len(initial) == len(final) > 0
+    assert (initial.sort_index() - final.sort_index()).abs().max() > 0
+
+
+def test_every_claim_has_a_verdict_and_an_interval(results):
+    claims = pd.read_csv(results / "claims.csv")
+    assert set(claims["verdict"]) <= {"confirmed", "contradicted", "inconclusive"}
+    measured = claims.dropna(subset=["effect"])
+    assert len(measured) >= 10
+    assert (measured["low"] <= measured["effect"] + 1e-9).all() and (measured["effect"] <= measured["high"] + 1e-9).all()
