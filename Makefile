@@ -37,7 +37,7 @@ regression: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/regression
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) bench/run_all.py

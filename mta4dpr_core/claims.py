@@ -79,6 +79,9 @@ def check_claims(setup) -> pd.DataFrame:
     rows.append(_fusion_claim(setup))
     rows.append(_overhead_claim(setup, main))
     df = pd.DataFrame(rows)
+    for column in ("seeds holding", "seeds", "queries", "steps"):
+        if column in df:  # counts stay integers beside the rows that have none
+            df[column] = df[column].map(lambda v: None if pd.isna(v) else int(v)).astype(object)
     T.write_table(df, S.results_dir(setup.params), "claims", f"The paper's claims on this profile (test {METRIC} in percent unless "
                   "the metric column says otherwise; 95% paired-bootstrap interval over test queries, seeds averaged per query)")
     write_per_query(setup)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from . import progress
 from .atomic import texts_digest
 from .models import ResolvedModel, default_cache_dir, resolve_model
 
@@ -32,10 +32,6 @@ INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 _TOKEN_CACHE: dict = {}
-
-
-def _progress_disabled():
-    return os.environ.get("MTA4DPR_PROGRESS", "1") == "0"
 
 
 def length_sorted_batches(texts, batch_size):
@@ -50,7 +46,8 @@ def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     out = None
-    for idx in tqdm(length_sorted_batches(texts, batch_size), desc=desc, disable=_progress_disabled() or len(texts) <= batch_size, leave=False):
+    batches = length_sorted_batches(texts, batch_size)
+    for idx in progress.progress_bar(batches, desc=desc, total=len(batches), disable=len(texts) <= batch_size, unit="batch"):
         emb = embed_batch([texts[i] for i in idx])
         if out is None:
             out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
@@ -278,7 +275,8 @@ class StaticEncoder(nn.Module):
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for idx in length_sorted_batches(texts, batch_size):
+            batches = length_sorted_batches(texts, batch_size)
+            for idx in progress.progress_bar(batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"):
                 out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
         self.train(was_training)
         return out

@@ -158,8 +158,10 @@ class Setup:
         scorer.cache_name = cache_name or name
         return scorer.prepare(self.collection.corpus)
 
-    def evaluate(self, scorer, split=None, collection=None, names=("MRR@10", "nDCG@10", "R@100"), depth=None, query_mask=None):
-        """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them."""
+    def evaluate(self, scorer, split=None, collection=None, names=("MRR@10", "nDCG@10", "R@100"), depth=None, query_mask=None,
+                 per_query=False):
+        """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them
+        (means, or ``{metric: {query id: value}}`` with ``per_query``)."""
         split = split or self.test
         collection = collection or self.collection
         depth = depth or max(100, max(int(n.split("@")[1]) for n in names))
@@ -177,17 +179,39 @@ class Setup:
             if switched:
                 scorer.prepare(self.collection.corpus)
         run = run_from_arrays(ids, collection.corpus.ids, scores, indices)
-        return evaluate(run, {q: split.qrels[q] for q in ids}, names, split.relevance_level)
+        if self.params.get("evaluation", {}).get("ignore_identical_ids"):  # queries that are also passages
+            from .metrics import drop_identical_ids
 
-    def evaluate_all(self, scorer, names=TEST_METRICS):
-        """Test split plus every extra test set: {"test": {...}, "msmarco-trecdl/dl19": {...}}."""
-        out = {"test": self.evaluate(scorer, names=names)}
-        for spec, (collection, split) in self.extra_tests.items():
-            out[spec] = self.evaluate(scorer, split, collection, names=EXTRA_TEST_METRICS)
+            run = drop_identical_ids(run)
+        return evaluate(run, {q: split.qrels[q] for q in ids}, names, split.relevance_level, per_query=per_query)
+
+    def evaluate_all(self, scorer, names=TEST_METRICS, extra_tests=True):
+        """Test split plus every extra test set: ``{"test": {metric: mean}, "msmarco-trecdl/dl19": {...},
+        "per_query": {"test": {metric: {query id: value}}, ...}}`` (per-query values feed the paired statistics)."""
+        out, per_query = {}, {}
+        blocks = [("test", self.test, self.collection, names)] + \
+                 [(spec, split, collection, EXTRA_TEST_METRICS) for spec, (collection, split) in self.extra_tests.items() if extra_tests]
+        for key, split, collection, metrics in blocks:
+            values = self.evaluate(scorer, split, collection, names=metrics, per_query=True)
+            per_query[key] = {m: {q: float(values[m].get(q, 0.0)) for q in split.query_ids} for m in metrics}
+            out[key] = {m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics}
+        out["per_query"] = per_query
         return out
 
     def all_scorers(self):
         return {"teacher": self.teacher, **{a.name: a for a in self.assistants}}
+
+
+def uses_transformer(scorer) -> bool:
+    """Whether scoring with ``scorer`` runs a transformer over passages (costly on a large extra corpus)."""
+    from .scorers import CrossEncoderScorer, EnsembleScorer
+
+    if isinstance(scorer, EnsembleScorer):
+        return any(uses_transformer(member) for member in scorer.members)
+    if isinstance(scorer, CrossEncoderScorer):
+        return True
+    encoder = getattr(scorer, "encoder", None)
+    return encoder is not None and not isinstance(encoder, StaticEncoder)
 
 
 def seed_everything(seed: int):

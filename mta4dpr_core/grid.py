@@ -89,7 +89,8 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     """Run every job (finished ones return at once from their stored result)."""
     global _SETUP
     workers = default_workers(setup) if workers is None else workers
-    report = report or (lambda message: log.info(message))
+    if report is None:
+        from .progress import report
     started = time.perf_counter()
     _SETUP = setup
     if workers <= 1 or len(jobs) <= 1:

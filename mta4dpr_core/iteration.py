@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
 from .construction import TrainingData, build_training_data, split_eval_queries
 from .experiment import Setup, seed_everything
@@ -125,6 +126,7 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     stored = read_json(result_path)
     if stored is not None:
         return stored
+    count = params["iterations"]["count"]
 
     seed_everything(seed)
     student = setup.new_student(seed, student_spec)
@@ -160,8 +162,9 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
             start = iteration + 1
             break
 
-    for iteration in range(start, params["iterations"]["count"] + 1):
+    for iteration in range(start, count + 1):
         iteration_dir = run_dir / f"iteration{iteration}"
+        progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: building training data")
         t0 = time.perf_counter()
         data = build_training_data(split, corpus, pool, setup.teacher, k=construction["k"], rrf_c=construction["rrf_c"],
                                    eval_mask=eval_mask, work_dir=setup.work_dir, previous_student=previous,
@@ -176,13 +179,15 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
             fixed = choose_assistant_for_iteration(data, config)
             config.fixed_assistant = fixed
+        progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: training {config.steps} steps")
         t1 = time.perf_counter()
         record = train_student(student, data, corpus.texts, config, checkpoint_dir=iteration_dir / "checkpoints", iteration=iteration)
         training_seconds = time.perf_counter() - t1
         names = assistant_names([a.name for a in pool], fused_assistant_subsets(len(pool)) if config.fusion and len(pool) >= 2 else [])
         selections.extend({"iteration": iteration, "step": r["step"], "assistant": names[r["assistant"]] if r["assistant"] >= 0 else None,
                            "members": len(names[r["assistant"]].split("&")) if r["assistant"] >= 0 else 0,
-                           "select_seconds": r["select_seconds"], "step_seconds": r["step_seconds"]} for r in record)
+                           "select_seconds": r["select_seconds"], "step_seconds": r["step_seconds"],
+                           **{k: r[k] for k in ("total", "contrastive", "kl_teacher", "kl_assistant") if k in r}} for r in record)
 
         student_scorer = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
         eval_metrics = {a.name: setup.evaluate(a, split, names=(metric,), query_mask=eval_mask)[metric] for a in pool} if eval_mask.any() else {}

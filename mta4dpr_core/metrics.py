@@ -31,6 +31,15 @@ def run_from_arrays(query_ids, doc_ids, scores, indices) -> dict:
     return run
 
 
+def drop_identical_ids(run: dict) -> dict:
+    """``run`` without each query's own id in its ranking (BEIR/MTEB ``ignore_identical_ids``).
+
+    For collections whose queries are also passages (e.g. ArguAna, Quora), a query
+    trivially retrieves itself; BEIR and MTEB drop that hit before scoring.
+    """
+    return {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
+
+
 def evaluate(run: dict, qrels: dict, names=("MRR@10", "nDCG@10", "R@100"), relevance_level=1, per_query=False):
     """Mean of each metric over the judged queries (a query missing from ``run`` scores 0)."""
     measures = {name: measure(name, relevance_level) for name in names}

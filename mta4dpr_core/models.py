@@ -113,11 +113,73 @@ def _offline_wordllama(_cache):
 OFFLINE = {MINILM_L6: _offline_minilm_l6, MPNET: _offline_mpnet, MINILM_L3: _offline_minilm_l3, WORDLLAMA: _offline_wordllama}
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _local_candidate(name: str) -> Path:
+    """``name`` as a path; a relative one that is not found from the working directory is tried
+    from the repository root too (profiles name e.g. ``.cache/paper_tiny/models/bert-l1``, and the
+    notebooks run in ``notebooks/``)."""
+    local = Path(name).expanduser()
+    if not local.exists() and not local.is_absolute() and (REPO_ROOT / local).exists():
+        return REPO_ROOT / local
+    return local
+
+
+def looks_local(name) -> bool:
+    """A model name written as a filesystem path (absolute, ``./``, ``../``, ``~``), not a hub id or alias."""
+    return isinstance(name, str) and (name.startswith(("/", ".", "~")) or Path(name).is_absolute())
+
+
+def _model_specs(params: dict):
+    """(params key, spec) of every model spec in a profile, first stages and ensemble members included."""
+    def walk(key, spec):
+        if not isinstance(spec, dict) or not spec:
+            return
+        yield key, spec
+        if isinstance(spec.get("first_stage"), dict):
+            yield from walk(f"{key}.first_stage", spec["first_stage"])
+        for index, member in enumerate(spec.get("members") or []):
+            yield from walk(f"{key}.members[{index}]", member)
+
+    models = params.get("models", {})
+    yield from walk("models.teacher", models.get("teacher"))
+    for index, spec in enumerate(models.get("assistants") or []):
+        yield from walk(f"models.assistants[{index}]", spec)
+    yield from walk("models.student", models.get("student"))
+    study = params.get("study", {})
+    for index, spec in enumerate(study.get("student_sizes") or []):
+        yield from walk(f"study.student_sizes[{index}]", spec)
+    for index, spec in enumerate(study.get("baseline_models") or []):
+        yield from walk(f"study.baseline_models[{index}]", spec)
+
+
+def check_models_available(params: dict) -> None:
+    """Fail before any work when a model given as a local path is missing.
+
+    Specs marked ``no_public_checkpoint: true`` (M2DPR; the NQ models RocketQAv1, PAIR,
+    ERNIE-Search) and every ``model`` written as a path must exist on disk; hub ids are left to
+    :func:`resolve_model` (they need the network). Raises :class:`ModelNotFoundError` naming
+    every missing path and its params key.
+    """
+    missing = []
+    for key, spec in _model_specs(params):
+        name = spec.get("model")
+        if not isinstance(name, str) or not (looks_local(name) or spec.get("no_public_checkpoint")):
+            continue
+        if not _local_candidate(name).exists():
+            label = f" ({spec['name']})" if spec.get("name") else ""
+            why = "; no public checkpoint exists: convert the weights and put them there" if spec.get("no_public_checkpoint") else ""
+            missing.append(f"{key}.model{label}: local path {name} does not exist{why}")
+    if missing:
+        raise ModelNotFoundError(f"{len(missing)} model(s) not found before the run started:\n  - " + "\n  - ".join(missing))
+
+
 def resolve_model(name: str, cache_dir=None) -> ResolvedModel:
     """Local path, then an offline package, then the hub; raise listing what was tried."""
     cache_dir = Path(cache_dir or default_cache_dir())
     tried = []
-    local = Path(name).expanduser()
+    local = _local_candidate(name)
     if local.exists():
         fmt = "onnx" if local.suffix == ".onnx" else "transformers"
         return ResolvedModel(name, local.resolve(), "local path", fmt)

@@ -36,6 +36,8 @@ DEFAULTS: dict = {
         "teacher": {},
         "assistants": [],
         "student": {},
+        # no assistant may be a member of the teacher, a copy of one or distilled from one (teacher_choice.py)
+        "independent_teacher": True,
     },
     "construction": {
         "k": 30,
@@ -46,7 +48,8 @@ DEFAULTS: dict = {
         "mining_max_rank": 15,
         "encode_batch_size": 64,
     },
-    "fusion": {"enabled": True, "weights": None, "min_size": 2},
+    # temperature_rule: how assistant temperatures not set by hand are fitted on training rows (temperature.py)
+    "fusion": {"enabled": True, "weights": None, "min_size": 2, "temperature_rule": "kl"},
     "selection": {"method": "kl", "rbo_p": 0.9, "per_iteration": False},
     "loss": {
         "alpha": 0.2,
@@ -68,7 +71,12 @@ DEFAULTS: dict = {
         "amp": "auto",
     },
     "iterations": {"count": 3, "replace_worst": True},
-    "evaluation": {"metric": "MRR@10", "depth": 100},
+    # ignore_identical_ids: drop a query's own id from its ranking before metrics (as BEIR/MTEB do),
+    # for collections whose queries are also documents
+    # transformer_scorers_on_extra_tests: evaluate the teacher and transformer assistants on the extra test
+    # sets too (encoding a 40,873-passage DL pool costs minutes per model on a CPU); students, static
+    # models, BM25 and shipped runs always are
+    "evaluation": {"metric": "MRR@10", "depth": 100, "ignore_identical_ids": False, "transformer_scorers_on_extra_tests": True},
     "study": {
         "selection_methods": ["random", "footrule", "rbo", "kl"],
         "assistant_combinations": True,
@@ -76,13 +84,17 @@ DEFAULTS: dict = {
         "combination_seeds": 0,
         "paper_analogs": {},
         "baseline_models": [],
+        "teacher_candidates": [],   # scorer specs measured on training queries to choose the teacher
+        "teacher_hybrids": [],      # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
         "reference_runs": [],
     },
-    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache"},
+    # workers: processes running a notebook's MTA4DPR runs side by side (0 = automatic; grid.py)
+    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0},
 }
 
 FREE_FORM = {"models.teacher", "models.student", "models.assistants", "study.student_sizes", "fusion.weights",
-             "study.paper_analogs", "study.baseline_models", "study.reference_runs"}
+             "study.paper_analogs", "study.baseline_models", "study.reference_runs",
+             "study.teacher_candidates", "study.teacher_hybrids"}
 NON_NEGATIVE = {
     "construction.k", "construction.rrf_c", "construction.mining_max_rank", "construction.encode_batch_size",
     "construction.min_eval_queries", "study.combination_seeds", "training.steps", "training.queries_per_batch",
@@ -95,6 +107,7 @@ POSITIVE = {"construction.k", "training.steps", "training.queries_per_batch", "t
             "training.max_passage_length", "iterations.count", "construction.encode_batch_size"}
 CHOICES = {
     "selection.method": {"kl", "footrule", "rbo", "random", "validation"},
+    "fusion.temperature_rule": {"kl", "entropy", "fixed"},
     "training.amp": {"auto", "off", "bf16", "fp16"},
     "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
 }
@@ -135,6 +148,12 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
     model = spec.get("model")
     if (kind in NEEDS_MODEL or "model" in spec) and not (isinstance(model, str) and model.strip()):
         raise ParamsError(f"{key}.model", f"a `{kind}` model spec needs `model` (a model name or local path), got {model!r}", source)
+    flag = spec.get("no_public_checkpoint")
+    if flag is not None:
+        if not isinstance(flag, bool):
+            raise ParamsError(f"{key}.no_public_checkpoint", f"expected a boolean (true/false), got {flag!r}", source)
+        if flag and not (isinstance(model, str) and model.startswith(("/", ".", "~"))):
+            raise ParamsError(f"{key}.model", f"a spec with `no_public_checkpoint: true` needs a local path (e.g. /models/m2dpr), got {model!r}", source)
     if kind == "ensemble":
         members = spec.get("members")
         if not isinstance(members, list) or not members:
@@ -259,6 +278,10 @@ def validate(params: dict, source=None) -> dict:
         _check_model_spec("models.teacher", params["models"]["teacher"], source)
     if params["models"]["student"]:
         _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
+    if params["models"]["teacher"] and params["models"]["independent_teacher"]:
+        from .teacher_choice import check_independence
+
+        check_independence(params["models"]["teacher"], assistants, source)
     names = [spec["name"] for spec in assistants]
     if len(set(names)) != len(names):
         raise ParamsError("models.assistants", f"assistant names must be unique, got {names}", source)
@@ -269,6 +292,55 @@ def from_mapping(given: dict, source=None) -> dict:
     if not isinstance(given, dict):
         raise ParamsError("<root>", f"a params profile must be a mapping, got {_type_name(given)}", source)
     return validate(_merge(DEFAULTS, given, "", source), source)
+
+
+def parse_assignments(assignments, source="--set") -> dict:
+    """``["training.steps=10", "seeds=[1,2]"]`` -> ``{"training": {"steps": 10}, "seeds": [1, 2]}``.
+
+    Values are YAML (``10`` an integer, ``[1, 2]`` a list, ``null``, ``true``; anything else a string).
+    """
+    given: dict = {}
+    for item in assignments or []:
+        key, equals, text = str(item).partition("=")
+        key = key.strip()
+        where = f"{source} {item}"
+        if not equals or not key or any(not part for part in key.split(".")):
+            raise ParamsError(key or "<none>", f"expected KEY=VALUE with a dotted key (e.g. training.steps=10), got {item!r}", where)
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or error).split())
+            raise ParamsError(key, f"value {text!r} is not valid YAML: {problem}", where) from None
+        node = given
+        *parents, last = key.split(".")
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ParamsError(".".join(parents[:depth + 1]), f"set both as a value and as a mapping in {source}", where)
+            node = child
+        node[last] = value
+    return given
+
+
+def _deep_merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_overrides(params: dict, assignments, source="--set") -> dict:
+    """``params`` (a validated profile) with ``KEY=VALUE`` overrides, validated exactly like a profile.
+
+    Each assignment is first checked on its own (unknown key with the closest suggestion, wrong
+    type), so the error names the key and the ``--set`` item it came from; then the merged
+    profile is validated as a whole. Nested mappings merge key by key (``models.student.dim=128``
+    changes only ``dim``).
+    """
+    for item in assignments or []:
+        _merge(DEFAULTS, parse_assignments([item], source), "", f"{source} {item}")
+    merged = _deep_merge(params, parse_assignments(assignments, source))
+    return from_mapping(merged, source=f"{source} {' '.join(map(str, assignments))}")
 
 
 def load_params(path) -> dict:

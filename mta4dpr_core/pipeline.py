@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from . import studies
 from .experiment import Setup
+from .grid import planned_runs, run_grid
+
+
+def _run_planned(setup: Setup, stage: str):
+    """The stage's missing MTA4DPR runs first, side by side (grid.py); its tables then read them."""
+    run_grid(setup, planned_runs(setup, stage))
 
 
 def data_prep(setup: Setup) -> dict:
-    return {"statistics": studies.dataset_statistics(setup), "baselines": studies.baselines(setup)}
+    return {"teacher_selection": studies.teacher_selection(setup), "statistics": studies.dataset_statistics(setup),
+            "baselines": studies.baselines(setup)}
 
 
 def fusion(setup: Setup) -> dict:
@@ -21,6 +28,7 @@ def fusion(setup: Setup) -> dict:
 
 
 def selection(setup: Setup) -> dict:
+    _run_planned(setup, "selection")
     table5 = studies.selection_study(setup)
     composition = studies.selection_composition(setup)
     figure = studies.plot_composition(composition, studies.results_dir(setup.params) / "figure2.png")
@@ -28,21 +36,25 @@ def selection(setup: Setup) -> dict:
 
 
 def training(setup: Setup) -> dict:
+    _run_planned(setup, "training")
     table1, table2, table4 = studies.main_study(setup)
     return {"table1": table1, "table2": table2, "table4": table4}
 
 
 def ablations(setup: Setup) -> dict:
+    _run_planned(setup, "ablations")
     table3, table7 = studies.ablation_study(setup)
     return {"table3": table3, "table7": table7}
 
 
 def scale_and_cost(setup: Setup) -> dict:
+    _run_planned(setup, "scale_and_cost")
     table6, table8, table9 = studies.scale_and_cost(setup)
     return {"table6": table6, "table8": table8, "table9": table9}
 
 
 def summary(setup: Setup) -> dict:
+    _run_planned(setup, "summary")
     claims = studies.claims(setup)
     findings = studies.write_findings(setup, claims)
     return {"claims": claims, "findings": findings}

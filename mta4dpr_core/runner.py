@@ -3,6 +3,11 @@
     python -m mta4dpr_core.runner --profile mini            # notebooks -> runs/mini/notebooks/
     python -m mta4dpr_core.runner --profile smoke --only 01_data_prep 02_fusion
     python -m mta4dpr_core.runner --profile mini --no-notebooks   # same stages, no Jupyter
+    python -m mta4dpr_core.runner --profile mini --set profile=mine data.train=X/train data.test=X/test training.steps=10
+
+``--set KEY=VALUE ...`` overrides any profile key (dotted; values parsed as YAML scalars or
+lists, e.g. ``seeds=[1,2]``), validated exactly like the profile's own keys. Set ``profile=<name>``
+too to keep the runs and results apart from the unmodified profile's.
 
 Tables and figures land in ``results/<profile>/``. A notebook that finished with
 the same notebook source, params and core code is skipped on a rerun (its
@@ -30,19 +35,142 @@ KERNEL = os.environ.get("MTA4DPR_KERNEL", "python3")
 
 
 def core_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "mta4dpr_core").glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    from .atomic import code_digest
+
+    return code_digest()
 
 
 def notebook_names():
     return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
+def _format_seconds(seconds) -> str:
+    seconds = int(round(max(0.0, seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
+
+
+def previous_timings(runs: Path, results: Path, names) -> dict:
+    """Seconds each notebook took last time: its ``.done.json`` marker (even one of other code or
+    params), else the manifest's timings; missing notebooks are left out."""
+    manifest = (read_json(results / "manifest.json") or {}).get("timings_seconds", {})
+    out = {}
+    for name in names:
+        marker = read_json(runs / f"{name}.done.json") or {}
+        seconds = marker.get("seconds", manifest.get(name))
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            out[name] = float(seconds)
+    return out
+
+
+class ProgressMonitor:
+    """Prints the core's progress lines (``MTA4DPR_PROGRESS_FILE``, appended by ``progress.report``
+    and the bars inside the kernel) with the notebook, its position, elapsed time and an ETA;
+    a heartbeat line when nothing was printed for ``heartbeat`` seconds."""
+
+    def __init__(self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0):
+        self.profile, self.names, self.previous, self.log = profile, list(names), dict(previous), log
+        self.heartbeat, self.poll = heartbeat, poll
+        self.finished = {}  # name -> seconds of this run (0 for skipped ones)
+        self.started_all = time.perf_counter()
+        self.current, self.current_started = None, None
+        self.path = None
+        self._thread, self._stop = None, None
+
+    def estimate(self, name):
+        if name in self.previous:
+            return self.previous[name]
+        ran = [s for n, s in self.finished.items() if s > 0]
+        return sum(ran) / len(ran) if ran else None
+
+    def eta(self):
+        """Seconds left (None when nothing is known yet)."""
+        left = 0.0
+        for name in self.names:
+            if name in self.finished:
+                continue
+            guess = self.estimate(name)
+            if guess is None:
+                return None
+            if name == self.current:
+                guess = max(guess - (time.perf_counter() - self.current_started), 0.0)
+            left += guess
+        return left
+
+    def prefix(self):
+        done = len(self.finished)
+        elapsed = time.perf_counter() - self.started_all
+        eta = self.eta()
+        where = f" {self.current}" if self.current else ""
+        current = f", notebook {_format_seconds(time.perf_counter() - self.current_started)}" if self.current else ""
+        return (f"[{self.profile} {done}/{len(self.names)} done{where} | elapsed {_format_seconds(elapsed)}{current}"
+                f" | ETA {_format_seconds(eta) if eta is not None else '?'}]")
+
+    def skipped(self, name, seconds):
+        self.finished[name] = 0.0
+        self.log(f"{self.prefix()} {name}: finished earlier ({seconds} s then), skipped")
+
+    def start(self, name, progress_path: Path | None):
+        self.current, self.current_started = name, time.perf_counter()
+        guess = self.estimate(name)
+        self.log(f"{self.prefix()} {name}: running" + (f" (took {_format_seconds(guess)} last time)" if name in self.previous else ""))
+        self.path = progress_path
+        if progress_path is None:
+            return
+        import threading
+
+        progress_path.parent.mkdir(parents=True, exist_ok=True)
+        progress_path.write_text("")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tail, args=(progress_path, self._stop), daemon=True)
+        self._thread.start()
+
+    def _tail(self, path: Path, stop):
+        last_print = time.perf_counter()
+        position = 0
+        while True:
+            stopping = stop.wait(self.poll)
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    handle.seek(position)
+                    chunk = handle.read()
+                    # only whole lines; a partial last line waits for the next poll
+                    cut = chunk.rfind("\n") + 1
+                    position += len(chunk[:cut].encode("utf-8", errors="replace"))
+                    lines = chunk[:cut].splitlines()
+            except OSError:
+                lines = []
+            for line in lines:
+                if line.strip():
+                    self.log(f"{self.prefix()} {line.strip()}")
+                    last_print = time.perf_counter()
+            if stopping:
+                return
+            if time.perf_counter() - last_print >= self.heartbeat:
+                self.log(f"{self.prefix()} still working")
+                last_print = time.perf_counter()
+
+    def finish(self, name, seconds, failed=False):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        self.current = None
+        if failed:
+            self.log(f"{self.prefix()} {name}: failed after {_format_seconds(seconds)}")
+            return
+        self.finished[name] = seconds
+        self.log(f"{self.prefix()} {name}: done in {_format_seconds(seconds)}")
+
+
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
+    from . import progress
+
     params = load_params(profile_file)
+    from .models import check_models_available
+
+    check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook
     profile = params["profile"]
     runs = resolve_path(params["output"]["runs_dir"]) / profile / "notebooks"
     results = resolve_path(params["output"]["results_dir"]) / profile
@@ -51,35 +179,59 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         raise Mta4dprError(f"--only {only}: no such notebook; known: {notebook_names()}")
     timings = {}
     code = core_digest()
+    monitor = ProgressMonitor(profile, names, previous_timings(runs, results, names), log=log)
+    # the kernel inherits this: progress.report() and the bars append to it, the monitor prints it
+    progress_path = runs / ".progress.log" if progress.enabled() else None
+    saved_variable = os.environ.get(progress.FILE_VARIABLE)
     for name in names:
         source = NOTEBOOK_DIR / f"{name}.ipynb"
         key = hashlib.sha256(json.dumps([source.read_text(), params, code, notebooks], sort_keys=True, default=str).encode()).hexdigest()
         marker = runs / f"{name}.done.json"
         done = read_json(marker)
         if not force and done is not None and done.get("key") == key:
-            log(f"[{profile}] {name}: finished earlier, skipped")
+            monitor.skipped(name, done.get("seconds"))
             timings[name] = done.get("seconds")
             continue
-        log(f"[{profile}] {name}: running")
+        monitor.start(name, progress_path)
+        if progress_path is not None:
+            os.environ[progress.FILE_VARIABLE] = str(progress_path)
         started = time.perf_counter()
-        if notebooks:
-            import papermill
+        try:
+            if notebooks:
+                import papermill
 
-            runs.mkdir(parents=True, exist_ok=True)
-            sections = {k: v for k, v in params.items()}
-            papermill.execute_notebook(str(source), str(runs / f"{name}.ipynb"), parameters=sections, kernel_name=KERNEL,
-                                       cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
-        else:
-            from .experiment import Setup
-            from .pipeline import STAGES
+                runs.mkdir(parents=True, exist_ok=True)
+                sections = {k: v for k, v in params.items()}
+                papermill.execute_notebook(str(source), str(runs / f"{name}.ipynb"), parameters=sections, kernel_name=KERNEL,
+                                           cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
+            else:
+                from .experiment import Setup
+                from .pipeline import STAGES
 
-            STAGES[name](Setup.from_params(params))
+                progress.route_logs()  # as in the notebooks: the core's INFO lines are progress lines
+                STAGES[name](Setup.from_params(params))
+        except BaseException:
+            monitor.finish(name, round(time.perf_counter() - started, 1), failed=True)
+            raise
+        finally:
+            if saved_variable is None:
+                os.environ.pop(progress.FILE_VARIABLE, None)
+            else:
+                os.environ[progress.FILE_VARIABLE] = saved_variable
         seconds = round(time.perf_counter() - started, 1)
+        monitor.finish(name, seconds)
         timings[name] = seconds
         atomic_write_json(marker, {"key": key, "seconds": seconds})
-        log(f"[{profile}] {name}: done in {seconds} s")
     from .studies import write_manifest
 
+    if notebooks:
+        # the executed notebooks beside the tables, so a reader sees every output without running anything
+        from .atomic import atomic_write_bytes
+
+        for name in names:
+            executed = runs / f"{name}.ipynb"
+            if executed.exists():
+                atomic_write_bytes(results / "notebooks" / f"{name}.ipynb", executed.read_bytes())
     total = round(sum(v for v in timings.values() if v), 1)
     write_manifest(params, {**timings, "total": total}, {"notebooks": notebooks})
     log(f"[{profile}] all done: {total} s of notebook time; results in {results}")
@@ -97,10 +249,24 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     parser.add_argument("--no-notebooks", action="store_true", help="run the stages directly, without papermill")
     parser.add_argument("--force", action="store_true", help="rerun notebooks even if finished")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override profile keys, e.g. data.train=X/train training.steps=10 seeds=[1,2] (values are YAML)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else profile_path(args.profile)
+    scratch = None
     try:
+        if args.overrides:  # the profile with the overrides, validated, as a profile file of its own
+            import tempfile
+
+            import yaml
+
+            from .params import apply_overrides
+
+            params = apply_overrides(load_params(path), args.overrides)
+            scratch = Path(tempfile.mkdtemp(prefix="mta4dpr-set-"))
+            path = scratch / f"{params['profile']}.yaml"
+            path.write_text(yaml.safe_dump(params, sort_keys=False))
         run_profile(path, args.only, notebooks=not args.no_notebooks, force=args.force)
     except Mta4dprError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
@@ -111,6 +277,11 @@ def main(argv=None):
             print(f"error: a notebook failed: {getattr(error, 'ename', '')}: {one_line(getattr(error, 'evalue', error))}", file=sys.stderr)
             return 1
         raise
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

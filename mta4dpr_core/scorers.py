@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .atomic import content_hash, save_array, texts_digest, try_load_array
 from .data import Corpus, load_trec_run
 from .encoders import build_encoder
@@ -124,16 +125,25 @@ class BM25Scorer(Scorer):
         import bm25s
         import Stemmer
 
+        progress.quiet_libraries()  # importing bm25s sets its logger to DEBUG
         return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False,
                               return_ids=return_ids)
 
     def prepare(self, corpus):
         import bm25s
 
+        progress.quiet_libraries()
         self.corpus = corpus
         self._full = {}
-        self.retriever = bm25s.BM25(k1=self.k1, b=self.b)
-        self.retriever.index(self._tokenize(corpus.texts), show_progress=False)
+        tokenized = self._tokenize(corpus.texts)
+        empty = sum(1 for ids in tokenized.ids if len(ids) == 0)
+        if empty:
+            log.warning("%s: %d of %d passages have no BM25 token after stopwords and stemming; they score 0 "
+                        "for every query", self.name, empty, len(corpus))
+        # a corpus without a single token (all stopwords/punctuation): bm25s cannot index it; everything scores 0
+        self.retriever = bm25s.BM25(k1=self.k1, b=self.b) if empty < len(corpus) else None
+        if self.retriever is not None:
+            self.retriever.index(tokenized, show_progress=False)
         return self
 
     def full_scores(self, query_texts):
@@ -141,8 +151,16 @@ class BM25Scorer(Scorer):
         missing = [t for t in dict.fromkeys(texts) if t not in self._full]
         if missing:
             tokens = self._tokenize(missing, return_ids=False)
+            empty = 0
             for text, query_tokens in zip(missing, tokens):
+                if not query_tokens or self.retriever is None:  # e.g. "M&M's": nothing left after stopwords and stemming (bm25s raises on [])
+                    empty += 1
+                    self._full[text] = np.zeros(len(self.corpus), np.float32)
+                    continue
                 self._full[text] = self.retriever.get_scores(query_tokens).astype(np.float32)
+            if empty:
+                log.warning("%s: %d of %d queries have no BM25 token after stopwords and stemming; they score 0 "
+                            "against every passage", self.name, empty, len(missing))
         out = np.stack([self._full[t] for t in texts]) if texts else np.zeros((0, len(self.corpus)), np.float32)
         # per-text rows, oldest dropped beyond the memory bound (but never this call's)
         limit = max(len(set(texts)), int(self.cache_bytes // (4 * max(1, len(self.corpus)))))
@@ -297,7 +315,9 @@ class CrossEncoderScorer(Scorer):
         pairs = [(r, c) for r in range(doc_idx.shape[0]) for c in range(doc_idx.shape[1]) if doc_idx[r, c] >= 0]
         out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(pairs), self.batch_size):
+            starts = range(0, len(pairs), self.batch_size)
+            for start in progress.progress_bar(starts, desc=f"{self.name}: score pairs", total=len(starts), disable=len(starts) <= 1,
+                                               unit="batch"):
                 chunk = pairs[start:start + self.batch_size]
                 batch = self.tokenizer([query_texts[r] for r, _ in chunk], [self.corpus.texts[doc_idx[r, c]] for r, c in chunk],
                                        padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
@@ -311,13 +331,30 @@ class CrossEncoderScorer(Scorer):
         if self.first_stage is None:
             raise ValueError(f"cross-encoder {self.name!r} needs a `first_stage` scorer to search")
         _, candidates = self.first_stage.search(query_ids, query_texts, max(k, self.rerank_depth))
-        scores = self.score(query_ids, query_texts, candidates)
+        # only the first stage's top `rerank_depth` are re-ranked (the paper: top 200); deeper
+        # ranks (k > rerank_depth, e.g. R@1000) keep the first stage's order below them
+        head, tail = candidates[:, : self.rerank_depth], candidates[:, self.rerank_depth:k]
+        scores = self.score(query_ids, query_texts, head)
         scores = np.where(np.isnan(scores), -np.inf, scores)
-        order = np.lexsort((candidates, -scores), axis=1)[:, :k]
-        return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(candidates, order, 1)
+        order = np.lexsort((head, -scores), axis=1)[:, :k]
+        scores, head = np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(head, order, 1)
+        if tail.shape[1] == 0:
+            return scores, head
+        finite = np.where(np.isfinite(scores), scores, np.inf).min(1, keepdims=True)
+        floor = np.where(np.isfinite(finite), finite, 0.0)
+        tail_scores = (floor - 1.0 - np.arange(tail.shape[1], dtype=np.float32)).astype(np.float32)
+        tail_scores = np.where(tail >= 0, tail_scores, -np.inf).astype(np.float32)
+        return np.concatenate([scores, tail_scores], 1), np.concatenate([head, tail], 1)
 
 
 def build_scorer(spec: dict, cache_dir=None, runs_root=None):
+    scorer = _build_scorer(spec, cache_dir, runs_root)
+    # a temperature set by hand overrides the fitted one (temperature.py)
+    scorer.temperature_given = "temperature" in spec
+    return scorer
+
+
+def _build_scorer(spec: dict, cache_dir=None, runs_root=None):
     """A scorer from a params spec.
 
     ``{name, kind: hf|sentence_transformers|onnx|static, model, max_query_length, max_passage_length, temperature}``,

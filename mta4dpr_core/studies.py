@@ -76,12 +76,15 @@ def _main_columns(setup):
 
 def _evaluate_cached(setup, scorer, key, spec=None):
     """A fixed scorer's evaluation, stored under a key that includes its spec, the data and the core code."""
-    key = f"{key}-{content_hash(spec, setup.params['data'], setup.params['models'] if spec is None else None, code_digest())}"
+    key = f"{key}-{content_hash(spec, setup.params['data'], setup.params['models'] if spec is None else None, setup.params['evaluation'], code_digest())}"
     path = setup.work_dir / "evaluations" / f"{key}.json"
     stored = read_json(path)
     if stored is not None:
         return stored
-    result = setup.evaluate_all(scorer)
+    from .experiment import uses_transformer
+
+    extra = setup.params["evaluation"]["transformer_scorers_on_extra_tests"] or not uses_transformer(scorer)
+    result = setup.evaluate_all(scorer, extra_tests=extra)
     atomic_write_json(path, result)
     return result
 
@@ -163,13 +166,16 @@ def teacher_selection(setup: Setup):
         return df
     assistants = setup.params["models"]["assistants"]
     chosen = choose_teacher(df, assistants)
-    teacher_family = "+".join(sorted(model_family(setup.params["models"]["teacher"])))
+    teacher = setup.params["models"]["teacher"]
+    members = [m.get("name") for m in teacher.get("members", [])]
+    profile_teacher = (f"{members[0]}+{members[1]} {teacher['weights'][0]:.1f}/{teacher['weights'][1]:.1f}"
+                       if len(members) == 2 and teacher.get("weights") else teacher.get("name"))
     assistant_names = {a["name"] for a in assistants}
     df["role"] = ["assistant" if c in assistant_names else "" for c in df["candidate"]]
     df["independent of the assistants"] = [not (set(f.split("+")) & set().union(*(model_family(a) for a in assistants)))
                                           for f in df["family"]]
     df["chosen by the rule"] = df["candidate"] == chosen
-    df["profile's teacher family"] = df["family"] == teacher_family
+    df["profile's teacher"] = df["candidate"] == profile_teacher
     df = df.sort_values(["train nDCG@10", "candidate"], ascending=[False, True]).reset_index(drop=True)
     T.write_table(df, results_dir(setup.params), "teacher_selection",
                   f"Teacher and assistant candidates on SciFact training queries ({len(setup.train)}; percent; never the test set). "

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from . import progress
 from .atomic import save_torch, try_load_torch
 from .construction import take_rows
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
@@ -239,7 +240,9 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
     query_tokens = Tokenized(student, data.query_texts, config.max_query_length)
     passage_tokens = Tokenized(student, passages, config.max_passage_length)
     student.train()
-    for step in range(start, config.steps):
+    bar = progress.progress_bar(range(start, config.steps), desc=f"train iteration {iteration}", total=config.steps,
+                                initial=start, disable=rank != 0, unit="step")
+    for step in bar:
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, iteration, step])
         # torch's RNG (dropout) is seeded per step too, so a run resumed from a checkpoint (or a
@@ -282,6 +285,8 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         entry = {"step": step + 1, "assistant": int(chosen), "select_seconds": select_seconds,
                  "step_seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in terms.items()}}
         record.append(entry)
+        bar.set_postfix({name: f"{entry[name]:.3f}" for name in ("total", "contrastive", "kl_teacher", "kl_assistant") if name in entry},
+                        refresh=False)
         if log_every and (step + 1) % log_every == 0 and rank == 0:
             log.info("iteration %d step %d loss %.4f", iteration, step + 1, entry["total"])
         done = step + 1 == config.steps
@@ -289,5 +294,6 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
             save_torch(checkpoint_dir / "last.pt", {"iteration": iteration, "step": step + 1, "model": student.state_dict(),
                                                      "optimizer": optimizer.state_dict(),
                                                      "record": record})
+    bar.close()
     student.eval()
     return record

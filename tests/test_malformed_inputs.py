@@ -404,7 +404,7 @@ PARAMS_CASES = [
     ("negative_data_limit", lambda p: _set(p, "data.max_corpus", -5), "data.max_corpus", "non-negative integer, got -5"),
     ("unknown_model_kind", lambda p: p["models"]["assistants"][0].update(kind="onxx"), "models.assistants[0].kind",
      "did you mean 'onnx'?"),
-    ("dense_model_without_model_name", lambda p: p["models"]["assistants"][0].pop("model"), "models.assistants[0].model",
+    ("dense_model_without_model_name", lambda p: p["models"]["assistants"][2].pop("model"), "models.assistants[2].model",
      "needs `model`"),
     ("unknown_student_kind", lambda p: _set(p, "models.student", {"kind": "statik", "model": "wordllama"}), "models.student.kind",
      "did you mean 'static'?"),
@@ -528,3 +528,47 @@ def test_runner_cli_fails_cleanly(case, tmp_path, beir, tsv):
 def test_at_least_24_malformed_inputs():
     count = len(BEIR_CASES) + len(TSV_CASES) + len(PARAMS_CASES) + len(YAML_CASES) + 5  # + run file, data root, split, no file, model
     assert count >= 24
+
+
+# ---------------------------------------------------------------------------------------------
+# --set KEY=VALUE overrides: validated like profile keys, errors name the key and say --set
+# ---------------------------------------------------------------------------------------------
+
+SET_CASES = [
+    # (name, assignment, key named, message fragment)
+    ("set_unknown_key", "training.stepz=10", "training.stepz", "unknown key; did you mean `training.steps`?"),
+    ("set_unknown_section", "trainig.steps=10", "trainig", "unknown key; did you mean `training`?"),
+    ("set_wrong_type", "training.steps=many", "training.steps", "expected an integer, got 'many' (a string)"),
+    ("set_wrong_type_list", "seeds=7", "seeds", "expected a list, got 7"),
+    ("set_bad_value", "training.steps=-3", "training.steps", "must be >= 0, got -3"),
+    ("set_not_an_assignment", "training.steps", "training.steps", "expected KEY=VALUE"),
+]
+
+
+@pytest.mark.parametrize("name, assignment, key, fragment", SET_CASES, ids=[case[0] for case in SET_CASES])
+def test_malformed_set_override(name, assignment, key, fragment, tmp_path, capsys):
+    from mta4dpr_core.params import apply_overrides
+
+    profile = write_profile(tmp_path, base_profile(tmp_path))
+    with pytest.raises(ParamsError) as caught:
+        apply_overrides(load_params(profile), [assignment])
+    assert caught.value.key == key
+    assert_one_clear_line(str(caught.value), "^" + re.escape(f"--set {assignment}") + r".*: params key " + re.escape(f"`{key}`: "),
+                          fragment)
+    capsys.readouterr()
+    code = runner.main(["--profile", str(profile), "--no-notebooks", "--only", "04", "--set", "training.steps=3", assignment])
+    err = capsys.readouterr().err
+    assert_runner_fails_cleanly(code, err, re.escape("--set ") + r".*" + re.escape(f"`{key}`"), fragment, tmp_path)
+
+
+def test_set_overrides_merge_and_parse_yaml(tmp_path):
+    from mta4dpr_core.params import apply_overrides
+
+    params = load_params(write_profile(tmp_path, base_profile(tmp_path)))
+    changed = apply_overrides(params, ["data.train=mine/train", "data.test=mine/test", "training.steps=10", "seeds=[1, 2]",
+                                       "models.student.dim=64", "evaluation.ignore_identical_ids=true", "profile=mine"])
+    assert changed["data"]["train"] == "mine/train" and changed["data"]["test"] == "mine/test"
+    assert changed["training"]["steps"] == 10 and changed["seeds"] == [1, 2] and changed["profile"] == "mine"
+    assert changed["models"]["student"] == {**params["models"]["student"], "dim": 64}
+    assert changed["evaluation"]["ignore_identical_ids"] is True
+    assert params["training"]["steps"] != 10  # the input is not modified

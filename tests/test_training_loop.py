@@ -212,3 +212,52 @@ def test_run_mta4dpr_second_call_returns_stored_result(smoke_run, monkeypatch):
     monkeypatch.setattr(iteration, "build_training_data", must_not_run)
     again = iteration.run_mta4dpr(setup, params["seeds"][0])
     assert again == json.loads(json.dumps(result))
+
+
+def test_training_is_not_a_no_op(smoke_run):
+    """Fails when training does nothing: weights unchanged, loss not falling, or the metric equal to the untrained student's."""
+    import torch
+
+    from mta4dpr_core.atomic import try_load_torch
+
+    setup, params, result, seconds = smoke_run
+    seed = params["seeds"][0]
+    states = sorted((setup.work_dir / f"seed{seed}").glob("mta4dpr-*/iteration2/state.pt"))
+    assert states, "the run stored no iteration-2 weights"
+    trained = try_load_torch(states[-1])["model"]
+    initial = setup.new_student(seed).state_dict()
+    changed = [name for name, tensor in initial.items() if not torch.equal(tensor, trained[name])]
+    assert changed, "training left every weight unchanged"
+
+    losses = [s for s in result["selections"] if s["iteration"] == 1]
+    assert len(losses) == params["training"]["steps"]
+    history_losses = [h["final_loss"] for h in result["history"]]
+    assert all(np.isfinite(history_losses))
+
+    before = result["initial"]["per_query"]["test"]["nDCG@10"]
+    after = result["final"]["per_query"]["test"]["nDCG@10"]
+    moved = sum(abs(before[q] - after[q]) > 1e-9 for q in before)
+    assert moved > 0, f"the trained student ranks all {len(before)} test queries exactly as the untrained one"
+
+
+def test_train_student_loss_falls_on_real_rows(smoke_run):
+    """The total loss over the first steps is above that over the last (real SciFact rows)."""
+    from mta4dpr_core.construction import TrainingData
+
+    setup, params, result, seconds = smoke_run
+    seed = params["seeds"][0]
+    from mta4dpr_core.studies import first_iteration_data
+    from mta4dpr_core.iteration import train_config
+
+    data, _ = first_iteration_data(setup, seed)
+    config = train_config(deep_update_params(params, {"training": {"steps": 40}}), setup.assistants, seed)
+    student = setup.new_student(seed)
+    record = train_student(student, data, setup.collection.corpus.texts, config)
+    first, last = np.mean([r["total"] for r in record[:10]]), np.mean([r["total"] for r in record[-10:]])
+    assert last < first, f"loss did not fall: first 10 steps {first:.4f}, last 10 {last:.4f}"
+
+
+def deep_update_params(params, overrides):
+    from mta4dpr_core.iteration import deep_update
+
+    return deep_update(params, overrides)

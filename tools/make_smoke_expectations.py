@@ -23,7 +23,7 @@ CONDITIONS = [
     ("iteration1-ndcg10", "table4", {"iteration": 1}, "nDCG@10", TOLERANCE),
     ("no-fusion-ndcg10", "table3", {"variant": "w/o fusion"}, "nDCG@10", TOLERANCE),
     ("random-selection-ndcg10", "table5", {"selection": "random"}, "nDCG@10", TOLERANCE),
-    ("fused-closest-kl", "fusion_kl", {"assistant": "model2vec-mpnet&wordllama&minilm-l3"}, "KL(teacher ‖ assistant)", TOLERANCE),
+    ("fused-closest-kl", "fusion_kl", {"assistant": "model2vec-minilm-l6&wordllama&minilm-l6"}, "KL(teacher ‖ assistant)", TOLERANCE),
     ("teacher-selection-bm25", "teacher_selection", {"candidate": "bm25"}, "train nDCG@10", TOLERANCE),
 ]
 conditions = []
