@@ -82,6 +82,9 @@ class Setup:
 
     @classmethod
     def from_params(cls, params: dict, prepare=True):
+        from .models import check_models_available
+
+        check_models_available(params)  # a missing local model path stops here, before any work
         data = params["data"]
         root = resolve_path(data["root"])
         collection, train = resolve_split(root, data["train"])

@@ -23,8 +23,8 @@ from mta4dpr_core.runner import notebook_names
 
 PROFILE = REPO_ROOT / "params" / "paper_tiny.yaml"
 ASSET_PREFIX = ".cache/paper_tiny"
-TABLES = ["data_statistics", "baselines", "fusion_kl", "table5", "figure2_data", "table1", "table2", "table4", "table3", "table7",
-          "table6", "table8", "table9", "claims"]
+TABLES = ["data_statistics", "baselines", "fusion_kl", "table5", "figure2_data", "table1", "table2", "table4", "table3", "table6",
+          "table8", "table9", "claims"]
 
 
 def _relocate(value, assets: Path):

@@ -13,7 +13,7 @@ NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
 CONDITIONS = [
     ("teacher-ndcg10", "table1", {"model": "teacher"}, "nDCG@10", TOLERANCE),
     ("bm25-baseline-mrr10", "table1", {"model": "bm25"}, "MRR@10", TOLERANCE),
-    ("minilm-l3-r50", "table1", {"model": "minilm-l3"}, "R@50", TOLERANCE),
+    ("minilm-l6-r50", "table1", {"model": "minilm-l6"}, "R@50", TOLERANCE),
     ("student-init-ndcg10", "table1", {"model": "student before training"}, "nDCG@10", TOLERANCE),
     ("no-assistant-ndcg10", "table1", {"model": NO_ASSISTANT}, "nDCG@10", TOLERANCE),
     ("one-iteration-kd-ndcg10", "table1", {"model": "teacher-only KD, 1 iteration, same total steps"}, "nDCG@10", TOLERANCE),
