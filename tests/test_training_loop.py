@@ -241,20 +241,34 @@ def test_training_is_not_a_no_op(smoke_run):
 
 
 def test_train_student_loss_falls_on_real_rows(smoke_run):
-    """The total loss over the first steps is above that over the last (real SciFact rows)."""
-    from mta4dpr_core.construction import TrainingData
+    """The distillation loss (KL to the teacher) on a fixed set of real SciFact rows, all their
+    candidates, falls with training (a sampled per-step total is too noisy to compare: it follows the
+    assistant selected for each batch)."""
+    from mta4dpr_core.iteration import train_config
+    from mta4dpr_core.studies import first_iteration_data
+    from mta4dpr_core.training import Tokenized, take_rows
 
     setup, params, result, seconds = smoke_run
     seed = params["seeds"][0]
-    from mta4dpr_core.studies import first_iteration_data
-    from mta4dpr_core.iteration import train_config
-
     data, _ = first_iteration_data(setup, seed)
     config = train_config(deep_update_params(params, {"training": {"steps": 40}}), setup.assistants, seed)
+    rows = np.arange(min(32, len(data)))
+    candidates = take_rows(data.candidates, rows)
+    teacher = torch.tensor(np.where(candidates >= 0, take_rows(data.teacher_scores, rows), -1e4), dtype=torch.float32)
+    loss = MTA4DPRLoss(alpha=0.0, beta=1.0, gamma=0.0, student_temperature=config.student_temperature)
+
+    def fixed_loss(student):
+        student.eval()
+        with torch.no_grad():
+            q = student(Tokenized(student, data.query_texts, config.max_query_length).batch(take_rows(data.query_rows, rows)))
+            p = student(Tokenized(student, setup.collection.corpus.texts, config.max_passage_length).batch(np.maximum(candidates, 0).ravel()))
+            return loss(q, p, teacher)["total"].item()
+
     student = setup.new_student(seed)
-    record = train_student(student, data, setup.collection.corpus.texts, config)
-    first, last = np.mean([r["total"] for r in record[:10]]), np.mean([r["total"] for r in record[-10:]])
-    assert last < first, f"loss did not fall: first 10 steps {first:.4f}, last 10 {last:.4f}"
+    before = fixed_loss(student)
+    train_student(student, data, setup.collection.corpus.texts, config)
+    after = fixed_loss(student)
+    assert after < before, f"KL to the teacher on 32 fixed rows did not fall: {before:.4f} before training, {after:.4f} after"
 
 
 def deep_update_params(params, overrides):
