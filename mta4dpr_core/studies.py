@@ -164,6 +164,9 @@ def teacher_selection(setup: Setup):
     df = pd.DataFrame(stored)
     if df.empty:
         return df
+    # a fixed column order: records read back from the JSON cache come with sorted keys
+    metrics = [f"train {m}" for m in ("nDCG@10", "MRR@10", "R@100") if f"train {m}" in df.columns]
+    df = df[["candidate", "role", "family", *metrics]]
     assistants = setup.params["models"]["assistants"]
     chosen = choose_teacher(df, assistants)
     teacher = setup.params["models"]["teacher"]
@@ -276,7 +279,8 @@ def _save_figure(fig, path):
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None, "Creation Time": None})
+    # bbox_inches="tight": long tick labels and axis titles are never clipped
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None, "Creation Time": None})
     atomic_write_bytes(path, buffer.getvalue())
 
 
