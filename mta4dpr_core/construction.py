@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_json, content_hash, save_array, save_npz, sha256_file, try_load_npz
+from .atomic import code_digest, atomic_write_json, content_hash, save_array, save_npz, sha256_file, try_load_npz
 from .errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -305,9 +305,10 @@ def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_ma
     ids, texts = [split.query_ids[i] for i in rows], [split.query_texts[i] for i in rows]
     pos = [positives[i] for i in rows]
     width = max(1, max(len(p) for p in pos))
-    # a store is valid for one scorer over one corpus and one query list
-    scope = content_hash(corpus.ids, split.query_ids)
-    stores = {s.name: PairScoreStore(work_dir / "scores" / f"{getattr(s, 'cache_name', s.name)}-{scope}.npz", len(corpus))
+    # a store is valid for one scorer (its spec) over one corpus and one query list, under the code that scored it
+    scope = content_hash(corpus.ids, split.query_ids, code_digest())
+    stores = {s.name: PairScoreStore(work_dir / "scores" / f"{getattr(s, 'cache_name', s.name)}-"
+                                     f"{getattr(s, 'identity_digest', '')}-{scope}.npz", len(corpus))
               for s in [teacher, *assistants]}
 
     per_assistant = [retrieve_negatives(a, ids, texts, pos, k) for a in assistants]

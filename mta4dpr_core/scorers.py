@@ -351,6 +351,9 @@ def build_scorer(spec: dict, cache_dir=None, runs_root=None):
     scorer = _build_scorer(spec, cache_dir, runs_root)
     # a temperature set by hand overrides the fitted one (temperature.py)
     scorer.temperature_given = "temperature" in spec
+    # what the scorer is, for caches of its scores: two scorers with one name (e.g. "teacher") but
+    # different specs must never share stored pair scores
+    scorer.identity_digest = content_hash(spec)
     return scorer
 
 

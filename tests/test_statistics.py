@@ -84,3 +84,13 @@ def test_a_profile_with_a_dependent_teacher_is_rejected():
         from_mapping(given)
     given["models"]["independent_teacher"] = False
     from_mapping(given)
+
+
+def test_scorers_with_one_name_but_different_specs_never_share_stored_scores():
+    """A changed teacher keeps its name ("teacher"); its stored pair scores must not be reused."""
+    from mta4dpr_core.scorers import build_scorer
+
+    first = build_scorer({"name": "teacher", "kind": "bm25"})
+    second = build_scorer({"name": "teacher", "kind": "bm25", "temperature": 2.0})
+    assert first.name == second.name and first.identity_digest != second.identity_digest
+    assert build_scorer({"name": "teacher", "kind": "bm25"}).identity_digest == first.identity_digest
