@@ -6,10 +6,11 @@ in :mod:`statistics`: *confirmed* when the interval excludes 0 in the paper's di
 *contradicted* when it excludes 0 the other way, *inconclusive* otherwise.
 
 The per-seed, per-query metrics behind every comparison are written to
-``per_query.csv`` so anyone can recompute each ± and interval.
+``per_query.csv.gz`` so anyone can recompute each ± and interval.
 """
 from __future__ import annotations
 
+import gzip
 import io
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from . import studies as S
 from . import tables as T
-from .atomic import atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text
 from .statistics import Comparison, compare, verdict
 
 METRIC = "nDCG@10"
@@ -44,7 +45,7 @@ def _combine(verdicts):
 
 
 def check_claims(setup) -> pd.DataFrame:
-    """The claims table (``claims.csv``/``claims.md``) and ``per_query.csv``."""
+    """The claims table (``claims.csv``/``claims.md``) and ``per_query.csv.gz``."""
     m = lambda evaluations: S.per_query_matrix(setup, evaluations, METRIC)  # noqa: E731
     main = S.run_over_seeds(setup, "mta4dpr")
     final = _finals(main)
@@ -164,7 +165,7 @@ def _overhead_claim(setup, main):
 
 
 def write_per_query(setup) -> pd.DataFrame:
-    """``per_query.csv``: every run behind a table, per seed, iteration and test query."""
+    """``per_query.csv.gz``: every run behind a table, per seed, iteration and test query."""
     records = []
 
     def add(variant, results, iteration_of=lambda r: len(r["history"]), pick=lambda r: r["final"]):
@@ -201,7 +202,8 @@ def write_per_query(setup) -> pd.DataFrame:
     df = df.drop_duplicates().sort_values(["run", "seed", "iteration", "test set", "metric", "query_id"]).reset_index(drop=True)
     buffer = io.StringIO()
     df.to_csv(buffer, index=False, float_format="%.6g")
-    atomic_write_text(S.results_dir(setup.params) / "per_query.csv", buffer.getvalue())
+    # gzip with a fixed mtime: the file stays byte-identical run to run (pandas reads it as it is)
+    atomic_write_bytes(S.results_dir(setup.params) / "per_query.csv.gz", gzip.compress(buffer.getvalue().encode(), mtime=0))
     return df
 
 
@@ -220,7 +222,7 @@ def write_findings(setup, claims_table: pd.DataFrame) -> str:
              "bootstrap (scipy.stats.bootstrap) over test queries of the per-query difference averaged over seeds, paired by seed "
              "and query; a claim is **confirmed** when it excludes 0 in the paper's direction, **contradicted** when it excludes 0 "
              "the other way, **inconclusive** otherwise. Every student variant trains the same optimiser steps; the per-query "
-             "values are in `per_query.csv`.", "",
+             "values are in `per_query.csv.gz`.", "",
              "Summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("confirmed", "contradicted", "inconclusive")) + ".", ""]
     for row in claims_table.to_dict("records"):
         if pd.isna(row.get("effect")):

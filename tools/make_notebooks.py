@@ -85,7 +85,7 @@ NOTEBOOKS = {
                           [("out = pipeline.scale_and_cost(setup)", False), ("display(out['table6'])", False), ("display(out['table8'])", False),
                            ("display(out['table9'])", False), ("# NBVAL_CHECK_OUTPUT\nprint(list(out['table8'].method))", True)]),
     "07_summary": ("Summary", "Checks every claim of the paper on this profile with a paired-bootstrap 95% interval over test queries (seeds "
-                   "averaged per query): confirmed, contradicted or inconclusive. Writes `claims.csv`, `per_query.csv` and `FINDINGS.md` "
+                   "averaged per query): confirmed, contradicted or inconclusive. Writes `claims.csv`, `per_query.csv.gz` and `FINDINGS.md` "
                    "next to the tables in `results/<profile>/`.",
                    [("out = pipeline.summary(setup)", False), ("display(out['claims'])", False), ("display(Markdown(out['findings']))", False),
                     ("# NBVAL_CHECK_OUTPUT\nprint(out['claims'][['claim', 'verdict']].to_string(index=False))", True)]),
