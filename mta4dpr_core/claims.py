@@ -11,6 +11,7 @@ The per-seed, per-query metrics behind every comparison are written to
 from __future__ import annotations
 
 import gzip
+import itertools
 import io
 
 import numpy as np
@@ -189,7 +190,7 @@ def write_per_query(setup) -> pd.DataFrame:
         names = [a.name for a in setup.assistants]
         seeds = S._seeds(setup, setup.params["study"].get("combination_seeds", 0))
         for size in range(1, len(names)):
-            for subset in __import__("itertools").combinations(range(len(names)), size):
+            for subset in itertools.combinations(range(len(names)), size):
                 add("assistants " + "&".join(names[i] for i in subset),
                     S.run_over_seeds(setup, f"assistants_{'_'.join(map(str, subset))}", overrides={}, seeds=seeds, assistant_subset=list(subset)))
     for spec in setup.params["study"]["student_sizes"]:

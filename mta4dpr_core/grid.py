@@ -24,30 +24,36 @@ log = logging.getLogger(__name__)
 _SETUP = None  # the forked workers' Setup (inherited, never pickled)
 
 
-def _seeds(setup, limit=0):
-    seeds = setup.params["seeds"]
-    return seeds[:limit] if limit else seeds
+def seeds(setup, limit=0):
+    """The profile's seeds, or its first ``limit`` (the grids of Tables 6 and 7)."""
+    return setup.params["seeds"][:limit] if limit else setup.params["seeds"]
+
+
+def test_evaluation(variant, assistant_subset=None, student_spec=None) -> str:
+    """The main run is evaluated on the test sets before training and after every iteration
+    (Tables 1 and 4); every other run after its last iteration only."""
+    main = variant == "mta4dpr" and assistant_subset is None and student_spec is None
+    return "all" if main else "final"
 
 
 def _job(variant, seed, overrides=None, assistant_subset=None, student_spec=None):
-    main = variant == "mta4dpr" and assistant_subset is None and student_spec is None
     return {"variant": variant, "seed": seed, "overrides": overrides, "assistant_subset": assistant_subset,
-            "student_spec": student_spec, "evaluate_test": "all" if main else "final"}
+            "student_spec": student_spec, "evaluate_test": test_evaluation(variant, assistant_subset, student_spec)}
 
 
 def planned_runs(setup, stage: str) -> list[dict]:
     """The (variant, seed, ...) runs a notebook stage reads; the same keys as ``studies.run_over_seeds``."""
     study = setup.params["study"]
-    seeds, grid = _seeds(setup), _seeds(setup, study.get("combination_seeds", 0))
+    main_seeds, grid = seeds(setup), seeds(setup, study.get("combination_seeds", 0))
     jobs = []
     if stage in ("selection", "training", "ablations", "summary"):
-        jobs += [_job("mta4dpr", s) for s in seeds]
+        jobs += [_job("mta4dpr", s) for s in main_seeds]
     if stage in ("selection", "summary"):
-        jobs += [_job(f"selection_{m}", s, {"selection": {"method": m}}) for m in study["selection_methods"] if m != "kl" for s in seeds]
+        jobs += [_job(f"selection_{m}", s, {"selection": {"method": m}}) for m in study["selection_methods"] if m != "kl" for s in main_seeds]
     if stage in ("training", "ablations", "scale_and_cost", "summary"):
-        jobs += [_job(v, s) for v in ("no_assistants", "one_iteration_kd") for s in seeds]
+        jobs += [_job(v, s) for v in ("no_assistants", "one_iteration_kd") for s in main_seeds]
     if stage in ("ablations", "summary"):
-        jobs += [_job(v, s) for v in ("no_fusion", "no_iterations") for s in seeds]
+        jobs += [_job(v, s) for v in ("no_fusion", "no_iterations") for s in main_seeds]
         if study["assistant_combinations"]:
             m = len(setup.assistants)
             jobs += [_job("no_assistants", s) for s in grid]

@@ -23,6 +23,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, code_digest, content_
 from .construction import build_training_data, split_eval_queries
 from .experiment import Setup
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
+from .grid import seeds as _seeds, test_evaluation
 from .iteration import run_mta4dpr
 from .params import resolve_path
 from .scorers import RunScorer
@@ -37,16 +38,10 @@ def results_dir(params) -> Path:
     return resolve_path(params["output"]["results_dir"]) / params["profile"]
 
 
-def _seeds(setup, limit=0):
-    seeds = setup.params["seeds"]
-    return seeds[:limit] if limit else seeds
-
-
 def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
     """Runs of ``variant`` over seeds. The main run is evaluated on the test sets before training
     and after every iteration (Tables 1 and 4); the others only after their last iteration."""
-    main = variant == "mta4dpr" and kwargs.get("assistant_subset") is None and kwargs.get("student_spec") is None
-    kwargs.setdefault("evaluate_test", "all" if main else "final")
+    kwargs.setdefault("evaluate_test", test_evaluation(variant, kwargs.get("assistant_subset"), kwargs.get("student_spec")))
     return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or _seeds(setup))]
 
 
