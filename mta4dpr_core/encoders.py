@@ -335,6 +335,11 @@ class SentenceTransformerEncoder:
                                             show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
 
 
+def default_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
 def build_encoder(spec: dict, cache_dir=None):
     """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
 
@@ -342,9 +347,12 @@ def build_encoder(spec: dict, cache_dir=None):
     (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not bit-identical to float32)."""
     kind, model = spec.get("kind"), spec.get("model")
     if kind == "hf":
-        return TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),
-                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir,
-                                            inference_dtype=spec.get("inference_dtype"))
+        encoder = TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),
+                                               num_layers=spec.get("num_layers"), cache_dir=cache_dir,
+                                               inference_dtype=spec.get("inference_dtype"))
+        # a frozen scorer encodes on the GPU when there is one (the paper profile's assistants and
+        # first stage encode 8.8M passages); a trainable student is placed by train_student
+        return encoder.to(default_device())
     if kind == "sentence_transformers":
         return SentenceTransformerEncoder(resolve_model(model, cache_dir), normalize=spec.get("normalize", True))
     if kind == "onnx":

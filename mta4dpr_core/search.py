@@ -1,26 +1,84 @@
-"""Exact inner-product search with FAISS: all GPUs (sharded) when present, CPU otherwise."""
+"""Exact inner-product search with FAISS: all GPUs (sharded) when present, CPU otherwise.
+
+Without FAISS (say, a GPU machine whose CUDA has no faiss-gpu wheel) the same exact search
+runs in torch, on the GPU when there is one (:class:`TorchFlatIndex`).
+"""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+_warned = False
+
 
 def _faiss():
-    import faiss
-
+    try:
+        import faiss
+    except ImportError:
+        return None
     return faiss
 
 
 def gpu_count() -> int:
     try:
         return _faiss().get_num_gpus()
-    except Exception:  # a CPU-only build has no GPU API
+    except Exception:  # a CPU-only build has no GPU API; no FAISS at all has none either
         return 0
 
 
+class TorchFlatIndex:
+    """An exact inner-product index in torch with FAISS's ``add``/``search``/``ntotal``.
+
+    Queries are scored in chunks (``chunk`` x corpus floats at a time) and ``torch.topk``
+    keeps the best ``k``; ties are ordered by :func:`exact_search` as for FAISS.
+    """
+
+    def __init__(self, dim: int, device=None, chunk: int = 1024):
+        import torch
+
+        self.dim, self.chunk = dim, chunk
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.vectors = torch.zeros((0, dim), dtype=torch.float32, device=self.device)
+
+    @property
+    def ntotal(self) -> int:
+        return self.vectors.shape[0]
+
+    def add(self, embeddings):
+        import torch
+
+        added = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=self.device)
+        self.vectors = torch.cat([self.vectors, added])
+
+    def search(self, queries, k):
+        import torch
+
+        queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
+        scores, indices = [], []
+        for start in range(0, queries.shape[0], self.chunk):
+            top = torch.topk(queries[start:start + self.chunk] @ self.vectors.T, k, dim=1)
+            scores.append(top.values.cpu())
+            indices.append(top.indices.cpu())
+        if not scores:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return torch.cat(scores).numpy(), torch.cat(indices).numpy()
+
+
 def build_index(doc_embeddings: np.ndarray, use_gpu="auto"):
-    """An exact ``IndexFlatIP``; on several GPUs the corpus is sharded across them."""
+    """An exact ``IndexFlatIP``; on several GPUs the corpus is sharded across them.
+    Without FAISS installed, a :class:`TorchFlatIndex` (GPU when there is one)."""
+    global _warned
     faiss = _faiss()
     embeddings = np.ascontiguousarray(doc_embeddings, dtype=np.float32)
+    if faiss is None:
+        index = TorchFlatIndex(embeddings.shape[1])
+        if not _warned:
+            log.warning("FAISS is not installed: exact search runs in torch on %s", index.device)
+            _warned = True
+        index.add(embeddings)
+        return index
     index = faiss.IndexFlatIP(embeddings.shape[1])
     if (use_gpu == "auto" and gpu_count() > 0) or use_gpu is True:
         options = faiss.GpuMultipleClonerOptions()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -605,6 +606,15 @@ def write_findings(setup: Setup, claims_table: pd.DataFrame) -> str:
     return write(setup, claims_table)
 
 
+def compute_device() -> str:
+    """What the runs computed on: the GPU's name, or the CPU's core count."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"cpu: {os.cpu_count()} cores (torch {torch.__version__})"
+
+
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
     import importlib.metadata as md
 
@@ -616,7 +626,8 @@ def write_manifest(params, timings: dict | None = None, extra: dict | None = Non
         except md.PackageNotFoundError:
             versions[package] = None
     manifest = {"profile": params["profile"], "seeds": params["seeds"], "params": params, "versions": versions,
-                "python": platform.python_version(), "machine": platform.machine(), "timings_seconds": timings or {}, **(extra or {})}
+                "python": platform.python_version(), "machine": platform.machine(), "device": compute_device(),
+                "timings_seconds": timings or {}, **(extra or {})}
     path = results_dir(params) / "manifest.json"
     atomic_write_json(path, manifest)
     return manifest

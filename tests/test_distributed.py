@@ -103,11 +103,15 @@ def run_scenario(name):
     return {"record": record, "state": {k: v.detach().clone() for k, v in student.state_dict().items()}}
 
 
-def _torchrun_worker(out_dir):
+def _torchrun_worker(out_dir, backend="gloo"):
     from mta4dpr_core import distributed
 
     torch.set_num_threads(1)
-    with distributed.distributed_session("gloo") as (rank, world, _):
+    with distributed.distributed_session(backend) as (rank, world, _):
+        if backend == "nccl":  # one GPU: the DDP step of the transformer student only
+            assert world == 1, world
+            torch.save({"bert_sgd": run_scenario("bert_sgd")}, Path(out_dir) / "ddp.pt")
+            return
         assert world == 2, world
         results = {name: run_scenario(name) for name in SCENARIOS}
         encoder = make_student("static")
@@ -121,7 +125,7 @@ def _torchrun_worker(out_dir):
 def ddp_results(tmp_path_factory):
     pytest.importorskip("wordllama")
     out_dir = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MTA4DPR_PROGRESS": "0", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MTA4DPR_PROGRESS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).resolve()), str(out_dir)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
@@ -214,5 +218,23 @@ def test_init_from_env_without_torchrun(monkeypatch):
         distributed.shard_range(10, 3, 3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (NCCL)")
+def test_nccl_one_gpu_step_equals_single_process(tmp_path):
+    """``torchrun --nproc_per_node 1`` with NCCL: train_student wraps the student in DDP whenever a
+    process group exists, so one GPU runs the multi-GPU code path (NCCL all-reduce of the gradients,
+    bf16 autocast) and must give the single-process step."""
+    env = {**os.environ, "MTA4DPR_PROGRESS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", str(Path(__file__).resolve()),
+               str(tmp_path), "nccl"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)["bert_sgd"]
+    single = run_scenario("bert_sgd")
+    for key in ("total", "contrastive", "kl_teacher", "kl_assistant"):
+        assert ddp["record"][0][key] == pytest.approx(single["record"][0][key], rel=1e-5, abs=1e-6), key
+    for key, value in single["state"].items():
+        torch.testing.assert_close(ddp["state"][key].cpu(), value.cpu(), rtol=1e-4, atol=2e-6, msg=f"parameter {key}")
+
+
 if __name__ == "__main__":
-    _torchrun_worker(sys.argv[1])
+    _torchrun_worker(sys.argv[1], *sys.argv[2:3])

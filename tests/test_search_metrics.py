@@ -37,6 +37,37 @@ def test_exact_search_breaks_ties_by_document_index():
     assert scores[0].tolist() == [1.0, 1.0, 1.0, 0.5, 0.0]
 
 
+@pytest.fixture
+def without_faiss(monkeypatch):
+    """build_index as on a machine with no FAISS installed."""
+    from mta4dpr_core import search
+
+    monkeypatch.setattr(search, "_faiss", lambda: None)
+    monkeypatch.setattr(search, "_warned", True)
+
+
+def test_torch_index_without_faiss_equals_numpy_and_faiss(without_faiss):
+    from mta4dpr_core.search import TorchFlatIndex
+
+    rng = np.random.default_rng(1)
+    docs = rng.normal(size=(300, 16)).astype(np.float32)
+    queries = rng.normal(size=(9, 16)).astype(np.float32)
+    index = build_index(docs)
+    assert isinstance(index, TorchFlatIndex) and index.ntotal == 300
+    index.chunk = 4  # several query chunks
+    scores, indices = exact_search(queries, k=25, index=index)
+    ref_scores, ref_indices = numpy_search(queries, docs, 25)
+    np.testing.assert_array_equal(indices, ref_indices)
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-4)
+    assert exact_search(queries, docs[:5], k=50)[1].shape == (9, 5)  # k clipped to the corpus
+
+
+def test_torch_index_breaks_ties_by_document_index(without_faiss):
+    docs = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.0], [1.0, 0.0]], np.float32)
+    scores, indices = exact_search(np.array([[1.0, 0.0]], np.float32), docs, k=5)
+    assert indices[0].tolist() == [0, 2, 4, 3, 1]
+
+
 # --- metrics -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("retriever, ndcg", [("BM25", 0.5058), ("SPLADEPP_ED", 0.7308)])

@@ -1,0 +1,77 @@
+"""Compare the tables of two results directories (e.g. the same profile on CPU and on GPU).
+
+    python tools/compare_results.py results/paper_tiny_cpu results/paper_tiny_gpu --tolerance 0.5 \
+        --table-tolerance table1=5 table3=5
+
+Every CSV present in both is read with pandas; rows are matched on the table's text columns
+(model, variant, ...), and every numeric column both share is compared. Prints, per table, the
+largest absolute difference and where it is, and writes the comparison as Markdown with
+``--markdown``. Exit status 1 when a table's largest difference exceeds its tolerance
+(``--tolerance``, or ``--table-tolerance NAME=VALUE`` for that table), 2 when rows do not match.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def compare_table(left: pd.DataFrame, right: pd.DataFrame):
+    """(max abs difference, its (row key, column), rows only on one side) over shared numeric columns."""
+    keys = [c for c in left.columns if c in right.columns and not pd.api.types.is_numeric_dtype(left[c])]
+    numeric = [c for c in left.columns if c in right.columns and pd.api.types.is_numeric_dtype(left[c])
+               and pd.api.types.is_numeric_dtype(right[c])]
+    if keys:
+        left, right = left.set_index(keys), right.set_index(keys)
+    only = sorted(map(str, set(left.index) ^ set(right.index)))
+    shared = [i for i in left.index if i in set(right.index)]
+    worst, where = 0.0, None
+    for column in numeric:
+        a = pd.to_numeric(left.loc[shared, column], errors="coerce")
+        b = pd.to_numeric(right.loc[shared, column], errors="coerce")
+        difference = (a - b).abs()
+        if difference.notna().any() and difference.max() > worst:
+            worst, where = float(difference.max()), (difference.idxmax(), column)
+    return worst, where, only, len(shared), len(numeric)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("left", type=Path)
+    parser.add_argument("right", type=Path)
+    parser.add_argument("--tolerance", type=float, default=0.5, help="largest allowed absolute difference (table units)")
+    parser.add_argument("--table-tolerance", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--markdown", type=Path, default=None)
+    args = parser.parse_args(argv)
+    tolerances = {}
+    for item in args.table_tolerance:
+        name, _, value = item.partition("=")
+        tolerances[name] = float(value)
+
+    lines = [f"| table | rows compared | numeric columns | largest abs difference | where | tolerance | within |",
+             "|---|---|---|---|---|---|---|"]
+    failed = mismatched = False
+    for path in sorted(args.left.glob("*.csv")):
+        other = args.right / path.name
+        if not other.exists():
+            continue
+        worst, where, only, rows, columns = compare_table(pd.read_csv(path), pd.read_csv(other))
+        tolerance = tolerances.get(path.stem, args.tolerance)
+        ok = worst <= tolerance
+        failed |= not ok
+        mismatched |= bool(only)
+        place = f"{where[0]} / {where[1]}" if where else ""
+        lines.append(f"| {path.stem} | {rows} | {columns} | {worst:.4g} | {place} | {tolerance:g} | {'yes' if ok else '**no**'} |")
+        if only:
+            lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    sys.exit(2 if mismatched else 1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
