@@ -32,6 +32,9 @@ INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 _TOKEN_CACHE: dict = {}
+_TEXT_IDS: dict = {}  # tokenizer digest -> {text: token ids (untruncated)}
+_EMPTY_IDS = np.zeros(1, dtype=np.int32)  # an empty text is the padding token
+_TEXT_IDS_LIMIT = 200_000
 
 
 def length_sorted_batches(texts, batch_size):
@@ -189,10 +192,33 @@ class StaticEncoder(nn.Module):
         return {"class": "static", "name": self.name, "normalize": self.normalize, "vocab": self.embedding.num_embeddings,
                 "dim": self.embedding.embedding_dim}
 
+    def _tokenizer_key(self):
+        """A digest of the tokenizer (its JSON), so a memo is never shared by two vocabularies."""
+        key = getattr(self, "_tokenizer_digest", None)
+        if key is None:
+            try:
+                key = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:16]
+            except AttributeError:  # not a tokenizers.Tokenizer: this object only
+                key = f"object-{id(self.tokenizer)}"
+            self._tokenizer_digest = key
+        return key
+
     def token_ids(self, texts, max_length):
-        """Token ids of each text (no special tokens), truncated to ``max_length``; never empty."""
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [(e.ids[:max_length] or [0]) for e in encodings]
+        """Token ids of each text (no special tokens), truncated to ``max_length``; never empty.
+
+        Memoised per text, untruncated, as int32 arrays: a training run tokenises the same queries
+        and passages at every step (a quarter of a static student's step before this memo), and the
+        vocabulary pass of :meth:`mta4dpr_core.experiment.Setup.vocabulary` fills it before the
+        grid's workers fork, so they never tokenise a corpus again."""
+        texts = list(texts)
+        memo = _TEXT_IDS.setdefault(self._tokenizer_key(), {})
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
+        if missing:
+            if len(memo) + len(missing) > _TEXT_IDS_LIMIT:
+                memo.clear()
+            encodings = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            memo.update((t, np.asarray(e.ids, dtype=np.int32)) for t, e in zip(missing, encodings))
+        return [memo[t][:max_length] if len(memo[t]) else _EMPTY_IDS for t in texts]
 
     def collate(self, rows):
         """Pad lists of token ids into ``{input_ids, attention_mask}``."""
@@ -238,27 +264,36 @@ class StaticEncoder(nn.Module):
     def sparse_parameters(self):
         return [self.embedding.weight] if self.embedding.sparse else []
 
-    def _lookup(self, ids):
+    def _rows(self, unique):
+        """Embedding rows of the sorted (mapped) ids ``unique``: trainable rows through the sparse
+        embedding (its gradient then has one row per distinct token), frozen rows from the buffer."""
         if not hasattr(self, "id_map"):
-            return self.embedding(ids.clamp(max=self.embedding.num_embeddings - 1)), None
-        mapped = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+            return self.embedding(unique)
         count = self.embedding.num_embeddings
-        flat = mapped.reshape(-1)
-        out = torch.empty(flat.shape[0], self.embedding.embedding_dim, device=flat.device, dtype=self.embedding.weight.dtype)
-        trainable = (flat < count).nonzero().squeeze(1)
-        other = (flat >= count).nonzero().squeeze(1)
-        out[trainable] = self.embedding(flat[trainable])
-        out[other] = self.frozen_table[flat[other] - count]
-        known = mapped != count + self.frozen_table.shape[0] - 1
-        return out.view(*mapped.shape, -1), known
+        split = int(torch.searchsorted(unique, torch.tensor(count, device=unique.device)))
+        return torch.cat([self.embedding(unique[:split]), self.frozen_table[unique[split:] - count]])
 
     def forward(self, batch):
+        """Mean of the token vectors of each text (masked), as ``counts @ rows / length``.
+
+        A batch of 144 passages of 256 tokens holds about 37k tokens but only a few thousand
+        distinct ones: looking each distinct row up once and pooling with a [texts x distinct]
+        count matrix costs one small matrix product forward and backward, instead of gathering
+        (and back-propagating into) a [37k x dim] tensor, and the sparse gradient arrives with
+        one row per distinct token, already coalesced for SparseAdam.
+        """
         device = self.embedding.weight.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        vectors, known = self._lookup(ids)
-        if known is not None:
-            mask = mask * known
-        pooled = (vectors * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        if hasattr(self, "id_map"):
+            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+            unknown = self.embedding.num_embeddings + self.frozen_table.shape[0] - 1
+            mask = mask * (ids != unknown)  # tokens never seen in training or evaluation texts are left out
+        else:
+            ids = ids.clamp(max=self.embedding.num_embeddings - 1)
+        unique, inverse = torch.unique(ids, return_inverse=True)
+        counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
+        counts.scatter_add_(1, inverse, mask.to(counts.dtype))
+        pooled = (counts @ self._rows(unique)) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def encode(self, texts, max_length=256, batch_size=512, desc="encode"):

@@ -146,10 +146,8 @@ class Setup:
         if key not in self._vocabularies:
             sets = []
             for texts in (self.training_texts(), self.evaluation_texts()):
-                used = set()
-                for row in student.token_ids(texts, max_length=10_000):
-                    used.update(row)
-                sets.append(sorted(used))
+                rows = student.token_ids(texts, max_length=10_000)
+                sets.append(np.unique(np.concatenate(rows)).tolist() if rows else [])
             self._vocabularies[key] = tuple(sets)
         return self._vocabularies[key]
 

@@ -104,6 +104,8 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
             _run(job)
             report(f"run {index}/{len(jobs)} done ({job['variant']}, seed {job['seed']}; {time.perf_counter() - started:.0f} s)")
         return
+    if setup.params["models"]["student"].get("kind") == "static":
+        setup.new_student(jobs[0]["seed"])  # its vocabulary (7 s) once here, inherited by every worker
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_init_worker) as pool:
         for index, variant in enumerate(pool.imap_unordered(_run, jobs), 1):

@@ -253,3 +253,50 @@ def test_minilm_scifact_encodings_come_from_the_cache(minilm_encoder, scifact):
     rows = [0, 1234, 5182]
     fresh = minilm_encoder.encode([scifact.corpus.texts[i] for i in rows], max_length=256)
     np.testing.assert_allclose(scorer.doc_embeddings[rows], fresh, atol=1e-4)
+
+
+def _gather_mean(student, batch):
+    """The plain definition: gather every token's row, mask, average (the reference for the pooled product)."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    if hasattr(student, "id_map"):
+        mapped = student.id_map[ids]
+        table = torch.cat([student.embedding.weight, student.frozen_table])
+        mask = mask * (mapped != table.shape[0] - 1)
+        vectors = table[mapped]
+    else:
+        vectors = student.embedding.weight[ids]
+    pooled = (vectors * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+@pytest.mark.parametrize("restricted", [False, True])
+def test_static_pooling_equals_gather_and_mean_with_the_same_gradient(restricted):
+    from conftest import tiny_static_encoder
+
+    student = tiny_static_encoder(4, 8, dim=16, seed=3)
+    if restricted:  # trainable, frozen and unknown rows all present in the batch
+        student.restrict_vocabulary([1, 2, 5, 6, 7, 8], [9, 10])
+    texts = ["q0 d1 d1 d2 q0", "d3 d4 q3 d7", "q2", "d5 d5 d5 d6 q1 zzz", "zzz"]
+    batch = student.tokenize(texts, max_length=16)
+    ours = student(batch)
+    reference = _gather_mean(student, batch)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    weights = torch.randn_like(ours)
+    (ours * weights).sum().backward()
+    ours_grad = student.embedding.weight.grad
+    ours_grad = ours_grad.to_dense() if ours_grad.is_sparse else ours_grad
+    student.embedding.weight.grad = None
+    (_gather_mean(student, batch) * weights).sum().backward()
+    reference_grad = student.embedding.weight.grad
+    reference_grad = reference_grad.to_dense() if reference_grad.is_sparse else reference_grad
+    assert ours_grad.abs().sum() > 0
+    torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_static_token_memo_is_per_tokenizer():
+    from conftest import tiny_static_encoder
+
+    one, two = tiny_static_encoder(2, 3), tiny_static_encoder(5, 3)  # same name "tiny", other vocabularies
+    assert [r.tolist() for r in one.token_ids(["d0 q1"], 8)] == [[3, 2]]
+    assert [r.tolist() for r in two.token_ids(["d0 q1"], 8)] == [[6, 2]]
+    assert [r.tolist() for r in one.token_ids(["d0 q1", "d2", ""], 1)] == [[3], [5], [0]]  # truncated; empty -> padding
