@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from . import progress
-from .atomic import texts_digest
 from .models import ResolvedModel, default_cache_dir, resolve_model
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ POOLINGS = ("cls", "mean", "cls_last3")
 INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-_TOKEN_CACHE: dict = {}
 _TEXT_IDS: dict = {}  # tokenizer digest -> {text: token ids (untruncated)}
 _EMPTY_IDS = np.zeros(1, dtype=np.int32)  # an empty text is the padding token
 _TEXT_IDS_LIMIT = 200_000
@@ -297,15 +295,10 @@ class StaticEncoder(nn.Module):
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def encode(self, texts, max_length=256, batch_size=512, desc="encode"):
-        """Token ids are cached per (tokenizer, max length, texts): a run re-encodes the same
+        """Token ids come from the per-text memo of :meth:`token_ids`: a run re-encodes the same
         corpora after every iteration, and only the embedding table changes."""
         texts = list(texts)
-        key = (self.name, max_length, texts_digest(texts))
-        rows = _TOKEN_CACHE.get(key)
-        if rows is None:
-            rows = self.token_ids(texts, max_length)
-            _TOKEN_CACHE.clear() if len(_TOKEN_CACHE) > 8 else None
-            _TOKEN_CACHE[key] = rows
+        rows = self.token_ids(texts, max_length)
         was_training = self.training
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)

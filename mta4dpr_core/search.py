@@ -38,8 +38,10 @@ class TorchFlatIndex:
     def __init__(self, dim: int, device=None, chunk: int = 1024):
         import torch
 
+        from .encoders import default_device
+
         self.dim, self.chunk = dim, chunk
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device) if device else default_device()
         self.vectors = torch.zeros((0, dim), dtype=torch.float32, device=self.device)
 
     @property

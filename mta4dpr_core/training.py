@@ -25,6 +25,7 @@ import torch.distributed as dist
 from . import progress
 from .atomic import save_torch, try_load_torch
 from .construction import take_rows
+from .encoders import default_device
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
 from .losses import MTA4DPRLoss
 from .selection import select_assistant
@@ -132,20 +133,14 @@ class _DualForward(torch.nn.Module):
 
 
 class Tokenized:
-    """Tokenizes texts by index with a fixed max length; static encoders' token ids are cached
-    (passages recur across batches and iterations)."""
+    """Tokenizes texts by index with a fixed max length (a static encoder memoises each text's
+    token ids itself: passages recur across batches and iterations)."""
 
     def __init__(self, encoder, texts, max_length):
         self.encoder, self.texts, self.max_length = encoder, texts, max_length
-        self.cache = {} if hasattr(encoder, "collate") else None
 
     def batch(self, indices):
-        if self.cache is None:
-            return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
-        missing = sorted({int(i) for i in indices if int(i) not in self.cache})
-        if missing:
-            self.cache.update(zip(missing, self.encoder.token_ids([self.texts[i] for i in missing], self.max_length)))
-        return self.encoder.collate([self.cache[int(i)] for i in indices])
+        return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
 
 
 class StudentOptimizer:
@@ -202,7 +197,7 @@ def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=N
 
 def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every):
     rank, world = _world()
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    device = default_device()
     student.to(device)
     model = _DualForward(student)
     if dist.is_available() and dist.is_initialized():
