@@ -231,6 +231,17 @@ RELEVANCE_LEVELS = {"msmarco-trecdl": 2}
 _COLLECTION_CACHE: dict = {}
 
 
+def load_corpus(directory) -> Corpus:
+    """Only the passages of a collection directory (BEIR or MS MARCO TSV layout); no queries needed."""
+    directory = Path(directory)
+    for name, loader in (("corpus.jsonl", load_beir_corpus), ("corpus.jsonl.gz", load_beir_corpus),
+                         ("collection.tsv", load_msmarco_tsv_corpus)):
+        if (directory / name).exists():
+            return loader(directory / name)
+    raise DataError(directory, "no corpus.jsonl[.gz] (BEIR layout) or collection.tsv (MS MARCO layout) found"
+                    if directory.exists() else "data directory does not exist")
+
+
 def load_collection(directory, splits=None) -> Collection:
     """Load a collection directory (BEIR or MS MARCO TSV layout), cached per process."""
     directory = Path(directory)

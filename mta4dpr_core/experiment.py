@@ -18,6 +18,7 @@ import torch
 from .data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
 from .encoders import StaticEncoder, TransformerEncoder
 from .errors import ParamsError
+from .warm_start import WarmStartConfig
 from .metrics import evaluate, run_from_arrays
 from .params import REPO_ROOT, resolve_path
 from .scorers import DenseScorer, build_scorer
@@ -49,9 +50,10 @@ class StudentScorer(DenseScorer):
         return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
 
 
-def build_student(spec: dict, cache_dir=None, seed=0):
+def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
     """A fresh trainable student: ``{kind: static, model: wordllama, dim: 256}`` or
-    ``{kind: hf, model: ..., pooling: cls_last3, num_layers: 3}``."""
+    ``{kind: hf, model: ..., pooling: cls_last3, num_layers: 3}``, optionally with a ``warm_start``
+    (``warm_start.py``; applied when ``data_root`` is given, cached per spec)."""
     torch.manual_seed(seed)
     kind = spec.get("kind")
     if kind == "static":
@@ -62,8 +64,14 @@ def build_student(spec: dict, cache_dir=None, seed=0):
             student.embedding = torch.nn.Embedding.from_pretrained(student.embedding.weight.data[:, :dim].clone(), freeze=False)
         return student
     if kind == "hf":
-        return TransformerEncoder.from_name(spec["model"], pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", True),
-                                            num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+        student = TransformerEncoder.from_name(spec["model"], pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", True),
+                                               num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+        if spec.get("warm_start") and data_root is not None:
+            from .warm_start import warm_started
+
+            student = warm_started(student, spec, data_root, cache_dir)
+            torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
+        return student
     raise ParamsError("models.student.kind", f"expected 'static' or 'hf', got {kind!r}")
 
 
@@ -87,6 +95,12 @@ class Setup:
         check_models_available(params)  # a missing local model path stops here, before any work
         data = params["data"]
         root = resolve_path(data["root"])
+        for key, spec in [("models.student", params["models"]["student"]),
+                          *((f"study.student_sizes[{i}]", spec) for i, spec in enumerate(params["study"].get("student_sizes") or []))]:
+            texts = spec.get("warm_start") and root / WarmStartConfig.from_spec(spec["warm_start"]).texts
+            if texts and not texts.is_dir():
+                raise ParamsError(f"{key}.warm_start.texts", f"{texts}: no such corpus directory for the [CLS] warm start "
+                                  "(a folder under data.root)")
         collection, train = resolve_split(root, data["train"])
         test_collection, test = resolve_split(root, data["test"])
         if test_collection is not collection:
@@ -124,7 +138,7 @@ class Setup:
 
     def new_student(self, seed, spec=None):
         spec = spec or self.params["models"]["student"]
-        student = build_student(spec, self.cache_dir, seed)
+        student = build_student(spec, self.cache_dir, seed, data_root=resolve_path(self.params["data"]["root"]))
         if hasattr(student, "restrict_vocabulary") and spec.get("restrict_vocabulary", True):
             trainable, frozen = self.vocabulary(student, spec.get("model", "wordllama"))
             student.restrict_vocabulary(trainable, frozen)

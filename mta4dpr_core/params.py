@@ -165,6 +165,12 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
             raise ParamsError(f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source)
     if kind == "cross_encoder" and spec.get("first_stage") is not None:
         _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
+    if spec.get("warm_start") is not None:
+        if kind != "hf":
+            raise ParamsError(f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source)
+        from .warm_start import WarmStartConfig
+
+        WarmStartConfig.from_spec(spec["warm_start"], key=f"{key}.warm_start", source=source)
     if kind == "run" and not isinstance(spec.get("paths"), list):
         raise ParamsError(f"{key}.paths", "a `run` spec needs `paths`: a list of TREC run files", source)
 

@@ -615,6 +615,16 @@ def compute_device() -> str:
     return f"cpu: {os.cpu_count()} cores (torch {torch.__version__})"
 
 
+def _warm_starts(params) -> dict:
+    """The [CLS] warm starts the profile's students were built from (time, cosine loss first and last steps)."""
+    from .params import resolve_path
+    from .warm_start import warm_start_report
+
+    specs = [params["models"]["student"], *(params["study"].get("student_sizes") or [])]
+    reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs if spec.get("warm_start")]
+    return {"warm_starts": [report for report in reports if report]} if reports else {}
+
+
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
     import importlib.metadata as md
 
@@ -627,7 +637,7 @@ def write_manifest(params, timings: dict | None = None, extra: dict | None = Non
             versions[package] = None
     manifest = {"profile": params["profile"], "seeds": params["seeds"], "params": params, "versions": versions,
                 "python": platform.python_version(), "machine": platform.machine(), "device": compute_device(),
-                "timings_seconds": timings or {}, **(extra or {})}
+                "timings_seconds": timings or {}, **_warm_starts(params), **(extra or {})}
     path = results_dir(params) / "manifest.json"
     atomic_write_json(path, manifest)
     return manifest

@@ -1,0 +1,160 @@
+"""[CLS] warm start: give a mean-pooling checkpoint a usable [CLS] before MTA4DPR trains it.
+
+The paper's student (SimLM, cut to 6 layers) was pretrained with a [CLS] bottleneck, so the
+mean of [CLS] over its last three layers already ranks passages. The offline checkpoints here
+were trained for mean pooling: all-MiniLM-L6-v2's [CLS], cut to 3 layers, is one constant
+vector (cosine 1.000 between unrelated texts; its residual is 0.2% of its norm), and
+contrastive training cannot leave that point: with L2-normalised vectors the gradient of
+``cos(q, p)`` is ``(p - cos(q, p) q) / |q|``, which vanishes when every ``p`` equals ``q``.
+
+The warm start stands in for the [CLS] pretraining the paper's checkpoint had. It distils the
+target's embedding (``target``, mean-pooled, L2-normalised) into the student's own pooling on
+unlabelled passages and on query-length crops of them::
+
+    L = mean_x [ 1 - cos(student(x), target(x)) ]
+
+No query and no relevance judgment is read: the texts are a corpus named in the profile
+(``texts``, under ``data.root``; mini_transformer uses the MS MARCO DL pool, not SciFact). The
+result is one checkpoint per student spec, computed once and cached, shared by every seed and
+variant, like a downloaded pretrained model.
+
+Example::
+
+    student = TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=3)
+    target = TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="mean", normalize=True)
+    log = warm_start(student, target, passages[:4000], WarmStartConfig(steps=400))
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarmStartConfig:
+    target: str = "all-MiniLM-L6-v2"  # a mean-pooled sentence encoder whose embedding the [CLS] learns
+    texts: str = "msmarco-trecdl"  # a corpus directory under data.root (BEIR or MS MARCO TSV layout)
+    passages: int = 4000  # passages sampled from it; as many query-length crops are added
+    steps: int = 400
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    warmup_steps: int = 20
+    max_length: int = 96
+    amp: str = "bf16"  # "bf16" or "off" (autocast on the student's device)
+    seed: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: dict, key="models.student.warm_start", source=None):
+        from .errors import ParamsError
+
+        if not isinstance(spec, dict):
+            raise ParamsError(key, f"expected a mapping of warm-start settings, got {spec!r}", source)
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(spec) - set(known))
+        if unknown:
+            raise ParamsError(f"{key}.{unknown[0]}", f"unknown warm-start key; known keys: {sorted(known)}", source)
+        config = cls(**spec)
+        for name in ("passages", "steps", "batch_size", "max_length"):
+            value = getattr(config, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParamsError(f"{key}.{name}", f"expected a positive integer, got {value!r}", source)
+        for name in ("target", "texts"):
+            value = getattr(config, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ParamsError(f"{key}.{name}", f"expected a non-empty string, got {value!r}", source)
+        for name in ("learning_rate",):
+            value = getattr(config, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ParamsError(f"{key}.{name}", f"expected a positive number (write 3.0e-4, not 3e-4, in YAML), got {value!r}", source)
+        if config.amp not in ("bf16", "off"):
+            raise ParamsError(f"{key}.amp", f"must be 'bf16' or 'off', got {config.amp!r}", source)
+        return config
+
+
+def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
+    """One contiguous span of ``shortest``..``longest`` words per text: the [CLS] must also work on
+    query-length inputs, and the corpus has no queries we may read."""
+    crops = []
+    for text in texts:
+        words = text.split()
+        length = rng.randint(shortest, longest)
+        start = rng.randint(0, max(0, len(words) - length))
+        crops.append(" ".join(words[start:start + length]))
+    return crops
+
+
+def warm_start(student, target, texts, config: WarmStartConfig, target_vectors=None) -> list:
+    """Train ``student`` in place so its pooled vector matches ``target``'s (cosine loss); the loss log."""
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    vectors = torch.as_tensor(target_vectors if target_vectors is not None else
+                              target.encode(texts, max_length=config.max_length, batch_size=128, desc="warm-start targets"))
+    vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+    device = next(student.parameters()).device
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, 1 - step / config.steps))
+    amp_dtype = torch.bfloat16 if config.amp == "bf16" else None
+    losses = []
+    student.train()
+    for step in range(config.steps):
+        rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            pooled = student(student.tokenize([texts[r] for r in rows], config.max_length))
+        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+        loss = (1 - (pooled * vectors[rows].to(device)).sum(-1)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    student.eval()
+    return losses
+
+
+def warm_started(student, spec: dict, data_root, cache_dir):
+    """``student`` with the cached warm start of ``spec`` loaded (computed and cached on first use)."""
+    from .data import load_corpus
+    from .encoders import TransformerEncoder
+
+    config, student_identity, path = _cache_entry(spec, cache_dir)
+    state = try_load_torch(path)
+    if state is not None:
+        student.load_state_dict(state)
+        return student.eval()
+    corpus = load_corpus(Path(data_root) / config.texts)
+    rng = random.Random(config.seed)
+    passages = [corpus.texts[i] for i in rng.sample(range(len(corpus)), min(config.passages, len(corpus)))]
+    texts = passages + query_length_crops(passages, rng)
+    target = TransformerEncoder.from_name(config.target, pooling="mean", normalize=True, cache_dir=cache_dir)
+    started = time.time()
+    log.info("warm start of the student's [CLS] (%d steps on %d texts of %s); cached after", config.steps, len(texts), config.texts)
+    losses = warm_start(student, target, texts, config)
+    save_torch(path, student.state_dict())
+    atomic_write_json(path.with_suffix(".json"), {
+        "config": asdict(config), "student": student_identity, "texts": len(texts), "seconds": round(time.time() - started, 1),
+        "loss_first_10": float(np.mean(losses[:10])), "loss_last_10": float(np.mean(losses[-10:]))})
+    return student
+
+
+def warm_start_report(cache_dir, spec: dict):
+    """The stored summary of ``spec``'s warm start (config, time, cosine loss before and after), or None."""
+    return read_json(_cache_entry(spec, cache_dir)[2].with_suffix(".json"))
+
+
+def _cache_entry(spec: dict, cache_dir):
+    config = WarmStartConfig.from_spec(spec["warm_start"])
+    student_identity = {k: v for k, v in spec.items() if k != "warm_start"}
+    key = content_hash("warm-start-v1", student_identity, asdict(config))
+    return config, student_identity, Path(cache_dir) / "warm_start" / f"{key}.pt"
