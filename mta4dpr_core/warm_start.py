@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import progress
 from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ def warm_start(student, target, texts, config: WarmStartConfig, target_vectors=N
     amp_dtype = torch.bfloat16 if config.amp == "bf16" else None
     losses = []
     student.train()
-    for step in range(config.steps):
+    bar = progress.progress_bar(range(config.steps), desc="[CLS] warm start", total=config.steps)
+    for step in bar:
         rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             pooled = student(student.tokenize([texts[r] for r in rows], config.max_length))
@@ -119,6 +121,7 @@ def warm_start(student, target, texts, config: WarmStartConfig, target_vectors=N
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
+        bar.set_postfix(cosine_loss=f"{losses[-1]:.3f}", refresh=False)
     student.eval()
     return losses
 
