@@ -621,8 +621,9 @@ def _warm_starts(params) -> dict:
     from .warm_start import warm_start_report
 
     specs = [params["models"]["student"], *(params["study"].get("student_sizes") or [])]
-    reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs if spec.get("warm_start")]
-    return {"warm_starts": [report for report in reports if report]} if reports else {}
+    specs = [spec for index, spec in enumerate(specs) if spec.get("warm_start") and spec not in specs[:index]]
+    reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs]
+    return {"warm_starts": [report for report in reports if report]} if specs else {}
 
 
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):

@@ -1,0 +1,45 @@
+"""Guards on the committed mini_transformer results (read from results/mini_transformer/, nothing is
+rerun, the profile takes about an hour on 2 cores): they were made with the committed profile, the
+student is the paper's kind (cls_last3 after a [CLS] warm start that converged), every student variant
+trained the same number of steps, and training moved the student."""
+import json
+
+import pandas as pd
+import pytest
+
+from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+
+RESULTS = REPO_ROOT / "results" / "mini_transformer"
+pytestmark = pytest.mark.skipif(not (RESULTS / "manifest.json").exists(), reason="results/mini_transformer not generated")
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return json.loads((RESULTS / "manifest.json").read_text())
+
+
+def test_the_results_come_from_the_committed_profile(manifest):
+    profile = load_params(profile_path("mini_transformer"))
+    for section in ("models", "training", "loss", "construction", "iterations", "study", "seeds"):
+        assert manifest["params"][section] == profile[section], f"results/mini_transformer is stale: `{section}` differs from the profile"
+
+
+def test_the_student_uses_the_paper_pooling_after_a_warm_start_that_converged(manifest):
+    students = [manifest["params"]["models"]["student"], *manifest["params"]["study"]["student_sizes"]]
+    assert {spec["pooling"] for spec in students} == {"cls_last3"}
+    reports = list({json.dumps(report, sort_keys=True): report for report in manifest.get("warm_starts", [])}.values())
+    assert {report["student"]["num_layers"] for report in reports} == {spec["num_layers"] for spec in students}
+    for report in reports:
+        assert report["loss_last_10"] < report["loss_first_10"] - 0.3, report
+
+
+def test_every_student_variant_trained_the_same_steps():
+    table8 = pd.read_csv(RESULTS / "table8.csv")
+    assert table8["steps"].nunique() == 1
+
+
+def test_training_moved_the_student():
+    table1 = pd.read_csv(RESULTS / "table1.csv").set_index("model")
+    before = table1.loc["student before training", "nDCG@10"]
+    assert table1.loc["MTA4DPR", "nDCG@10"] > before + 5
+    assert table1.loc["no assistant (teacher-only KD, same iterations and steps)", "nDCG@10"] > before + 5
