@@ -20,9 +20,11 @@ import pandas as pd
 
 def compare_table(left: pd.DataFrame, right: pd.DataFrame):
     """(max abs difference, its (row key, column), rows only on one side) over shared numeric columns."""
-    keys = [c for c in left.columns if c in right.columns and not pd.api.types.is_numeric_dtype(left[c])]
-    numeric = [c for c in left.columns if c in right.columns and pd.api.types.is_numeric_dtype(left[c])
-               and pd.api.types.is_numeric_dtype(right[c])]
+    def is_number(series):  # a true/false column (e.g. "chosen by the rule") labels rows; it is not a measurement
+        return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+    keys = [c for c in left.columns if c in right.columns and not is_number(left[c])]
+    numeric = [c for c in left.columns if c in right.columns and is_number(left[c]) and is_number(right[c])]
     if keys:
         left, right = left.set_index(keys), right.set_index(keys)
     only = sorted(map(str, set(left.index) ^ set(right.index)))
