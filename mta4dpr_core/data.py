@@ -231,15 +231,23 @@ RELEVANCE_LEVELS = {"msmarco-trecdl": 2}
 _COLLECTION_CACHE: dict = {}
 
 
+CORPUS_LOADERS = {"beir": load_beir_corpus, "msmarco": load_msmarco_tsv_corpus}
+
+
+def _corpus_file(directory: Path) -> tuple:
+    """(layout, corpus file) of a collection directory: ``beir`` (corpus.jsonl[.gz]) or ``msmarco`` (collection.tsv)."""
+    if not directory.exists():
+        raise DataError(directory, "data directory does not exist (set `data.root` in the params profile)")
+    for layout, name in (("beir", "corpus.jsonl"), ("beir", "corpus.jsonl.gz"), ("msmarco", "collection.tsv")):
+        if (directory / name).exists():
+            return layout, directory / name
+    raise DataError(directory, "no corpus.jsonl[.gz] (BEIR layout) or collection.tsv (MS MARCO layout) found")
+
+
 def load_corpus(directory) -> Corpus:
     """Only the passages of a collection directory (BEIR or MS MARCO TSV layout); no queries needed."""
-    directory = Path(directory)
-    for name, loader in (("corpus.jsonl", load_beir_corpus), ("corpus.jsonl.gz", load_beir_corpus),
-                         ("collection.tsv", load_msmarco_tsv_corpus)):
-        if (directory / name).exists():
-            return loader(directory / name)
-    raise DataError(directory, "no corpus.jsonl[.gz] (BEIR layout) or collection.tsv (MS MARCO layout) found"
-                    if directory.exists() else "data directory does not exist")
+    layout, path = _corpus_file(Path(directory))
+    return CORPUS_LOADERS[layout](path)
 
 
 def load_collection(directory, splits=None) -> Collection:
@@ -248,26 +256,21 @@ def load_collection(directory, splits=None) -> Collection:
     key = (str(directory.resolve()), tuple(sorted(splits)) if splits else None)
     if key in _COLLECTION_CACHE:
         return _COLLECTION_CACHE[key]
-    if not directory.exists():
-        raise DataError(directory, "data directory does not exist (set `data.root` in the params profile)")
     name = directory.name
     level = RELEVANCE_LEVELS.get(name, 1)
-    beir_corpus = next((directory / f for f in ("corpus.jsonl", "corpus.jsonl.gz") if (directory / f).exists()), None)
-    if beir_corpus is not None:
-        corpus = load_beir_corpus(beir_corpus)
+    layout, corpus_path = _corpus_file(directory)
+    corpus = CORPUS_LOADERS[layout](corpus_path)
+    if layout == "beir":
         queries = load_beir_queries(directory / "queries.jsonl")
         qrels_dir = directory / "qrels"
         available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.exists() else []
         qrels_path = lambda split: qrels_dir / f"{split}.tsv"  # noqa: E731
-    elif (directory / "collection.tsv").exists():
-        corpus = load_msmarco_tsv_corpus(directory / "collection.tsv")
+    else:
         queries = {}
         for query_file in sorted(directory.glob("queries.*.tsv")):
             queries.update(load_msmarco_tsv_queries(query_file))
         available = sorted(p.name[len("qrels."):-len(".tsv")] for p in directory.glob("qrels.*.tsv"))
         qrels_path = lambda split: directory / f"qrels.{split}.tsv"  # noqa: E731
-    else:
-        raise DataError(directory, "no corpus.jsonl[.gz] (BEIR layout) or collection.tsv (MS MARCO layout) found")
     wanted = splits or available
     result = {}
     for split in wanted:

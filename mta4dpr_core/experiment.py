@@ -18,10 +18,10 @@ import torch
 from .data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
 from .encoders import StaticEncoder, TransformerEncoder
 from .errors import ParamsError
-from .warm_start import WarmStartConfig
 from .metrics import evaluate, run_from_arrays
 from .params import REPO_ROOT, resolve_path
 from .scorers import DenseScorer, build_scorer
+from .warm_start import WarmStartConfig, warm_started
 
 log = logging.getLogger(__name__)
 TEST_METRICS = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
@@ -67,8 +67,6 @@ def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
         student = TransformerEncoder.from_name(spec["model"], pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", True),
                                                num_layers=spec.get("num_layers"), cache_dir=cache_dir)
         if spec.get("warm_start") and data_root is not None:
-            from .warm_start import warm_started
-
             student = warm_started(student, spec, data_root, cache_dir)
             torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
         return student
@@ -90,13 +88,12 @@ class Setup:
 
     @classmethod
     def from_params(cls, params: dict, prepare=True):
-        from .models import check_models_available
+        from .models import check_models_available, student_specs
 
         check_models_available(params)  # a missing local model path stops here, before any work
         data = params["data"]
         root = resolve_path(data["root"])
-        for key, spec in [("models.student", params["models"]["student"]),
-                          *((f"study.student_sizes[{i}]", spec) for i, spec in enumerate(params["study"].get("student_sizes") or []))]:
+        for key, spec in student_specs(params):
             texts = spec.get("warm_start") and root / WarmStartConfig.from_spec(spec["warm_start"]).texts
             if texts and not texts.is_dir():
                 raise ParamsError(f"{key}.warm_start.texts", f"{texts}: no such corpus directory for the [CLS] warm start "

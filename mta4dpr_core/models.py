@@ -154,6 +154,11 @@ def _model_specs(params: dict):
         yield from walk(f"study.baseline_models[{index}]", spec)
 
 
+def student_specs(params: dict) -> list:
+    """(params key, spec) of the profile's student and of every Table 6 student size."""
+    return [(key, spec) for key, spec in _model_specs(params) if key.startswith(("models.student", "study.student_sizes"))]
+
+
 def check_models_available(params: dict) -> None:
     """Fail before any work when a model given as a local path is missing.
 

@@ -617,10 +617,11 @@ def compute_device() -> str:
 
 def _warm_starts(params) -> dict:
     """The [CLS] warm starts the profile's students were built from (time, cosine loss first and last steps)."""
+    from .models import student_specs
     from .params import resolve_path
     from .warm_start import warm_start_report
 
-    specs = [params["models"]["student"], *(params["study"].get("student_sizes") or [])]
+    specs = [spec for _, spec in student_specs(params)]
     specs = [spec for index, spec in enumerate(specs) if spec.get("warm_start") and spec not in specs[:index]]
     reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs]
     return {"warm_starts": [report for report in reports if report]} if specs else {}

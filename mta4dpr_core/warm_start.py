@@ -95,12 +95,11 @@ def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
     return crops
 
 
-def warm_start(student, target, texts, config: WarmStartConfig, target_vectors=None) -> list:
+def warm_start(student, target, texts, config: WarmStartConfig) -> list:
     """Train ``student`` in place so its pooled vector matches ``target``'s (cosine loss); the loss log."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    vectors = torch.as_tensor(target_vectors if target_vectors is not None else
-                              target.encode(texts, max_length=config.max_length, batch_size=128, desc="warm-start targets"))
+    vectors = torch.as_tensor(target.encode(texts, max_length=config.max_length, batch_size=128, desc="warm-start targets"))
     vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
     device = next(student.parameters()).device
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
