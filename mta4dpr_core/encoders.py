@@ -24,10 +24,12 @@ from torch import nn
 
 from . import progress
 from .models import ResolvedModel, default_cache_dir, resolve_model
+from .precision import autocast_dtype, dtype_name
 
 log = logging.getLogger(__name__)
 POOLINGS = ("cls", "mean", "cls_last3")
-INFERENCE_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# "auto": bf16 where the device computes it natively, else float32 (mta4dpr_core/precision.py)
+INFERENCE_DTYPES = {None: None, "auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 _TEXT_IDS: dict = {}  # tokenizer digest -> {text: token ids (untruncated)}
@@ -101,8 +103,15 @@ class TransformerEncoder(nn.Module):
         identity = {"class": "transformer", "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
                     "layers": self.model.config.num_hidden_layers}
         if getattr(self, "inference_dtype", None):  # float32 keeps its historical cache keys
-            identity["inference_dtype"] = self.inference_dtype
+            # the precision actually used: "auto" encodes in bf16 on one machine and float32 on another
+            identity["inference_dtype"] = dtype_name(self._inference_dtype())
         return identity
+
+    def _inference_dtype(self):
+        dtype = INFERENCE_DTYPES[getattr(self, "inference_dtype", None)]
+        if dtype == "auto":
+            return autocast_dtype("auto", next(self.model.parameters()).device)
+        return dtype
 
     def tokenize(self, texts, max_length):
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -123,7 +132,7 @@ class TransformerEncoder(nn.Module):
     def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
         was_training = self.training
         self.eval()
-        dtype = INFERENCE_DTYPES[getattr(self, "inference_dtype", None)]
+        dtype = self._inference_dtype()
         device_type = next(self.model.parameters()).device.type
         with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc)
@@ -371,8 +380,10 @@ def default_device() -> torch.device:
 def build_encoder(spec: dict, cache_dir=None):
     """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
 
-    ``hf`` specs may add ``inference_dtype: bf16`` (or ``fp16``) to encode under autocast
-    (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not bit-identical to float32)."""
+    ``hf`` specs may add ``inference_dtype: auto`` (bf16 where native, else float32), ``bf16`` or
+    ``fp16`` to encode under autocast (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not
+    bit-identical to float32). Frozen scorers default to float32 so that the teacher's and the
+    assistants' scores are the same on every CPU kind."""
     kind, model = spec.get("kind"), spec.get("model")
     if kind == "hf":
         encoder = TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),

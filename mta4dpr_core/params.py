@@ -196,7 +196,9 @@ def _check_type(key, default, value, source):
             value = int(value)
         return value
     if isinstance(default, str) and not isinstance(value, str):
-        raise ParamsError(key, f"expected a string, got {value!r} ({_type_name(value)})", source)
+        # YAML 1.1 reads a bare off/no/on/yes as a boolean
+        hint = "; YAML reads a bare off/on as a boolean: quote it, e.g. \"off\"" if isinstance(value, bool) else ""
+        raise ParamsError(key, f"expected a string, got {value!r} ({_type_name(value)}){hint}", source)
     if isinstance(default, list) and not isinstance(value, list):
         raise ParamsError(key, f"expected a list, got {value!r} ({_type_name(value)})", source)
     if isinstance(default, dict) and not isinstance(value, dict):

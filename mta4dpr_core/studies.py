@@ -627,6 +627,15 @@ def _warm_starts(params) -> dict:
     return {"warm_starts": [report for report in reports if report]} if specs else {}
 
 
+def _precision(params) -> dict:
+    """The machine's CPU capability, whether it has native bf16, and the precision training actually used."""
+    from .encoders import default_device
+    from .precision import autocast_dtype, describe, dtype_name
+
+    device = default_device()
+    return {**describe(device), "training": dtype_name(autocast_dtype(params["training"]["amp"], device))}
+
+
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
     import importlib.metadata as md
 
@@ -639,7 +648,7 @@ def write_manifest(params, timings: dict | None = None, extra: dict | None = Non
             versions[package] = None
     manifest = {"profile": params["profile"], "seeds": params["seeds"], "params": params, "versions": versions,
                 "python": platform.python_version(), "machine": platform.machine(), "device": compute_device(),
-                "timings_seconds": timings or {}, **_warm_starts(params), **(extra or {})}
+                "precision": _precision(params), "timings_seconds": timings or {}, **_warm_starts(params), **(extra or {})}
     path = results_dir(params) / "manifest.json"
     atomic_write_json(path, manifest)
     return manifest

@@ -28,6 +28,7 @@ from .construction import take_rows
 from .encoders import default_device
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
 from .losses import MTA4DPRLoss
+from .precision import autocast_dtype
 from .selection import select_assistant
 
 log = logging.getLogger(__name__)
@@ -207,9 +208,7 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
                                                           find_unused_parameters=True)
     optimizer = StudentOptimizer(student, config)
     loss_fn = MTA4DPRLoss(config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
-    if config.amp == "auto":
-        amp_dtype = torch.bfloat16 if device.type == "cuda" else None
+    amp_dtype = autocast_dtype(config.amp, device)
 
     record, start = [], 0
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None

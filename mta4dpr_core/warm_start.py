@@ -38,6 +38,8 @@ import torch
 
 from . import progress
 from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
+from .encoders import default_device
+from .precision import autocast_dtype, dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class WarmStartConfig:
     learning_rate: float = 3e-4
     warmup_steps: int = 20
     max_length: int = 96
-    amp: str = "bf16"  # "bf16" or "off" (autocast on the student's device)
+    amp: str = "auto"  # "auto" (bf16 where native, else float32), "bf16" or "off": see mta4dpr_core/precision.py
     seed: int = 0
 
     @classmethod
@@ -78,8 +80,8 @@ class WarmStartConfig:
             value = getattr(config, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ParamsError(f"{key}.{name}", f"expected a positive number (write 3.0e-4, not 3e-4, in YAML), got {value!r}", source)
-        if config.amp not in ("bf16", "off"):
-            raise ParamsError(f"{key}.amp", f"must be 'bf16' or 'off', got {config.amp!r}", source)
+        if config.amp not in ("auto", "bf16", "off"):
+            raise ParamsError(f"{key}.amp", f"must be 'auto', 'bf16' or 'off', got {config.amp!r}", source)
         return config
 
 
@@ -105,7 +107,7 @@ def warm_start(student, target, texts, config: WarmStartConfig) -> list:
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, 1 - step / config.steps))
-    amp_dtype = torch.bfloat16 if config.amp == "bf16" else None
+    amp_dtype = autocast_dtype(config.amp, device, where="models.student.warm_start.amp")
     losses = []
     student.train()
     bar = progress.progress_bar(range(config.steps), desc="[CLS] warm start", total=config.steps)
@@ -145,7 +147,8 @@ def warm_started(student, spec: dict, data_root, cache_dir):
     losses = warm_start(student, target, texts, config)
     save_torch(path, student.state_dict())
     atomic_write_json(path.with_suffix(".json"), {
-        "config": asdict(config), "student": student_identity, "texts": len(texts), "seconds": round(time.time() - started, 1),
+        "config": asdict(config), "precision": dtype_name(autocast_dtype(config.amp, next(student.parameters()).device)),
+        "student": student_identity, "texts": len(texts), "seconds": round(time.time() - started, 1),
         "loss_first_10": float(np.mean(losses[:10])), "loss_last_10": float(np.mean(losses[-10:]))})
     return student
 
@@ -158,5 +161,7 @@ def warm_start_report(cache_dir, spec: dict):
 def _cache_entry(spec: dict, cache_dir):
     config = WarmStartConfig.from_spec(spec["warm_start"])
     student_identity = {k: v for k, v in spec.items() if k != "warm_start"}
-    key = content_hash("warm-start-v1", student_identity, asdict(config))
+    # the precision actually used is part of the key: `auto` trains in bf16 on one CPU and float32 on another
+    precision = dtype_name(autocast_dtype(config.amp, default_device(), where="models.student.warm_start.amp"))
+    key = content_hash("warm-start-v1", student_identity, asdict(config), precision)
     return config, student_identity, Path(cache_dir) / "warm_start" / f"{key}.pt"
