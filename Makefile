@@ -32,7 +32,7 @@ unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/regression
 
 nbval: setup
-	MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	MTA4DPR_PROFILE=smoke MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 nbval-avx2: setup
@@ -49,7 +49,8 @@ notebooks: setup
 	$(PY) tools/store_checked_outputs.py
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	# the Lab's root is the repository: notebooks/ (the sources) and results/<profile>/notebooks/ (executed) side by side
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/01_data_prep.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) bench/run_all.py

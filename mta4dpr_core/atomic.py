@@ -150,11 +150,21 @@ def try_load_npz(path):
         return None
 
 
-def code_digest() -> str:
-    """SHA-256 of the core's source files: part of every run key, so a run is reused only while
-    the code that produced it is unchanged."""
+# Modules that only present results (tables, figures, claims, statistics, notebooks, the runner's
+# bookkeeping): editing them changes no run, no encoding and no score, so they stay out of the
+# digest that keys runs and caches. A notebook's own done-marker uses the full digest.
+REPORT_MODULES = frozenset({"plots", "tables", "studies", "claims", "statistics", "walkthrough", "notebook", "runner",
+                            "progress", "export", "paper", "expectations", "pipeline"})
+
+
+def code_digest(include_report: bool = False, root: Path | None = None) -> str:
+    """SHA-256 of the core's computing source files: part of every run key and cache scope, so a run
+    is reused only while the code that computes it is unchanged. ``include_report`` adds the modules
+    in :data:`REPORT_MODULES` (what a rerun of a notebook depends on)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    for path in sorted((root or Path(__file__).resolve().parent).glob("*.py")):
+        if not include_report and path.stem in REPORT_MODULES:
+            continue
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -25,9 +25,11 @@ import numpy as np
 from . import progress
 from .atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
 from .construction import TrainingData, build_training_data, split_eval_queries
+from .encoders import default_device
 from .experiment import Setup, seed_everything
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from .metrics import evaluate
+from .precision import autocast_dtype, dtype_name
 from .temperature import assistant_temperatures
 from .training import TrainConfig, train_student
 
@@ -210,14 +212,17 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
         previous = student_scorer
         save_torch(iteration_dir / "state.pt", {"model": student.state_dict()})
         atomic_write_json(iteration_dir / "state.json", {"history": history, "selections": selections, "pool": [a.name for a in pool],
-                                                         "temperatures": temperatures})
+                                                         "temperatures": temperatures,
+                                                         "student_spec": student_spec or params["models"]["student"]})
         # the finished iteration is stored: its mid-training checkpoints are no longer needed
         shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
 
     result = {"variant": variant, "seed": seed, "assistants": [a.name for a in (
         [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants)],
         "initial": initial, "history": history, "selections": selections, "temperatures": temperatures, "final": history[-1].get("test") if history else None,
-        "params": params}
+        "params": params, "student_spec": student_spec or params["models"]["student"],
+        # the precision training actually used (amp: auto resolves per machine)
+        "training_precision": dtype_name(autocast_dtype(params["training"]["amp"], default_device()))}
     atomic_write_json(result_path, result)
     return result
 

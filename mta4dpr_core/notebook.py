@@ -10,14 +10,12 @@ SECTIONS = ("seeds", "data", "models", "construction", "fusion", "selection", "l
 
 
 def configure():
-    """Progress bars off in outputs and library chatter down, so notebook outputs stay diffable.
+    """Library chatter and warnings down, so notebook outputs stay clean and diffable.
 
     Under the runner (``MTA4DPR_PROGRESS_FILE`` set) progress goes to that file, which the
-    runner prints in the terminal; it never reaches the notebook's outputs."""
-    from .progress import FILE_VARIABLE
-
-    if not os.environ.get(FILE_VARIABLE):
-        os.environ.setdefault("MTA4DPR_PROGRESS", "0")
+    runner prints in the terminal; it never reaches the notebook's outputs. In JupyterLab a
+    long cell shows widget progress bars (tqdm.auto) that vanish when it finishes; nbval and
+    CI set ``MTA4DPR_PROGRESS=0``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
     from .progress import route_logs

@@ -87,6 +87,9 @@ DEFAULTS: dict = {
         "teacher_candidates": [],   # scorer specs measured on training queries to choose the teacher
         "teacher_hybrids": [],      # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
         "reference_runs": [],
+        # the metric whose claims form the profile's one Holm family (claims.py); declared before any run.
+        # In `study`, so it never enters a run's key. The paper's own primary is MRR@10 (MS MARCO dev).
+        "primary_metric": "nDCG@10",
     },
     # workers: processes running a notebook's MTA4DPR runs side by side (0 = automatic; grid.py)
     "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0},
@@ -110,6 +113,7 @@ CHOICES = {
     "fusion.temperature_rule": {"kl", "entropy", "fixed"},
     "training.amp": {"auto", "off", "bf16", "fp16"},
     "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
+    "study.primary_metric": {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"},
 }
 
 

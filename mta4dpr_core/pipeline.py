@@ -6,7 +6,7 @@ the same functions without Jupyter.
 """
 from __future__ import annotations
 
-from . import studies
+from . import plots, studies
 from .experiment import Setup
 from .grid import planned_runs, run_grid
 
@@ -57,7 +57,9 @@ def summary(setup: Setup) -> dict:
     _run_planned(setup, "summary")
     claims = studies.claims(setup)
     findings = studies.write_findings(setup, claims)
-    return {"claims": claims, "findings": findings}
+    forest = plots.claims_forest(claims)
+    forest.save(studies.results_dir(setup.params) / "claims.png")
+    return {"claims": claims, "findings": findings, "forest": forest}
 
 
 STAGES = {

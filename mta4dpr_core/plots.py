@@ -253,3 +253,45 @@ def ablation_figure(table: pd.DataFrame, metric="MRR@10", label="variant") -> Pl
                              title="Ablations: difference to MTA4DPR", xlabel="Δ test metric vs MTA4DPR (percentage points)")
     return interval_bars(table, label, metric, err=f"{metric} ±" if f"{metric} ±" in table.columns else None,
                          title=f"Ablations: test {metric}", xlabel=f"test {metric} (%)")
+
+
+# ---- 07: every claim at a glance ------------------------------------------------------------------
+
+VERDICT_COLORS = {"confirmed": "#55A868", "contradicted": "#C44E52", "inconclusive": "#8C8C8C", "borderline": "#CCB974"}
+
+
+def claims_forest(claims: pd.DataFrame, title="Every claim: our Δ with its 95% interval (seeds × queries), the paper's Δ beside it") -> Plot:
+    """A forest plot of ``claims.csv``: one row per distinct quality comparison, grouped by the paper
+    table it comes from; the interval coloured by the Holm-adjusted verdict; the paper's Δ (in its own
+    metric, MRR@10 on MS MARCO for most) as an open diamond. Composite and timing rows are left out."""
+    frame = claims[pd.to_numeric(claims.get("effect"), errors="coerce").notna()].copy()
+    if "family" in frame:
+        frame = frame[frame["family"].astype(str).str.startswith("quality")]
+    if frame.empty:
+        return _message("no claims with an interval")
+    frame = frame.sort_values("table", kind="stable").reset_index(drop=True)
+    fig, axes = _figure(8.5, 0.38 * len(frame) + 1.6)
+    ax = axes[0, 0]
+    y = np.arange(len(frame))
+    for i, row in frame.iterrows():
+        color = VERDICT_COLORS.get(str(row["verdict"]), "#8C8C8C")
+        ax.plot([row["low"], row["high"]], [i, i], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot(row["effect"], i, "o", color=color, ms=5)
+        paper = pd.to_numeric(pd.Series([row.get("paper Δ")]), errors="coerce").iloc[0]
+        if not np.isnan(paper):
+            ax.plot(paper, i, "D", mfc="none", mec="black", ms=6)
+    labels = [f"{row['table']} · {_wrap(row.get('id', row['claim']), 48)}" for _, row in frame.iterrows()]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", lw=1)
+    for boundary in np.where(frame["table"].to_numpy()[1:] != frame["table"].to_numpy()[:-1])[0]:
+        ax.axhline(boundary + 0.5, color="#DDDDDD", lw=0.8)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items() if v in set(frame["verdict"])]
+    handles.append(Line2D([], [], marker="D", mfc="none", mec="black", ls="", label="paper Δ (its own metric)"))
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    metric = str(frame["metric"].iloc[0]) if "metric" in frame else "primary metric"
+    ax.set_xlabel(f"Δ {metric}, row minus its reference (percentage points)")
+    ax.set_title(_wrap(title, 80), fontsize=11)
+    return Plot(fig)

@@ -6,6 +6,7 @@ Where the lines go:
 - ``MTA4DPR_PROGRESS_FILE`` set (the runner sets it for every notebook): appended to that file,
   one line each; the runner tails it and prints the lines with the notebook, elapsed time and ETA.
   Papermill does not stream a kernel's output, and nothing lands in the executed notebook.
+- in a Jupyter kernel (JupyterLab): widget bars in the cell (tqdm.auto); report lines on stderr.
 - otherwise (a terminal, a script): stderr; bars are ordinary tqdm bars.
 
 Usage::
@@ -98,9 +99,19 @@ def progress_bar(iterable=None, desc="", total=None, disable=False, **kwargs):
         bar = _Bar(iterable, desc=desc, total=total, **options)
         bar._report_close = True
         return bar
+    if not off and _in_jupyter_kernel():
+        # JupyterLab: a widget bar in the cell (tqdm.auto), gone when the cell finishes
+        from tqdm.auto import tqdm as auto_bar
+
+        return auto_bar(iterable, desc=desc, total=total, leave=False, **kwargs)
     options = dict(leave=False, file=sys.stderr)
     options.update(kwargs)
     return _Bar(iterable, desc=desc, total=total, disable=off, **options)
+
+
+def _in_jupyter_kernel() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 def quiet_libraries():

@@ -14,6 +14,19 @@ the same notebook source, params and core code is skipped on a rerun (its
 ``.done.json`` marker records a hash of the three), so rerunning after a crash
 continues with the first unfinished notebook; inside a notebook, finished MTA4DPR
 runs, iterations, training checkpoints, encodings and teacher scores are reused.
+
+ETA. Each notebook's time is recorded in its marker and in ``results/<profile>/manifest.json``, in two
+kinds. A run *starts cold* when the profile's work directory (``runs/<profile>/work``: the MTA4DPR runs,
+pair scores and evaluations) is missing or empty when the runner starts, as on a fresh clone: every
+notebook of that invocation computes its runs from scratch, and its time is a cold timing. Otherwise
+the run is warm (finished runs and caches are reused) and its times are warm timings. The manifest keeps
+the warm ones in ``timings_seconds`` (this invocation's notebooks) and the cold ones in
+``cold_timings_seconds``, which only a cold run updates: a warm rerun never overwrites them. A cold
+start estimates from cold timings (a notebook's cold marker, else the manifest's); where only a warm
+timing is known it is used as a lower bound and the ETA shows ``>=``. A warm start estimates from the
+last timings, as before. The proxy is deliberately simple: a shared model/encoding cache
+(``output.cache_dir``) left from another profile does not make a run warm, and a work directory
+emptied by hand makes it cold.
 """
 from __future__ import annotations
 
@@ -37,7 +50,7 @@ KERNEL = os.environ.get("MTA4DPR_KERNEL", "python3")
 def core_digest() -> str:
     from .atomic import code_digest
 
-    return code_digest()
+    return code_digest(include_report=True)
 
 
 def notebook_names():
@@ -51,16 +64,66 @@ def _format_seconds(seconds) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
-def previous_timings(runs: Path, results: Path, names) -> dict:
-    """Seconds each notebook took last time: its ``.done.json`` marker (even one of other code or
-    params), else the manifest's timings; missing notebooks are left out."""
-    manifest = (read_json(results / "manifest.json") or {}).get("timings_seconds", {})
-    out = {}
+def starts_cold(params) -> bool:
+    """Whether a run of ``params`` starts cold: the profile's work directory (``runs/<profile>/work``:
+    MTA4DPR runs, pair scores, evaluations) is missing or empty, as on a fresh clone."""
+    work = resolve_path(params["output"]["runs_dir"]) / params["profile"] / "work"
+    try:
+        return not any(work.iterdir())
+    except OSError:  # missing (or unreadable): nothing to reuse
+        return True
+
+
+def _seconds(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def previous_timings(runs: Path, results: Path, names, cold=False) -> dict:
+    """Seconds each notebook took last time, for the ETA; missing notebooks are left out.
+
+    Warm (``cold=False``): its ``.done.json`` marker (even one of other code or params), else the
+    manifest's ``timings_seconds``. Cold: a marker written by a cold run, else the manifest's
+    ``cold_timings_seconds``; notebooks with no cold timing are left out (see :func:`timing_estimates`)."""
+    return timing_estimates(runs, results, names, cold)[0]
+
+
+def timing_estimates(runs: Path, results: Path, names, cold=False):
+    """``(seconds by notebook, names whose seconds are only a lower bound)``.
+
+    A cold start with no cold timing for a notebook falls back to its warm timing, marked as a lower
+    bound (a warm rerun reuses runs and caches, so a cold one takes longer)."""
+    manifest = read_json(results / "manifest.json") or {}
+    warm_manifest, cold_manifest = manifest.get("timings_seconds") or {}, manifest.get("cold_timings_seconds") or {}
+    out, lower = {}, set()
     for name in names:
         marker = read_json(runs / f"{name}.done.json") or {}
-        seconds = marker.get("seconds", manifest.get(name))
-        if isinstance(seconds, (int, float)) and seconds > 0:
-            out[name] = float(seconds)
+        warm = _seconds(marker.get("seconds")) or _seconds(warm_manifest.get(name))
+        if not cold:
+            seconds = warm or _seconds(cold_manifest.get(name))
+        else:
+            seconds = (_seconds(marker.get("seconds")) if marker.get("cold") else None) or _seconds(cold_manifest.get(name))
+            if seconds is None and warm is not None:
+                seconds = warm
+                lower.add(name)
+        if seconds is not None:
+            out[name] = seconds
+    return out, lower
+
+
+def cold_timings(results: Path, runs: Path, names, ran: dict, cold: bool) -> dict:
+    """The manifest's ``cold_timings_seconds`` after this invocation: the previous ones, updated with the
+    cold markers of notebooks skipped now and, when this invocation started cold, the notebooks it ran.
+    A warm invocation changes none of them."""
+    previous = (read_json(results / "manifest.json") or {}).get("cold_timings_seconds") or {}
+    out = {name: seconds for name, seconds in previous.items() if name != "total" and _seconds(seconds)}
+    for name in names:
+        marker = read_json(runs / f"{name}.done.json") or {}
+        if marker.get("cold") and _seconds(marker.get("seconds")):
+            out[name] = float(marker["seconds"])
+    if cold:
+        out.update({name: seconds for name, seconds in ran.items() if _seconds(seconds)})
+    if out:
+        out["total"] = round(sum(out.values()), 1)
     return out
 
 
@@ -69,8 +132,11 @@ class ProgressMonitor:
     and the bars inside the kernel) with the notebook, its position, elapsed time and an ETA;
     a heartbeat line when nothing was printed for ``heartbeat`` seconds."""
 
-    def __init__(self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0):
+    def __init__(self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0, lower_bounds=(), cold=False):
+        """``previous``: seconds by notebook (see :func:`timing_estimates`); ``lower_bounds``: notebooks whose
+        seconds are only a lower bound (a warm timing on a cold start); ``cold``: the run starts cold."""
         self.profile, self.names, self.previous, self.log = profile, list(names), dict(previous), log
+        self.lower_bounds, self.cold = set(lower_bounds), cold
         self.heartbeat, self.poll = heartbeat, poll
         self.finished = {}  # name -> seconds of this run (0 for skipped ones)
         self.started_all = time.perf_counter()
@@ -98,14 +164,20 @@ class ProgressMonitor:
             left += guess
         return left
 
+    def eta_text(self):
+        eta = self.eta()
+        if eta is None:
+            return "?"
+        at_least = any(n in self.lower_bounds for n in self.names if n not in self.finished)
+        return (">=" if at_least else "") + _format_seconds(eta)
+
     def prefix(self):
         done = len(self.finished)
         elapsed = time.perf_counter() - self.started_all
-        eta = self.eta()
         where = f" {self.current}" if self.current else ""
         current = f", notebook {_format_seconds(time.perf_counter() - self.current_started)}" if self.current else ""
         return (f"[{self.profile} {done}/{len(self.names)} done{where} | elapsed {_format_seconds(elapsed)}{current}"
-                f" | ETA {_format_seconds(eta) if eta is not None else '?'}]")
+                f" | ETA {self.eta_text()}]")
 
     def skipped(self, name, seconds):
         self.finished[name] = 0.0
@@ -114,7 +186,13 @@ class ProgressMonitor:
     def start(self, name, progress_path: Path | None):
         self.current, self.current_started = name, time.perf_counter()
         guess = self.estimate(name)
-        self.log(f"{self.prefix()} {name}: running" + (f" (took {_format_seconds(guess)} last time)" if name in self.previous else ""))
+        if name not in self.previous:
+            note = ""
+        elif name in self.lower_bounds:
+            note = f" (took {_format_seconds(guess)} on a warm run; a cold run takes longer)"
+        else:
+            note = f" (took {_format_seconds(guess)} {'on the last cold run' if self.cold else 'last time'})"
+        self.log(f"{self.prefix()} {name}: running{note}")
         self.path = progress_path
         if progress_path is None:
             return
@@ -177,9 +255,15 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     names = [n for n in notebook_names() if not only or n in only or n.split("_", 1)[0] in only]
     if only and not names:
         raise Mta4dprError(f"--only {only}: no such notebook; known: {notebook_names()}")
-    timings = {}
+    timings, skipped = {}, set()
     code = core_digest()
-    monitor = ProgressMonitor(profile, names, previous_timings(runs, results, names), log=log)
+    cold = starts_cold(params)
+    previous, lower_bounds = timing_estimates(runs, results, names, cold)
+    monitor = ProgressMonitor(profile, names, previous, log=log, lower_bounds=lower_bounds, cold=cold)
+    work = resolve_path(params["output"]["runs_dir"]) / profile / "work"
+    log(f"[{profile}] {'cold' if cold else 'warm'} start ({work} {'is missing or empty' if cold else 'holds earlier runs'}); "
+        f"ETA {monitor.eta_text()} from the {'last cold run' if cold else 'last run'}'s timings"
+        + (" (a warm run's where no cold one is recorded: a lower bound)" if lower_bounds else ""))
     # the kernel inherits this: progress.report() and the bars append to it, the monitor prints it
     progress_path = runs / ".progress.log" if progress.enabled() else None
     saved_variable = os.environ.get(progress.FILE_VARIABLE)
@@ -191,6 +275,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         if not force and done is not None and done.get("key") == key:
             monitor.skipped(name, done.get("seconds"))
             timings[name] = done.get("seconds")
+            skipped.add(name)
             continue
         monitor.start(name, progress_path)
         if progress_path is not None:
@@ -221,7 +306,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         seconds = round(time.perf_counter() - started, 1)
         monitor.finish(name, seconds)
         timings[name] = seconds
-        atomic_write_json(marker, {"key": key, "seconds": seconds})
+        atomic_write_json(marker, {"key": key, "seconds": seconds, "cold": cold})
     from .studies import write_manifest
 
     if notebooks:
@@ -233,7 +318,9 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
             if executed.exists():
                 atomic_write_bytes(results / "notebooks" / f"{name}.ipynb", executed.read_bytes())
     total = round(sum(v for v in timings.values() if v), 1)
-    write_manifest(params, {**timings, "total": total}, {"notebooks": notebooks})
+    ran = {name: seconds for name, seconds in timings.items() if name not in skipped}
+    write_manifest(params, {**timings, "total": total},
+                   {"notebooks": notebooks, "cold_start": cold, "cold_timings_seconds": cold_timings(results, runs, names, ran, cold)})
     log(f"[{profile}] all done: {total} s of notebook time; results in {results}")
     return timings
 

@@ -309,3 +309,23 @@ def test_a_crash_between_the_data_and_its_checksum_is_detected(tmp_path, monkeyp
     assert rejected(caplog, path)
     with pytest.raises(atomic.CacheError, match="checksum mismatch"):
         load_array(path)
+
+
+def test_editing_report_code_keeps_every_run_key(tmp_path):
+    """A caption or colour edit in a report module must not retrain runs or re-score pairs; an edit in a
+    computing module must."""
+    import shutil
+
+    from mta4dpr_core.atomic import REPORT_MODULES, code_digest
+
+    package = Path(__file__).resolve().parent.parent / "mta4dpr_core"
+    copy = tmp_path / "mta4dpr_core"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    compute, full = code_digest(root=copy), code_digest(include_report=True, root=copy)
+    assert {"plots", "studies", "tables", "claims"} <= REPORT_MODULES
+    (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a caption edit\n")
+    (copy / "studies.py").write_text((copy / "studies.py").read_text().replace("Table 8", "Table 8 (edited)"))
+    assert code_digest(root=copy) == compute  # runs and caches reused
+    assert code_digest(include_report=True, root=copy) != full  # the notebooks rerun
+    (copy / "losses.py").write_text((copy / "losses.py").read_text() + "\n# a change to the method\n")
+    assert code_digest(root=copy) != compute

@@ -5,7 +5,13 @@
 * a tiny static student, plain and vocabulary-restricted, the same through ``StaticEmbedding``;
 * a checkpoint (``atomic.save_torch``) of a restricted static student loads back through ``load_student``;
 * training data written to Parquet and JSON Lines reads back (pandas; HF ``datasets`` when installed)
-  equal to what was written.
+  equal to what was written;
+* the student spec of a run: recorded, else the one candidate whose shapes fit; a mismatch is one line;
+* exported files and directories get ordinary permissions (0644 / 0755 under umask 022);
+* on a real trained run of a student size (a 64-d static student from ``study.student_sizes``, SciFact,
+  smoke-sized): ``export data`` and ``export student`` work from the run alone, print no third-party
+  noise, and the exported student loaded with sentence-transformers alone, following its README,
+  scores the package's own nDCG@10 for the run within 0.1 points.
 """
 from __future__ import annotations
 
@@ -203,3 +209,223 @@ def test_cli_reports_missing_run_and_bad_set(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--set training.stepz=3" in err and "did you mean `training.steps`?" in err
     assert not (tmp_path / "o").exists()
+
+
+# --- which student a run holds ------------------------------------------------------------------
+
+def _tiny_builder(monkeypatch):
+    """build_student -> a tiny static encoder of the spec's ``dim`` (default 16); ``normalize`` honoured."""
+    from mta4dpr_core import experiment
+
+    def build(spec, cache_dir=None, seed=0, data_root=None):
+        student = tiny_static_encoder(4, 8, dim=spec.get("dim", 16))
+        student.normalize = spec.get("normalize", True)
+        return student
+
+    monkeypatch.setattr(experiment, "build_student", build)
+
+
+def _fake_run(tmp_path, dim, result=None, restricted=True):
+    from mta4dpr_core.atomic import save_torch
+
+    run_dir = tmp_path / "runs" / "p" / "work" / "seed1" / "mta4dpr-0123456789abcdef0123"
+    trained = tiny_static_encoder(4, 8, dim=dim)
+    if restricted:
+        trained.restrict_vocabulary([1, 2, 5, 6, 7, 8], [9, 10])
+    save_torch(run_dir / "iteration1" / "state.pt", {"model": trained.state_dict()})
+    if result is not None:
+        (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir, trained
+
+
+def _tiny_params(tmp_path, sizes=()):
+    from mta4dpr_core.params import DEFAULTS
+
+    return {**DEFAULTS, "profile": "p", "models": {**DEFAULTS["models"], "student": {"kind": "static", "model": "tiny"}},
+            "study": {**DEFAULTS["study"], "student_sizes": list(sizes)},
+            "output": {**DEFAULTS["output"], "cache_dir": str(tmp_path / "cache")}}
+
+
+def test_run_student_spec_finds_the_size_that_fits(tmp_path, monkeypatch):
+    _tiny_builder(monkeypatch)
+    params = _tiny_params(tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}, {"kind": "static", "model": "tiny"}])
+    run_dir, trained = _fake_run(tmp_path, dim=8)
+    assert export.run_student_spec(params, run_dir) == {"kind": "static", "model": "tiny", "dim": 8}
+    loaded = export.load_student(params, run_dir / "iteration1" / "state.pt", export.run_student_spec(params, run_dir))
+    np.testing.assert_array_equal(loaded.encode(STATIC_TEXTS, 64), trained.encode(STATIC_TEXTS, 64))
+
+
+def test_a_recorded_student_spec_wins(tmp_path, monkeypatch):
+    _tiny_builder(monkeypatch)
+    recorded = {"kind": "static", "model": "tiny", "dim": 8, "normalize": False}
+    params = _tiny_params(tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}])
+    run_dir, _ = _fake_run(tmp_path, dim=8, result={"student_spec": recorded})
+    assert export.run_student_spec(params, run_dir) == recorded
+
+
+def test_a_student_that_fits_no_spec_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    _tiny_builder(monkeypatch)
+    run_dir, _ = _fake_run(tmp_path, dim=8)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"profile": "p", "models": {"teacher": {"kind": "bm25", "name": "bm25"},
+                                                                  "student": {"kind": "static", "model": "tiny"}},
+                                       "output": {"cache_dir": str(tmp_path / "cache")}}))
+    with pytest.raises(export.ExportError, match=r"fit none of the profile's students .*dimension 16.*--student"):
+        export.run_student_spec(_tiny_params(tmp_path), run_dir)
+    for argv in (["student", "--run-dir", str(run_dir)],                                       # nothing fits: 16-d profile
+                 ["student", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
+                 ["data", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
+                 ["student", "--checkpoint", str(run_dir / "iteration1" / "state.pt")]):       # a run's checkpoint: the run's spec
+        code = export.main([*argv, "--profile", str(profile), "--out", str(tmp_path / "out")])
+        captured = capsys.readouterr()
+        assert code == 2 and captured.out == "", argv
+        assert captured.err.startswith("error: ") and captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+        assert "--student" in captured.err and ("[6, 8]" in captured.err or "dimension" in captured.err), captured.err
+    assert not (tmp_path / "out").exists()
+    # several specs fit (same shapes, different normalisation): ambiguous, also one line
+    params = _tiny_params(tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}, {"kind": "static", "model": "tiny", "dim": 8,
+                                                                                      "normalize": False}])
+    with pytest.raises(export.ExportError, match="fit several students"):
+        export.run_student_spec(params, run_dir)
+
+
+# --- permissions ------------------------------------------------------------------------------
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _modes(root):
+    import os
+    import stat
+
+    files, dirs = {}, {}
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        (dirs if path.is_dir() else files)[str(path.relative_to(root))] = oct(mode)
+    return files, dirs
+
+
+def test_exported_files_are_0644(tmp_path, umask_022):
+    student = tiny_static_encoder(4, 8, dim=16)
+    out = export.export_student(student, tmp_path / "static", max_seq_length=64, max_query_length=32)
+    files, dirs = _modes(out)
+    assert files and set(files.values()) == {"0o644"}, files
+    assert set(dirs.values()) == {"0o755"}, dirs
+    rows, _ = _rows(False)
+    for name in ("data.parquet", "data.jsonl"):
+        written = export.write_rows(rows, tmp_path / name)
+        assert _modes(written)[0] == {".": "0o644"}
+
+
+# --- a real trained run of a student size (SciFact) ------------------------------------------------
+
+SIZE_SPEC = {"kind": "static", "model": "wordllama", "dim": 64}
+
+
+@pytest.fixture(scope="module")
+def size_run(tmp_path_factory, scifact_dir):
+    """A smoke-sized MTA4DPR run (60 train queries, 20 test queries, 300 passages, 2 iterations of 10
+    steps) of a 64-d static student from ``study.student_sizes``, made as the Table 6 study makes it."""
+    import yaml
+
+    from mta4dpr_core.experiment import Setup
+    from mta4dpr_core.iteration import deep_update, run_mta4dpr
+    from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+
+    directory = tmp_path_factory.mktemp("size-run")
+    params = load_params(profile_path("smoke"))
+    params = deep_update(params, {"data": {"root": str(scifact_dir.parent), "max_train_queries": 60, "max_test_queries": 20,
+                                           "max_corpus": 300, "extra_test": []},
+                                  "training": {"steps": 10, "checkpoint_every": 5}, "iterations": {"count": 2},
+                                  "study": {"student_sizes": [SIZE_SPEC]},
+                                  "output": {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"),
+                                             "cache_dir": str(REPO_ROOT / ".cache")}})
+    profile = directory / "profile.yaml"
+    profile.write_text(yaml.safe_dump(params, sort_keys=False))
+    setup = Setup.from_params(params)
+    result = run_mta4dpr(setup, params["seeds"][0], student_spec=SIZE_SPEC, evaluate_test="final")
+    (run_dir,) = (setup.work_dir / f"seed{params['seeds'][0]}").glob("mta4dpr-*")
+    return setup, params, profile, run_dir, result
+
+
+def test_export_data_of_a_student_size_run(size_run, tmp_path, capfd, umask_022):
+    """The issue's case: rebuilding the data of a 64-d student's run used to stop with "size mismatch"."""
+    import pandas as pd
+
+    setup, params, profile, run_dir, result = size_run
+    out = tmp_path / "data.parquet"
+    code = export.main(["data", "--profile", str(profile), "--run-dir", str(run_dir), "--out", str(out)])
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == "" and captured.out.strip() == str(out)  # no LOAD REPORT, no loading bars
+    frame = pd.read_parquet(out)
+    assert sorted(frame["iteration"].unique().tolist()) == [1, 2]
+    assert (frame[~frame["is_eval"]].groupby("iteration").size() == [h["rows"] for h in result["history"]]).all()
+    assert _modes(out)[0] == {".": "0o644"}
+
+
+def _read_beir(directory, query_ids, doc_ids):
+    """Raw BEIR texts, joined as the exported README says (title + " " + text), without mta4dpr_core."""
+    import gzip
+
+    docs, queries = {}, {}
+    wanted = set(doc_ids)
+    with gzip.open(directory / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            obj = json.loads(line)
+            if obj["_id"] in wanted:
+                title, text = str(obj.get("title") or "").strip(), str(obj.get("text") or "").strip()
+                docs[obj["_id"]] = f"{title} {text}".strip()
+    with open(directory / "queries.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            obj = json.loads(line)
+            if obj["_id"] in set(query_ids):
+                queries[obj["_id"]] = str(obj["text"]).strip()
+    return [queries[q] for q in query_ids], [docs[d] for d in doc_ids]
+
+
+def test_exported_student_size_matches_the_package_metric(size_run, scifact_dir, tmp_path, capfd, umask_022):
+    """SentenceTransformer(path) alone, following the export's README, scores the run's recorded test
+    nDCG@10 (the package's own figure) within 0.1 points; the files are 0644; nothing noisy is printed."""
+    from sentence_transformers import SentenceTransformer
+
+    from mta4dpr_core.metrics import evaluate
+
+    setup, params, profile, run_dir, result = size_run
+    out = tmp_path / "student"
+    code = export.main(["student", "--profile", str(profile), "--run-dir", str(run_dir), "--out", str(out)])
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == "" and captured.out.strip() == str(out)
+    info = json.loads((out / "mta4dpr_export.json").read_text())
+    assert info["student_spec"] == SIZE_SPEC and info["student"]["dim"] == 64
+    readme = (out / "README.md").read_text()
+    assert "enable_truncation(64)" in readme and "enable_truncation(256)" in readme and '{title} {text}' in readme
+    files, dirs = _modes(out)
+    assert set(files.values()) == {"0o644"} and set(dirs.values()) == {"0o755"}, (files, dirs)
+
+    split, corpus = setup.test, setup.collection.corpus
+    query_texts, passage_texts = _read_beir(scifact_dir, split.query_ids, corpus.ids)
+    assert passage_texts == list(corpus.texts)  # the README's joining is the package's
+
+    model = SentenceTransformer(str(out), device="cpu")
+    model[0].tokenizer.enable_truncation(64)
+    queries = model.encode(query_texts, convert_to_numpy=True)
+    model[0].tokenizer.enable_truncation(256)
+    passages = model.encode(passage_texts, convert_to_numpy=True)
+    scores = queries @ passages.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
+    run = {q: {corpus.ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(split.query_ids)}
+    ours = 100 * evaluate(run, split.qrels, ("nDCG@10",), split.relevance_level)["nDCG@10"]
+    package = 100 * result["final"]["test"]["nDCG@10"]
+    print(f"nDCG@10 on {len(split.query_ids)} SciFact test queries over {len(corpus)} passages: "
+          f"sentence-transformers {ours:.4f}, package {package:.4f}, difference {ours - package:+.4f}")
+    assert abs(ours - package) <= 0.1

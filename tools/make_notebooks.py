@@ -3,7 +3,11 @@ import nbformat as nbf
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PARAMETERS = '''profile = "smoke"  # params/<profile>.yaml; papermill -f params/<profile>.yaml injects the sections below
+PARAMETERS = '''import os
+
+# params/<profile>.yaml: mini (the embedded default) unless MTA4DPR_PROFILE says otherwise (nbval sets smoke);
+# the runner (papermill) injects the profile's sections below
+profile = os.environ.get("MTA4DPR_PROFILE", "mini")
 seeds = None
 data = None
 models = None
@@ -66,7 +70,7 @@ NOTEBOOKS = {
                             ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table5': out['table5']}))", True)]),
     "04_training": ("Training: Tables 1, 2 and 4", "MTA4DPR against the paper's \"No assistant\" row (teacher-only KD with the same iterations, steps and data "
                     "construction) and against teacher-only KD in one iteration of the same total steps; the untrained student, the "
-                    "teacher and the assistants. Δ columns carry a paired-bootstrap 95% interval.",
+                    "teacher and the assistants. Δ columns carry a 95% interval (two-level bootstrap over seeds × test queries).",
                     [("out = pipeline.training(setup)", False), ("display(out['table1'])", False), ("display(out['table2'])", False),
                      ("display(out['table4'])", False),
                      ("## Training curves\n\nThe loss terms of every step (α·contrastive + β·KL to the teacher + γ·KL to the "
@@ -75,8 +79,8 @@ NOTEBOOKS = {
                      ("metrics = walkthrough.metrics_per_iteration(runs)\ndisplay(metrics)\nplots.metrics_per_iteration(metrics)", False),
                      ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {name: out[name] for name in ('table1', 'table2', 'table4')}))", True)]),
     "05_ablations": ("Ablations: Tables 3 and 7", "Without assistants (γ = 0), without fusion, without iterations (one iteration of the same total steps); and "
-                     "every combination of assistants. Every variant trains the same optimiser steps; Δ columns carry a paired-bootstrap "
-                     "95% interval.",
+                     "every combination of assistants. Every variant trains the same optimiser steps; Δ columns carry a 95% interval "
+                     "(two-level bootstrap over seeds × test queries).",
                      [("out = pipeline.ablations(setup)", False), ("display(out['table3'])", False), ("display(out['table7'])", False),
                       ("plots.ablation_figure(out['table3'])", False),
                       ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table3': out['table3'], 'table7': out['table7']}))", True)]),
@@ -84,10 +88,14 @@ NOTEBOOKS = {
                           "index size, parameters and encoding time. Timings depend on the machine.",
                           [("out = pipeline.scale_and_cost(setup)", False), ("display(out['table6'])", False), ("display(out['table8'])", False),
                            ("display(out['table9'])", False), ("# NBVAL_CHECK_OUTPUT\nprint(list(out['table8'].method))", True)]),
-    "07_summary": ("Summary", "Checks every claim of the paper on this profile with a paired-bootstrap 95% interval over test queries (seeds "
-                   "averaged per query): confirmed, contradicted or inconclusive. Writes `claims.csv`, `per_query.csv.gz` and `FINDINGS.md` "
-                   "next to the tables in `results/<profile>/`.",
-                   [("out = pipeline.summary(setup)", False), ("display(out['claims'])", False), ("display(Markdown(out['findings']))", False),
+    "07_summary": ("Summary", "Checks every claim of the paper on this profile. Each claim has a stable id and is one paired "
+                   "comparison; its 95% interval comes from a two-level bootstrap over seeds × test queries (the pairing by seed and "
+                   "query kept), its p from the same resamples, and its verdict from Holm's correction over the profile's family of "
+                   "distinct quality claims on the declared primary metric (`study.primary_metric`): *confirmed* or *contradicted* only "
+                   "when the adjusted p < 0.05, *borderline* when the verdict changes with the bootstrap's generator seed, *inconclusive* "
+                   "otherwise. Beside each: the paper's Δ, the effect ratio and ΔRI (repro_eval's definitions). Writes `claims.csv`, "
+                   "`claims_secondary.csv` (MRR@10, R@50, R@1k), `per_query.csv.gz` and `FINDINGS.md` in `results/<profile>/`.",
+                   [("out = pipeline.summary(setup)", False), ("out['forest']", False), ("display(out['claims'])", False), ("display(Markdown(out['findings']))", False),
                     ("# NBVAL_CHECK_OUTPUT\n# a verdict is stored only where its interval clears 0 by more than the spread measured across CPU kinds\nprint(len(out['claims']), 'claims')\nprint(expectations.check_tables(params['profile'], {'claims': out['claims']}))", True)]),
 }
 

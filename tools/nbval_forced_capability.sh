@@ -20,5 +20,5 @@ ln -s "$(cd "$root/.." && pwd)/shared" "$work/shared"   # data.root defaults to 
 cd "$work/repo"
 echo "nbval with ${forced[*]} in $work/repo"
 # PYTHONPATH: the notebook kernels import this copy's package, so runs and caches stay inside the copy
-env "${forced[@]}" PYTHONPATH="$work/repo" MTA4DPR_PROGRESS=0 "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider \
+env "${forced[@]}" PYTHONPATH="$work/repo" MTA4DPR_PROFILE=smoke MTA4DPR_PROGRESS=0 "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider \
   --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks

@@ -33,7 +33,7 @@ order = ["MTA4DPR", "no assistant (teacher-only KD, same iterations and steps)",
          "student before training"]
 students = students.set_index("model").loc[[m for m in order if m in set(students["model"])]].reset_index()
 fixed = table1[table1["role"] != "student"]
-columns = [c for c in ["nDCG@10", "MRR@10", "R@50", "R@1k", "DL19 nDCG@10", "DL20 nDCG@10"] if c in table1.columns]
+columns = [c for c in ["nDCG@10", "MRR@10", "R@50", "R@1k", "DL19 nDCG@10 (zero-shot)", "DL20 nDCG@10 (zero-shot)"] if c in table1.columns]
 lines = ["| model | role | " + " | ".join(columns) + " | Δ nDCG@10 vs no assistant [95% CI] |",
          "|---|---|" + "---|" * (len(columns) + 1)]
 for frame in (students, fixed):
@@ -43,12 +43,25 @@ for frame in (students, fixed):
 print("\n".join(lines))
 print()
 claims = pd.read_csv(R / "claims.csv")
+
+
+def number(value, digits=2, signed=True):
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+print("| id | claim | paper Δ (table) | our Δ [95% CI, seeds × queries] | p (Holm) | verdict | effect ratio | ΔRI | seeds holding |")
+print("|---|---|---|---|---|---|---|---|---|")
 for _, row in claims.iterrows():
-    if pd.isna(row.get("effect")):
-        print(f"- {row['claim']}: **{row['verdict']}**")
+    if str(row.get("family", "")).startswith("composite"):
         continue
-    unit = "" if str(row["metric"]).startswith("nDCG") else f" ({row['metric']})"
-    print(f"- {row['claim']}: **{row['verdict']}** ({row['effect']:+.2f} [{row['low']:+.2f}, {row['high']:+.2f}]{unit})")
+    paper = f"{number(row.get('paper Δ'))} ({row['paper table']})" if not pd.isna(row.get("paper Δ")) else "– (none)"
+    ours = f"{number(row['effect'])} [{number(row['low'])}, {number(row['high'])}]" if not pd.isna(row.get("effect")) else "–"
+    unit = "" if str(row.get("metric", "")).startswith(("nDCG", "MRR")) or pd.isna(row.get("metric")) else f" ({row['metric']})"
+    holding = f"{int(row['seeds holding'])}/{int(row['seeds'])}" if not pd.isna(row.get("seeds holding")) else "–"
+    print(f"| `{row['id']}` | {row['claim']} | {paper} | {ours}{unit} | {number(row.get('p (Holm)'), 3, False)} | **{row['verdict']}** | "
+          f"{number(row.get('effect ratio'), 2, False)} | {number(row.get('ΔRI'), 3)} | {holding} |")
 manifest = json.loads((R / "manifest.json").read_text())
 print()
 print("timings (s):", manifest.get("timings_seconds"))

@@ -93,7 +93,7 @@ def test_training_moves_the_student(results):
 
 def test_every_claim_has_a_verdict_and_an_interval(results):
     claims = pd.read_csv(results / "claims.csv")
-    assert set(claims["verdict"]) <= {"confirmed", "contradicted", "inconclusive"}
+    assert set(claims["verdict"]) <= {"confirmed", "contradicted", "inconclusive", "borderline"}
     measured = claims.dropna(subset=["effect"])
     assert len(measured) >= 10
     assert (measured["low"] <= measured["effect"] + 1e-9).all() and (measured["effect"] <= measured["high"] + 1e-9).all()

@@ -1,0 +1,91 @@
+"""The paper's numbers (``paper_numbers.yaml``): tables keyed by row id and metric, and where each claim's
+paper Δ comes from.
+
+>>> value("table3", "MTA4DPR", "MRR@10")
+41.1
+>>> round(delta("table3", "MTA4DPR", "w/o assistants", "MRR@10"), 2)
+1.2
+>>> claim_delta("removing-fusion", "MRR@10")["delta"]
+0.3
+>>> claim_delta("mta4dpr-vs-one-iteration-kd", "MRR@10")["note"]
+'the paper has no one-iteration teacher-only KD row'
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import yaml
+
+PATH = Path(__file__).with_name("paper_numbers.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> dict:
+    """The whole YAML document (cached; treat it as read-only)."""
+    return yaml.safe_load(PATH.read_text(encoding="utf-8"))
+
+
+def table(name: str) -> dict:
+    """``{row id: {metric: value or None}}`` of one of the paper's tables."""
+    return load()["tables"][name]["rows"]
+
+
+def columns(name: str) -> list:
+    return list(load()["tables"][name]["columns"])
+
+
+def value(table_name: str, row, metric: str):
+    """One number of the paper (percent), or None where the paper gives none."""
+    return table(table_name).get(row, {}).get(metric)
+
+
+def delta(table_name: str, advanced, baseline, metric: str):
+    """``advanced - baseline`` in one of the paper's tables (percent points), or None."""
+    a, b = value(table_name, advanced, metric), value(table_name, baseline, metric)
+    return None if a is None or b is None else round(a - b, 6)
+
+
+def positional(table_name: str, names=None, key=lambda row: row) -> dict:
+    """``{row id: (value, ...)}`` in the table's column order: the tuples ``tables.PAPER_TABLE*`` used to hold."""
+    names = names or columns(table_name)
+    return {key(row): tuple(values.get(name) for name in names) for row, values in table(table_name).items()}
+
+
+def paper_column(metric: str) -> str:
+    """The paper's column our ``metric`` is set against (nDCG@10 -> the paper's primary MRR@10)."""
+    return load()["metric_columns"].get(metric, metric)
+
+
+def claim_source(claim_id: str) -> dict | None:
+    """The ``claims`` entry of ``claim_id`` (its table, advanced and baseline rows, or a note), or None."""
+    claims = load()["claims"]
+    if claim_id in claims:
+        return claims[claim_id]
+    for prefix in ("student-size",):  # one note for every claim of a family built per profile
+        if claim_id.startswith(prefix):
+            return claims.get(prefix)
+    return None
+
+
+def claim_delta(claim_id: str, metric: str, source: dict | None = None) -> dict:
+    """The paper's Δ for ``claim_id`` against our ``metric``: ``{delta, advanced, baseline, table, column, rows, note}``.
+
+    ``source`` (``{table, advanced, baseline}``, optionally ``note``) overrides the YAML entry; claims built per
+    profile pass it. ``delta`` is None when the paper has no such comparison (``note`` says why)."""
+    source = source if source is not None else (claim_source(claim_id) or {})
+    column = paper_column(metric)
+    out = {"delta": None, "advanced": None, "baseline": None, "table": source.get("table"), "column": column,
+           "rows": None, "note": source.get("note")}
+    if source.get("table") is None:
+        if out["note"] is None:
+            out["note"] = "the paper reports no such comparison"
+        return out
+    advanced, baseline = source["advanced"], source["baseline"]
+    a, b = value(source["table"], advanced, column), value(source["table"], baseline, column)
+    out.update(advanced=a, baseline=b, rows=f"{advanced} − {baseline}")
+    if a is None or b is None:
+        out["note"] = "; ".join(filter(None, [out["note"], f"the paper gives no {column} for {advanced if a is None else baseline}"]))
+        return out
+    out["delta"] = round(a - b, 6)
+    return out
