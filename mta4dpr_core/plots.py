@@ -290,7 +290,7 @@ def claims_forest(claims: pd.DataFrame, title="Every claim: our Δ with its 95% 
 
     handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items() if v in set(frame["verdict"])]
     handles.append(Line2D([], [], marker="D", mfc="none", mec="black", ls="", label="paper Δ (its own metric)"))
-    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     metric = str(frame["metric"].iloc[0]) if "metric" in frame else "primary metric"
     ax.set_xlabel(f"Δ {metric}, row minus its reference (percentage points)")
     ax.set_title(_wrap(title, 80), fontsize=11)

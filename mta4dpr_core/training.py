@@ -45,7 +45,7 @@ class TrainConfig:
     max_query_length: int = 32
     max_passage_length: int = 144
     checkpoint_every: int = 50
-    amp: str = "auto"
+    amp: str = "off"  # a profile's `training.amp` (default auto) always sets it; direct uses (tests, benches) stay float32
     alpha: float = 0.2
     beta: float = 1.0
     gamma: float = 15.0
