@@ -102,5 +102,9 @@ def check_tables(profile: str, tables: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
-def failures(report: str) -> list[str]:
-    return [line.strip() for line in report.splitlines() if line.endswith(("MISSING row",)) or ": OUT (" in line]
+def spread_of_row(rows_spread: pd.DataFrame, table: str, key) -> pd.DataFrame:
+    """The rows of ``cpu_spread_rows.csv`` for ``table``'s row ``key`` (a table keyed by several text
+    columns stores its row as a tuple, e.g. ``('teacher', 'teacher', nan)``)."""
+    key = str(key)
+    return rows_spread[(rows_spread["table"] == table)
+                       & rows_spread["row"].map(lambda r: r == key or r.startswith(f"({key!r},"))]

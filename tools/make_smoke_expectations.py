@@ -14,10 +14,14 @@ checked only when its interval's nearest bound clears 0 by more than ``MARGIN`` 
 measured spread of the bounds: a verdict that one CPU kind can flip is no regression signal.
 """
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mta4dpr_core.expectations import spread_of_row  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "smoke"
@@ -59,7 +63,7 @@ def main():
                 continue
             trained = table not in FIXED_TABLES and row.get("role", "student") == "student"
             if not trained:
-                moved = rows_spread[(rows_spread["table"] == table) & rows_spread["row"].map(lambda r: r == str(row[key]) or r.startswith(f"({str(row[key])!r},"))]
+                moved = spread_of_row(rows_spread, table, row[key])
                 assert (moved["difference"] == 0).all(), f"{table}/{row[key]}: a fixed scorer moved across CPU capabilities"
             conditions.append({"id": f"{table}-{slug(row[key])}-{slug(column)}", "table": table, "row": {key: row[key]},
                                "column": column, "expected": round(float(row[column]), 4),

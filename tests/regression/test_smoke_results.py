@@ -13,7 +13,7 @@ import pytest
 
 from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
 
-from mta4dpr_core.expectations import check_condition, load_expectations
+from mta4dpr_core.expectations import check_condition, load_expectations, spread_of_row
 
 CONDITIONS = load_expectations("smoke")
 RESULTS = REPO_ROOT / "results" / "smoke"
@@ -59,8 +59,7 @@ def test_tolerances_cover_the_measured_cpu_spread():
     for condition in CONDITIONS:
         if "tolerance" in condition:
             (key,) = condition["row"].values()
-            rows = spread[(spread["table"] == condition["table"]) & (spread["column"] == condition["column"])
-                          & spread["row"].map(lambda r: r == str(key) or r.startswith(f"({str(key)!r},"))]
+            rows = spread_of_row(spread[spread["column"] == condition["column"]], condition["table"], key)
             if not len(rows):  # a table keyed by a number (table4's iteration): the column's largest spread
                 rows = spread[(spread["table"] == condition["table"]) & (spread["column"] == condition["column"])]
             assert len(rows), f"{condition['id']}: no measured spread (results/smoke/cpu_spread_rows.csv)"
