@@ -154,7 +154,7 @@ def try_load_npz(path):
 # bookkeeping): editing them changes no run, no encoding and no score, so they stay out of the
 # digest that keys runs and caches. A notebook's own done-marker uses the full digest.
 REPORT_MODULES = frozenset({"plots", "tables", "studies", "claims", "statistics", "walkthrough", "notebook", "runner",
-                            "progress", "export", "paper", "expectations", "pipeline"})
+                            "progress", "export", "paper", "expectations", "pipeline", "ladder", "replication"})
 
 
 def code_digest(include_report: bool = False, root: Path | None = None) -> str:

@@ -38,6 +38,9 @@ DEFAULTS: dict = {
         "student": {},
         # no assistant may be a member of the teacher, a copy of one or distilled from one (teacher_choice.py)
         "independent_teacher": True,
+        # no assistant may be the student's starting model, a copy, layer cut or distillation of it, nor the
+        # target of its [CLS] warm start (teacher_choice.check_student_independence)
+        "independent_student": True,
     },
     "construction": {
         "k": 30,
@@ -294,6 +297,12 @@ def validate(params: dict, source=None) -> dict:
         from .teacher_choice import check_independence
 
         check_independence(params["models"]["teacher"], assistants, source)
+    if params["models"]["independent_student"]:
+        from .teacher_choice import check_student_independence
+
+        check_student_independence(params["models"]["student"], assistants, source)
+        for index, spec in enumerate(params["study"]["student_sizes"] or []):
+            check_student_independence(spec, assistants, source, key=f"study.student_sizes[{index}]")
     names = [spec["name"] for spec in assistants]
     if len(set(names)) != len(names):
         raise ParamsError("models.assistants", f"assistant names must be unique, got {names}", source)

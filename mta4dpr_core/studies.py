@@ -33,11 +33,27 @@ from .statistics import compare
 
 log = logging.getLogger(__name__)
 DL_COLUMNS = {"msmarco-trecdl/dl19": "DL19 nDCG@10", "msmarco-trecdl/dl20": "DL20 nDCG@10"}
-# the students train on SciFact: on the extra test sets (the DL pools) they are zero-shot transfer, never set beside
-# the paper's in-domain TREC DL numbers
+# the students train on the profile's collection (data.train): on the extra test sets (the DL pools on mini) they are
+# zero-shot transfer, never set beside the paper's in-domain TREC DL numbers
 ZERO_SHOT = " (zero-shot)"
-ZERO_SHOT_NOTE = ("extra test sets (DL pools): zero-shot transfer from SciFact training, not comparable with the paper's in-domain "
-                  "TREC DL numbers, which are not shown")
+# the collection's display name in every caption, from params["data"]["test"] (tables.COLLECTION_LABELS); defined in
+# tables (no torch there, so report-only modules such as replication share it)
+collection_label = T.collection_label
+
+
+def has_extra_tests(params) -> bool:
+    return bool(params["data"].get("extra_test"))
+
+
+def zero_shot_note(params) -> str:
+    """The caption note on the extra test sets: zero-shot transfer from the training collection."""
+    return (f"extra test sets (DL pools): zero-shot transfer from {collection_label(params, 'train')} training, not comparable with "
+            "the paper's in-domain TREC DL numbers, which are not shown")
+
+
+def _zero_shot_suffix(params) -> str:
+    """``"; <zero_shot_note>"`` where the profile has extra test sets, else nothing (for the end of a caption)."""
+    return f"; {zero_shot_note(params)}" if has_extra_tests(params) else ""
 
 
 def results_dir(params) -> Path:
@@ -110,7 +126,7 @@ def _fixed_scorers(setup):
 # ---- notebook 01: data preparation -----------------------------------------------------------
 
 def baselines(setup: Setup):
-    """BM25, every offline model and the candidate teachers on SciFact test and the DL pools."""
+    """BM25, every offline model and the candidate teachers on the profile's test set and the extra test sets (DL pools)."""
     from .scorers import build_scorer
 
     rows = []
@@ -141,7 +157,8 @@ def baselines(setup: Setup):
     df = pd.DataFrame(rows)
     order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
     df = df.sort_values(["role", "model"], key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
-    T.write_table(df, results_dir(setup.params), "baselines", "Baselines: SciFact test and the TREC DL pools (percent)")
+    extra = " and the TREC DL pools" if has_extra_tests(setup.params) else ""
+    T.write_table(df, results_dir(setup.params), "baselines", f"Baselines: {collection_label(setup.params)} test{extra} (percent)")
     return df
 
 
@@ -182,7 +199,8 @@ def teacher_selection(setup: Setup):
     df["profile's teacher"] = df["candidate"] == profile_teacher
     df = df.sort_values(["train nDCG@10", "candidate"], ascending=[False, True]).reset_index(drop=True)
     T.write_table(df, results_dir(setup.params), "teacher_selection",
-                  f"Teacher and assistant candidates on SciFact training queries ({len(setup.train)}; percent; never the test set). "
+                  f"Teacher and assistant candidates on {collection_label(setup.params, 'train')} training queries ({len(setup.train)}; "
+                  "percent; never the test set). "
                   f"The rule picks the strongest candidate independent of the assistants: {chosen}")
     return df
 
@@ -320,8 +338,8 @@ def selection_study(setup: Setup):
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3], "paper NQ R@20": paper[4]})
         rows.append(row)
     df = pd.DataFrame(rows)
-    T.write_table(df, results_dir(setup.params), "table5", f"Table 5: selection methods (percent; SciFact test; {len(kl)} seeds; "
-                                                          "Δ vs KL with its paired-bootstrap 95% interval)")
+    T.write_table(df, results_dir(setup.params), "table5", f"Table 5: selection methods (percent; {collection_label(setup.params)} test; "
+                                                          f"{len(kl)} seeds; Δ vs KL with its paired-bootstrap 95% interval)")
     return df
 
 
@@ -404,9 +422,10 @@ def main_study(setup: Setup):
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2]})
     table1 = pd.DataFrame(rows)
     out = results_dir(setup.params)
-    T.write_table(table1, out, "table1", f"Table 1: main results (percent; SciFact test in place of MS MARCO dev, DL pools; "
-                                         f"{len(main)} seeds, mean ± sample std; Δ vs no assistant with its 95% interval over seeds × queries; "
-                                         f"{ZERO_SHOT_NOTE})")
+    pools = ", DL pools" if has_extra_tests(setup.params) else ""
+    T.write_table(table1, out, "table1", f"Table 1: main results (percent; {collection_label(setup.params)} test in place of MS MARCO dev"
+                                         f"{pools}; {len(main)} seeds, mean ± sample std; Δ vs no assistant with its 95% interval over "
+                                         f"seeds × queries{_zero_shot_suffix(setup.params)})")
 
     recall = {"R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
     rows2 = []
@@ -420,7 +439,8 @@ def main_study(setup: Setup):
         paper = T.PAPER_TABLE2.get(row["paper analogue"], (None,) * 3)
         row.update({"paper NQ R@5": paper[0], "paper NQ R@20": paper[1], "paper NQ R@100": paper[2]})
     table2 = pd.DataFrame(rows2)
-    T.write_table(table2, out, "table2", "Table 2: NQ-style recall (percent; SciFact test; each row beside its own paper analogue)")
+    T.write_table(table2, out, "table2", f"Table 2: NQ-style recall (percent; {collection_label(setup.params)} test; each row beside its own "
+                                         "paper analogue)")
 
     rows4 = []
     iterations = max(len(r["history"]) for r in main)
@@ -437,7 +457,7 @@ def main_study(setup: Setup):
         rows4.append(row)
     table4 = pd.DataFrame(rows4)
     T.write_table(table4, out, "table4", "Table 4: student quality after each iteration (percent; later iterations have also "
-                                         f"trained more steps; {ZERO_SHOT_NOTE})")
+                                         f"trained more steps{_zero_shot_suffix(setup.params)})")
     return table1, table2, table4
 
 
@@ -463,15 +483,16 @@ def ablation_study(setup: Setup):
         rows.append(row)
     table3 = pd.DataFrame(rows)
     out = results_dir(setup.params)
-    T.write_table(table3, out, "table3", f"Table 3: ablations (percent; SciFact test; {len(main)} seeds; Δ vs MTA4DPR with its "
-                                         "paired-bootstrap 95% interval)")
+    T.write_table(table3, out, "table3", f"Table 3: ablations (percent; {collection_label(setup.params)} test; {len(main)} seeds; "
+                                         "Δ vs MTA4DPR with its paired-bootstrap 95% interval)")
 
     table7 = None
     if setup.params["study"]["assistant_combinations"]:
         table7 = pd.DataFrame(_combination_rows(setup))
         seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
         T.write_table(table7, out, "table7", f"Table 7: every combination of assistants (percent; {len(seeds)} seed(s); "
-                                             f"Δ vs no assistant with its 95% interval over seeds × queries; {ZERO_SHOT_NOTE})")
+                                             "Δ vs no assistant with its 95% interval over seeds × queries"
+                                             f"{_zero_shot_suffix(setup.params)})")
     return table3, table7
 
 

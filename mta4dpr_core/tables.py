@@ -52,6 +52,20 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
+# display names of the collections the profiles use (the first component of data.test / data.train)
+COLLECTION_LABELS = {"scifact": "SciFact", "nfcorpus": "NFCorpus"}
+
+
+def collection_label(params, split: str = "test") -> str:
+    """The display name of the profile's ``data.<split>`` collection, for captions: the first path component
+    of ``params["data"][split]`` (``scifact/test`` -> SciFact, ``nfcorpus/test`` -> NFCorpus, ``msmarco*`` -> MS MARCO),
+    otherwise that component as written."""
+    name = str(params["data"][split]).strip("/").split("/")[0]
+    if name.lower().startswith("msmarco"):
+        return "MS MARCO"
+    return COLLECTION_LABELS.get(name.lower(), name)
+
+
 def _fmt(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"

