@@ -339,7 +339,7 @@ def selection_study(setup: Setup):
         rows.append(row)
     df = pd.DataFrame(rows)
     T.write_table(df, results_dir(setup.params), "table5", f"Table 5: selection methods (percent; {collection_label(setup.params)} test; "
-                                                          f"{len(kl)} seeds; Δ vs KL with its paired-bootstrap 95% interval)")
+                                                          f"{len(kl)} seeds; Δ vs KL = this method minus KL, with its paired-bootstrap 95% interval)")
     return df
 
 
@@ -424,7 +424,7 @@ def main_study(setup: Setup):
     out = results_dir(setup.params)
     pools = ", DL pools" if has_extra_tests(setup.params) else ""
     T.write_table(table1, out, "table1", f"Table 1: main results (percent; {collection_label(setup.params)} test in place of MS MARCO dev"
-                                         f"{pools}; {len(main)} seeds, mean ± sample std; Δ vs no assistant with its 95% interval over "
+                                         f"{pools}; {len(main)} seeds, mean ± sample std; Δ vs no assistant = this row minus no assistant, with its 95% interval over "
                                          f"seeds × queries{_zero_shot_suffix(setup.params)})")
 
     recall = {"R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
@@ -457,7 +457,8 @@ def main_study(setup: Setup):
         rows4.append(row)
     table4 = pd.DataFrame(rows4)
     T.write_table(table4, out, "table4", "Table 4: student quality after each iteration (percent; later iterations have also "
-                                         f"trained more steps{_zero_shot_suffix(setup.params)})")
+                                         "trained more steps; Δ vs previous = this iteration minus the previous one, with its 95% interval "
+                                         f"over seeds × queries{_zero_shot_suffix(setup.params)})")
     return table1, table2, table4
 
 
@@ -484,14 +485,14 @@ def ablation_study(setup: Setup):
     table3 = pd.DataFrame(rows)
     out = results_dir(setup.params)
     T.write_table(table3, out, "table3", f"Table 3: ablations (percent; {collection_label(setup.params)} test; {len(main)} seeds; "
-                                         "Δ vs MTA4DPR with its paired-bootstrap 95% interval)")
+                                         "Δ vs MTA4DPR = this variant minus MTA4DPR, with its paired-bootstrap 95% interval)")
 
     table7 = None
     if setup.params["study"]["assistant_combinations"]:
         table7 = pd.DataFrame(_combination_rows(setup))
         seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
         T.write_table(table7, out, "table7", f"Table 7: every combination of assistants (percent; {len(seeds)} seed(s); "
-                                             "Δ vs no assistant with its 95% interval over seeds × queries"
+                                             "Δ vs none = this combination minus no assistant, with its 95% interval over seeds × queries"
                                              f"{_zero_shot_suffix(setup.params)})")
     return table3, table7
 
@@ -587,7 +588,7 @@ def scale_and_cost(setup: Setup):
     table6 = pd.DataFrame(rows6).reindex(columns=["source", "student", "seeds", "dim", "#params (M)", *metric_columns,
                                                   "Δ vs no assistant nDCG@10", "Δ vs no assistant low", "Δ vs no assistant high"])
     T.write_table(table6, out, "table6", "Table 6: student sizes (percent; ↑ = MTA4DPR minus no assistant, as the paper's ↑; "
-                                         "Δ nDCG@10 with its paired-bootstrap 95% interval; the main student over all seeds, "
+                                         "Δ vs no assistant = the same difference in nDCG@10, with its paired-bootstrap 95% interval; the main student over all seeds, "
                                          "other sizes over the grid seeds)")
     for row in rows9:
         row["source"] = "ours (CPU)"

@@ -4,8 +4,10 @@
   the Reciprocal Rank Fusion order and the teacher's scores.
 - :func:`query_distributions` and :func:`kl_matrix` (02): teacher, assistant and fused
   distributions over a query's candidates, and KL between every pair of them.
-- :func:`selection_shares` (03), :func:`loss_terms` and :func:`metrics_per_iteration` (04):
-  what a finished run recorded per step and per iteration.
+- :func:`worked_batch` (03): one real training batch through the per-batch KL selection
+  (:func:`kl_batch_table` is its pure core, on arrays).
+- :func:`selection_shares` (03), :func:`loss_terms`, :func:`step_trace` and
+  :func:`metrics_per_iteration` (04): what a finished run recorded per step and per iteration.
 
 Nothing here trains: the functions read the iteration-1 data (``studies.first_iteration_data``,
 cached scores) and stored run results.
@@ -143,12 +145,23 @@ def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
 
 # ---- notebook 02: distributions ---------------------------------------------------------------
 
+def fitted_temperatures(setup, data) -> dict:
+    """``{assistant: temperature}`` as a run fits them: the profile's ``fusion.temperature_rule`` on
+    every row of ``data`` (the iteration-1 training rows; hand-set temperatures kept)."""
+    from .temperature import assistant_temperatures
+
+    return assistant_temperatures(data, setup.assistants, setup.params["fusion"]["temperature_rule"],
+                                  setup.params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+
+
 def _candidate_set(setup, data, rows):
-    """Teacher probabilities [R, C], candidate distributions [A, R, C] and their names."""
+    """Teacher probabilities [R, C], candidate distributions [A, R, C] (each assistant at its fitted
+    temperature, as in training) and their names."""
     teacher_temperature = setup.params["models"]["teacher"].get("temperature", 1.0)
     scores = np.asarray(data.teacher_scores)[rows]
     teacher = softmax(scores / teacher_temperature)
-    temps = np.asarray([a.temperature for a in setup.assistants], dtype=np.float64)[:, None, None]
+    fitted = fitted_temperatures(setup, data)
+    temps = np.asarray([fitted.get(a.name, a.temperature) for a in setup.assistants], dtype=np.float64)[:, None, None]
     probs = softmax(np.asarray(data.assistant_scores)[:, rows] / temps)
     subsets = fused_assistant_subsets(len(setup.assistants)) if setup.params["fusion"]["enabled"] and len(setup.assistants) >= 2 else []
     weights = setup.params["fusion"].get("weights")
@@ -314,3 +327,140 @@ def metrics_per_iteration(results, block="test", metrics=("nDCG@10", "MRR@10", "
         row[metric] = float(np.mean(values))
         row[f"{metric} ±"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
     return pd.DataFrame(list(rows.values()))
+
+
+# ---- notebook 03: one batch through the KL selection ---------------------------------------------
+
+KL_COLUMN = "KL(teacher ‖ assistant), batch mean"
+
+
+def kl_batch_table(teacher_probs, candidate_probs, names) -> pd.DataFrame:
+    """The KL rule on one batch, by the core's own :func:`~mta4dpr_core.selection.select_assistant`.
+
+    ``teacher_probs`` [B, C] and ``candidate_probs`` [A, B, C] (original then fused assistants,
+    ``names`` in that order). One row per candidate: ``assistant``, ``members`` (1 = original),
+    the batch mean of KL(p_T(q) ‖ p_a(q)) and ``chosen`` (True for the one the rule picks, the
+    argmin); rows sorted by KL."""
+    from .selection import select_assistant
+
+    teacher_probs, candidate_probs = np.asarray(teacher_probs, dtype=np.float64), np.asarray(candidate_probs, dtype=np.float64)
+    if candidate_probs.shape[0] != len(names):
+        raise ValueError(f"{candidate_probs.shape[0]} candidate distributions but {len(names)} names")
+    chosen, values = select_assistant(teacher_probs, candidate_probs, "kl")
+    frame = pd.DataFrame({"assistant": [str(n) for n in names], "members": [len(str(n).split("&")) for n in names],
+                          KL_COLUMN: np.asarray(values, dtype=np.float64), "chosen": np.arange(len(names)) == chosen})
+    return frame.sort_values(KL_COLUMN, kind="stable").reset_index(drop=True)
+
+
+def _trainable_rows(data) -> np.ndarray:
+    """Rows with at least one negative: the rows training samples batches from (training.py)."""
+    candidates, positive = np.asarray(data.candidates), np.asarray(data.is_positive)
+    return np.where(((candidates >= 0) & ~positive).any(1))[0]
+
+
+def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFrame:
+    """One real training batch of the iteration-1 ``data`` (``studies.first_iteration_data(setup)[0]``)
+    through the per-batch KL selection: :func:`kl_batch_table` of that batch.
+
+    The batch is drawn as training draws it (``training.sample_batch`` with the generator of
+    ``(seed, iteration 1, step)``: ``step=0`` is the first step of the first seed's main run), its
+    distributions come from ``training.batch_distributions`` with the assistants' temperatures
+    fitted as the run fits them. ``batch_size`` (default ``training.queries_per_batch``) changes
+    the number of queries, and then the batch is no longer the run's. Attributes: ``seed``,
+    ``step`` (1-based, as the runs record it), ``queries`` (the batch's query ids and texts),
+    ``candidates_per_query``, ``temperatures``, ``same_as_run`` and ``caption``."""
+    from .construction import take_rows
+    from .iteration import train_config
+    from .training import batch_distributions, sample_batch
+
+    params = setup.params
+    seed = int(params["seeds"][0] if seed is None else seed)
+    pool = list(setup.assistants)
+    if not pool:
+        raise ValueError("this profile has no assistants: there is nothing to select")
+    temperatures = fitted_temperatures(setup, data)
+    config = train_config(params, pool, seed, temperatures=temperatures)
+    if batch_size:
+        config.queries_per_batch = int(batch_size)
+    rng = np.random.default_rng([seed, 1, int(step)])  # the trainer's generator for (seed, iteration 1, step)
+    batch_rows, columns = sample_batch(data, _trainable_rows(data), config, rng)
+    teacher_logits, candidates = batch_distributions(data, batch_rows, columns, config)
+    subsets = fused_assistant_subsets(len(pool)) if config.fusion and len(pool) >= 2 else []
+    names = assistant_names([a.name for a in pool], subsets)
+    table = kl_batch_table(softmax(teacher_logits), candidates, names)
+
+    query_rows = np.asarray(take_rows(data.query_rows, batch_rows))
+    queries = [{"query id": str(data.query_ids[r]), "query": str(data.query_texts[r])} for r in query_rows.tolist()]
+    chosen = table.loc[table["chosen"], "assistant"].iloc[0]
+    per_batch = params["selection"]["method"] == "kl" and not params["selection"].get("per_iteration") and bool(params["loss"]["gamma"])
+    same_as_run = per_batch and not batch_size
+    table.attrs.update({"seed": seed, "step": int(step) + 1, "queries": queries, "candidates_per_query": int(columns.shape[1]),
+                        "temperatures": {k: float(v) for k, v in temperatures.items()}, "chosen": chosen, "same_as_run": same_as_run})
+    table.attrs["caption"] = (
+        f"Iteration 1, step {int(step) + 1} of seed {seed}: {len(queries)} training queries, each with 1 positive and "
+        f"{columns.shape[1] - 1} sampled hard negatives ({columns.shape[1]} candidates). KL = mean over the batch's queries of "
+        f"KL(p_T(q) ‖ p_a(q)) in nats; the rule picks the smallest: {chosen}."
+        + ("" if per_batch else f" (This profile's runs do not select per batch by KL: selection.method = "
+                                f"{params['selection']['method']}, gamma = {params['loss']['gamma']}.)"))
+    return table
+
+
+def batch_queries(table: pd.DataFrame) -> pd.DataFrame:
+    """The worked batch's queries (id and text), in batch order."""
+    return pd.DataFrame(table.attrs.get("queries", []), columns=["query id", "query"])
+
+
+def recorded_choice(results, seed, iteration=1, step=1):
+    """The assistant the stored run of ``seed`` selected at ``iteration``, ``step`` (None if not recorded)."""
+    for result in results if isinstance(results, list) else [results]:
+        if result.get("seed") != seed:
+            continue
+        for entry in result.get("selections", []):
+            if entry.get("iteration") == iteration and entry.get("step") == step:
+                return entry.get("assistant")
+    return None
+
+
+def check_worked_batch(table: pd.DataFrame, results) -> str:
+    """One line: does the worked batch's choice match what the main run recorded for that step?"""
+    seed, step, chosen = table.attrs.get("seed"), table.attrs.get("step"), table.attrs.get("chosen")
+    recorded = recorded_choice(results, seed, 1, step)
+    where = f"the main run of seed {seed} recorded at iteration 1, step {step}"
+    if recorded is None:
+        return f"worked batch: KL picks {chosen}; {where}: nothing (no per-batch selection stored)"
+    if not table.attrs.get("same_as_run"):
+        return f"worked batch: KL picks {chosen}; {where}: {recorded} (not the same rule or batch, so not comparable)"
+    verdict = "the same" if recorded == chosen else "DIFFERENT"
+    return f"worked batch: KL picks {chosen}; {where}: {recorded} ({verdict})"
+
+
+# ---- notebook 04: the per-step trace ---------------------------------------------------------------
+
+def step_trace(results) -> pd.DataFrame:
+    """Every training step of the runs: seed, iteration, step, global step (counted across
+    iterations), the assistant selected for the batch, its member count, and the loss terms the run
+    recorded (columns labelled as :data:`LOSS_LABELS`; the terms are unweighted, ``total`` is the
+    weighted sum)."""
+    frames = []
+    for result in results if isinstance(results, list) else [results]:
+        frame = _global_steps(result.get("selections", []))
+        if frame.empty:
+            continue
+        frame.insert(0, "seed", result.get("seed"))
+        present = [t for t in ("contrastive", "kl_teacher", "kl_assistant", "total") if t in frame.columns]
+        columns = ["seed", "iteration", "step", "global step"] + [c for c in ("assistant", "members") if c in frame.columns] + present
+        frames.append(frame[columns].rename(columns=LOSS_LABELS))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
+    """Write ``step_trace.csv`` and ``.md`` into ``results_dir`` (the results table writer); returns the caption."""
+    from .tables import write_table
+
+    loss = params["loss"]
+    seeds = sorted(int(s) for s in trace["seed"].dropna().unique()) if "seed" in trace else []
+    caption = (f"Per-step trace of the main MTA4DPR run ({len(seeds)} seed(s), every iteration): the assistant selected for each "
+               f"batch and the loss terms of that step (nats; total = {loss['alpha']}·contrastive + {loss['beta']}·KL(teacher ‖ "
+               f"student) + {loss['gamma']}·KL(assistant ‖ student))")
+    write_table(trace, results_dir, "step_trace", caption)
+    return caption
