@@ -404,11 +404,11 @@ PARAMS_CASES = [
     ("negative_data_limit", lambda p: _set(p, "data.max_corpus", -5), "data.max_corpus", "non-negative integer, got -5"),
     ("unknown_model_kind", lambda p: p["models"]["assistants"][0].update(kind="onxx"), "models.assistants[0].kind",
      "did you mean 'onnx'?"),
-    ("dense_model_without_model_name", lambda p: p["models"]["assistants"][2].pop("model"), "models.assistants[2].model",
+    ("dense_model_without_model_name", lambda p: p["models"]["assistants"][1].pop("model"), "models.assistants[1].model",
      "needs `model`"),
     ("unknown_student_kind", lambda p: _set(p, "models.student", {"kind": "statik", "model": "wordllama"}), "models.student.kind",
      "did you mean 'static'?"),
-    ("fusion_weights_wrong_length", lambda p: _set(p, "fusion.weights", [1.0, 2.0]), "fusion.weights", "expected a list of 3 numbers"),
+    ("fusion_weights_wrong_length", lambda p: _set(p, "fusion.weights", [1.0, 2.0, 3.0]), "fusion.weights", "expected a list of 2 numbers"),
     ("no_seeds", lambda p: p.update(seeds=[]), "seeds", "expected a non-empty list of integers"),
 ]
 

@@ -28,6 +28,11 @@ RESULTS = ROOT / "results" / "smoke"
 OUT = ROOT / "params" / "expected" / "smoke.yaml"
 PRINTED_PRECISION = 0.01
 MARGIN = 2.0
+# A floor for a trained student's tolerance: one measurement of the spread is one sample of how far other
+# kernels move a student. The assistant set of 2026-11 measured 0.55 nDCG@10 on smoke (and a real AMD Zen 3
+# showed the same 0.55); the current one measures less. One of smoke's 40 test queries swapping two ranks moves
+# nDCG@10 by up to ~0.5, so a tighter tolerance would fail on a CPU kind that moves a single query.
+TRAINED_FLOOR = 0.5
 # (table, row key column, column): every row of the table is a condition
 TABLE_CONDITIONS = [
     ("table1", "model", "nDCG@10"), ("table1", "model", "MRR@10"), ("table2", "model", "R@20"), ("table4", "iteration", "nDCG@10"),
@@ -67,10 +72,10 @@ def main():
                 assert (moved["difference"] == 0).all(), f"{table}/{row[key]}: a fixed scorer moved across CPU capabilities"
             conditions.append({"id": f"{table}-{slug(row[key])}-{slug(column)}", "table": table, "row": {key: row[key]},
                                "column": column, "expected": round(float(row[column]), 4),
-                               "tolerance": tolerance if trained else PRINTED_PRECISION})
+                               "tolerance": max(TRAINED_FLOOR, tolerance) if trained else PRINTED_PRECISION})
     claims = pd.read_csv(RESULTS / "claims.csv")
     key = "id" if "id" in claims else "claim"
-    bound_spread = max(tolerance_for(spread, "claims", "low"), tolerance_for(spread, "claims", "high"))
+    bound_spread = max(TRAINED_FLOOR, tolerance_for(spread, "claims", "low"), tolerance_for(spread, "claims", "high"))
     for _, row in claims.iterrows():
         if pd.isna(row.get("low")) or pd.isna(row.get("high")) or "time" in str(row.get("metric", "")):
             continue
@@ -80,7 +85,8 @@ def main():
                                "verdict": row["verdict"]})
     header = ("# Expected smoke scores (percent; KL in nats) and verdicts, written by tools/make_smoke_expectations.py from\n"
               "# results/smoke/ and the cross-CPU spread it measured (results/smoke/cpu_spread.md): each tolerance is\n"
-              f"# {MARGIN:g}x the largest difference across forced CPU capabilities for its table and column, at least {PRINTED_PRECISION}.\n")
+              f"# {MARGIN:g}x the largest difference across forced CPU capabilities for its table and column, at least {PRINTED_PRECISION}\n"
+              f"# (at least {TRAINED_FLOOR} for a trained student and for the claims' bounds).\n")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(header + yaml.safe_dump({"conditions": conditions}, sort_keys=False, allow_unicode=True))
     print(len(conditions), "conditions ->", OUT.relative_to(ROOT))
