@@ -70,6 +70,8 @@ def distributions(frames, max_fused=1) -> Plot:
     """One panel per query (``walkthrough.query_distributions``): probability of each candidate
     (sorted by the teacher) under the teacher (black), each assistant, and the fused assistant
     closest to the teacher on that query (dashed, orange)."""
+    from matplotlib.ticker import MaxNLocator
+
     if not frames:
         return _message("no queries to show")
     fig, axes = _figure(7.5, 2.9 * len(frames), rows=len(frames), cols=1)
@@ -87,7 +89,9 @@ def distributions(frames, max_fused=1) -> Plot:
             ax.plot(x, frame[name], color=FUSED_COLOR, lw=2, ls="--", label=f"fused {name} (KL {kl.get(name, np.nan):.2f})")
         for position in np.where(frame["positive"].to_numpy())[0]:
             ax.axvline(position + 1, color="#2ca02c", alpha=0.25, lw=6)
-        ax.set_xticks(x)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=2))
+        ax.set_xlim(0.5, len(frame) + 0.5)
+        ax.tick_params(axis="x", labelsize=8)
         ax.set_xlabel("candidate, ordered by teacher probability (green band = positive)")
         ax.set_ylabel("probability")
         ax.set_ylim(0, None)
@@ -182,8 +186,13 @@ def loss_curves(terms: pd.DataFrame, final: pd.DataFrame | None = None, smooth=5
     return Plot(fig)
 
 
-def metrics_per_iteration(table: pd.DataFrame, title="Student test metrics after each iteration (iteration 0 = before training)") -> Plot:
-    """``walkthrough.metrics_per_iteration``: each metric (percent) per iteration, ± std over seeds."""
+def metrics_per_iteration(table: pd.DataFrame, title="Student test metrics after each iteration (iteration 0 = before training)",
+                          baseline=None) -> Plot:
+    """``walkthrough.metrics_per_iteration``: each metric (percent) per iteration, ± std over seeds.
+
+    ``baseline`` (optional, e.g. ``walkthrough.no_assistant_final(out['table1'])``): {metric: value in percent}
+    of the no-assistant student's final score; each metric plotted here that has a finite value gets a
+    horizontal dashed line in its colour, labelled "no assistant (final)". None (default) draws none."""
     if table is None or table.empty:
         return _message("no per-iteration test evaluations stored")
     metrics = [c for c in table.columns if c != "iteration" and not c.endswith(" ±")]
@@ -193,6 +202,9 @@ def metrics_per_iteration(table: pd.DataFrame, title="Student test metrics after
         err = table.get(f"{name} ±")
         err = err.fillna(0).to_numpy() if err is not None else None
         ax.errorbar(table["iteration"], table[name], yerr=err, marker="o", capsize=3, color=color, label=name)
+        value = (baseline or {}).get(name)
+        if value is not None and np.isfinite(float(value)):
+            ax.axhline(float(value), color=color, ls="--", lw=1.2, alpha=0.8, label=f"{name}: no assistant (final)")
     ax.set_xticks(table["iteration"].tolist())
     ax.set_xlabel("iteration (0 = untrained student)")
     ax.set_ylabel("test metric (%)")

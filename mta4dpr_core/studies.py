@@ -285,9 +285,12 @@ def plot_fusion(df, path):
 
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.2))
     colors = ["#4C72B0" if m == 1 else "#DD8452" for m in df["members"]]
-    ax.barh(df["assistant"], df["KL(teacher ‖ assistant)"], color=colors)
+    err = df.get("KL(teacher ‖ assistant) ±")
+    err = pd.to_numeric(err, errors="coerce").fillna(0).to_numpy() if err is not None else None
+    ax.barh(df["assistant"], df["KL(teacher ‖ assistant)"], xerr=err, capsize=3, ecolor="#333333", color=colors)
     ax.invert_yaxis()
-    ax.set_xlabel("mean KL(teacher || assistant) over training queries (lower = closer)")
+    ax.set_xlabel("mean KL(teacher || assistant) over training queries (lower = closer)"
+                  + ("\nerror bars: ± sample std over training queries" if err is not None else ""))
     ax.set_title("Original (blue) and fused (orange) assistants")
     fig.tight_layout()
     _save_figure(fig, path)
@@ -393,6 +396,15 @@ def plot_composition(df, path):
 # ---- notebook 04: training --------------------------------------------------------------------
 
 NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
+
+
+def split_table1(df: pd.DataFrame):
+    """Table 1 in two compact views for the notebook: (ours, paper). ``ours`` = model, role, nDCG@10
+    (and its ± column) and the Δ vs no assistant columns; ``paper`` = model, paper analogue and the
+    paper's MRR@10 / R@50 / R@1k. Columns absent from ``df`` are skipped; the full table is unchanged."""
+    ours = ["model", "role", "nDCG@10", "nDCG@10 ±", "Δ vs no assistant nDCG@10", "Δ vs no assistant low", "Δ vs no assistant high"]
+    paper = ["model", "paper analogue", "paper MRR@10", "paper R@50", "paper R@1k"]
+    return df[[c for c in ours if c in df.columns]].copy(), df[[c for c in paper if c in df.columns]].copy()
 ONE_ITERATION_KD = "teacher-only KD, 1 iteration, same total steps"
 
 

@@ -329,6 +329,25 @@ def metrics_per_iteration(results, block="test", metrics=("nDCG@10", "MRR@10", "
     return pd.DataFrame(list(rows.values()))
 
 
+def no_assistant_final(table1: pd.DataFrame) -> dict:
+    """The no-assistant student's final test metrics (percent) from Table 1 (its row whose model starts
+    with "no assistant"): {metric: value}, for ``plots.metrics_per_iteration(..., baseline=...)``; {} if absent."""
+    if table1 is None or "model" not in table1.columns:
+        return {}
+    rows = table1[table1["model"].astype(str).str.startswith("no assistant")]
+    if rows.empty:
+        return {}
+    row = rows.iloc[0]
+    out = {}
+    for column in table1.columns:
+        if column in ("model", "role", "paper analogue") or column.endswith(" ±") or column.startswith(("Δ", "paper ")):
+            continue
+        value = pd.to_numeric(pd.Series([row[column]]), errors="coerce").iloc[0]
+        if pd.notna(value):
+            out[column] = float(value)
+    return out
+
+
 # ---- notebook 03: one batch through the KL selection ---------------------------------------------
 
 KL_COLUMN = "KL(teacher ‖ assistant), batch mean"

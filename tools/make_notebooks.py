@@ -240,7 +240,11 @@ NOTEBOOKS = {
                      ("## Table 1: main results\n\nΔ vs no assistant = this row minus the no-assistant student (teacher-only KD, "
                       "same iterations and steps), test nDCG@10 in points, with its 95% interval (low, high) over seeds × test "
                       "queries: positive means this row did better.", MD),
-                     table("table1"),
+                     ("ours, paper = studies.split_table1(out['table1'])\n"
+                      "display(show(ours, caption_of(results, 'table1')))\n"
+                      "display(Markdown(\"### The paper's figures beside ours\"))\n"
+                      "display(show(paper, caption=\"The paper's Table 1 (MS MARCO dev, percent) for each row's paper analogue; blank = no analogue\"))\n"
+                      "show(out['table1'], caption='Table 1, all columns (as written to results/<profile>/table1.csv)')", CODE),
                      ("## Table 2: recall at small cut-offs", MD), table("table2"),
                      ("## Table 4: after each iteration\n\nΔ vs previous = this iteration minus the previous one (test nDCG@10, "
                       "points, 95% interval). `mined queries`: rows added by mining (notebook 01); `replaced`: the assistant the "
@@ -252,7 +256,7 @@ NOTEBOOKS = {
                      ("metrics = walkthrough.metrics_per_iteration(runs)\n"
                       "display(show(metrics, caption=f\"Student test metrics (percent) before training (iteration 0) and after each \"\n"
                       "                              f\"iteration of the main run; mean ± std over {len(runs)} seed(s)\"))\n"
-                      "plots.metrics_per_iteration(metrics)", CODE),
+                      "plots.metrics_per_iteration(metrics, baseline=walkthrough.no_assistant_final(out['table1']))", CODE),
                      ("## Per-step trace\n\nEvery training step of the main run: the assistant selected for the batch and the "
                       "unweighted loss terms (the first rows here; the full trace is written to `step_trace.csv`).", MD),
                      (TRACE_04, CODE),
