@@ -25,13 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import write_table
+from .tables import collection_label, write_table
 
-# data.test's collection (its first path part) as the paper and BEIR spell it; anything else is shown as given
-COLLECTION_NAMES = {"scifact": "SciFact", "nfcorpus": "NFCorpus", "msmarco": "MS MARCO", "nq": "NQ", "fiqa": "FiQA",
-                    "trec-covid": "TREC-COVID", "arguana": "ArguAna", "scidocs": "SCIDOCS", "hotpotqa": "HotpotQA",
-                    "quora": "Quora", "dbpedia-entity": "DBPedia", "fever": "FEVER", "climate-fever": "Climate-FEVER",
-                    "touche2020": "Touché-2020", "webis-touche2020": "Touché-2020", "nq-train": "NQ"}
 
 SINGLE = "single assistant − none"
 SUBSET = "assistant subset − none"
@@ -59,13 +54,6 @@ def number(value) -> float:
 
 def primary_metric(params) -> str:
     return ((params or {}).get("study") or {}).get("primary_metric") or "nDCG@10"
-
-
-def collection_name(params) -> str:
-    """``data.test``'s collection, e.g. ``"nfcorpus/test"`` -> ``"NFCorpus"``."""
-    test = str(((params or {}).get("data") or {}).get("test") or "")
-    key = test.split("/")[0].strip()
-    return COLLECTION_NAMES.get(key.lower(), key) or "test collection"
 
 
 def _read(results_dir, name) -> pd.DataFrame | None:
@@ -157,7 +145,7 @@ def student_ladder(results_dir, params) -> pd.DataFrame:
 
 def ladder_caption(params, metric=None) -> str:
     metric = metric or primary_metric(params)
-    return (f"Where the student sits ({collection_name(params)} test, {metric}, percent; profile {params.get('profile', '?')}): "
+    return (f"Where the student sits ({collection_label(params)} test, {metric}, percent; profile {params.get('profile', '?')}): "
             f"teacher, assistants, BM25 and the students, best first; paper MRR@10 is the paper's own ladder on MS MARCO dev "
             f"for the row's analogue (blank where the paper has none)")
 
@@ -281,7 +269,7 @@ def write_ladder_and_gap(results_dir, params):
     ladder = student_ladder(results_dir, params)
     write_table(ladder, results_dir, "ladder", ladder_caption(params))
     points = gap_points(results_dir, params)
-    collection = collection_name(params)
+    collection = collection_label(params)
     write_table(points, results_dir, "gap_points",
                 f"Assistant gap against what the assistants did ({collection} test, profile {params.get('profile', '?')}): {GAP_DEFINITION}")
     plot_gap(points, results_dir / "gap.png",
@@ -311,7 +299,7 @@ def cross_profile_gap(results_root, profiles) -> pd.DataFrame:
             skipped.append(name)
             continue
         frames.append(points)
-        used.append(f"{name} ({collection_name(params)})")
+        used.append(f"{name} ({collection_label(params)})")
     points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=GAP_COLUMNS)
     missing = f"; skipped (no Table 1 with Table 6/7): {', '.join(skipped)}" if skipped else ""
     write_table(points, results_root, "assistant_gap",

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mta4dpr_core import ladder
+from mta4dpr_core.tables import collection_label
 
 NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
 
@@ -91,8 +92,8 @@ def test_gap_points_by_hand(tmp_path):
 def test_caption_names_the_collection_and_writes_outputs(tmp_path):
     folder = _write_tables(tmp_path / "nf", with_table6=False)
     params = _params(test="nfcorpus/test", profile="nf")
-    assert ladder.collection_name(params) == "NFCorpus"
-    assert ladder.collection_name(_params(test="scifact/test")) == "SciFact"
+    assert collection_label(params) == "NFCorpus"
+    assert collection_label(_params(test="scifact/test")) == "SciFact"
     table, points = ladder.write_ladder_and_gap(folder, params)
     markdown = (folder / "ladder.md").read_text()
     assert "NFCorpus" in markdown.splitlines()[0] and "SciFact" not in markdown
