@@ -68,7 +68,8 @@ def main():
             order = ("fp32", "bf16") if round_number % 2 == 0 else ("bf16", "fp32")
             for amp in order:
                 student = copy.deepcopy(base)  # the same start and the same batches for both precisions
-                record = train_student(student, data, corpus.texts, config(amp, round_number))
+                # the training setting for float32 is `off` (no autocast)
+                record = train_student(student, data, corpus.texts, config("off" if amp == "fp32" else amp, round_number))
                 times[amp] += [r["step_seconds"] for r in record[1:]]
                 last_loss[amp] = record[-1]["total"]
         fp32, bf16 = median(times["fp32"]), median(times["bf16"])

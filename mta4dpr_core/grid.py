@@ -8,7 +8,9 @@ run is never recomputed, so the tables do not depend on how the runs were schedu
 Workers are forked from the process that holds the prepared :class:`Setup` (scorers,
 encodings, indexes), so they start at once; each sets one intra-op thread.
 ``output.workers``: 0 = automatic (2 for a static student on a CPU machine with at least
-2 cores, else 1), 1 = in this process, n = n workers.
+2 cores, else 1), 1 = in this process, n = n workers. A transformer student's step gains about
+1.2x in throughput from two one-thread workers over one two-thread process on 2 cores
+(bench/student_precision.py run twice side by side), which ``mini_transformer`` takes.
 """
 from __future__ import annotations
 
@@ -104,8 +106,11 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
             _run(job)
             report(f"run {index}/{len(jobs)} done ({job['variant']}, seed {job['seed']}; {time.perf_counter() - started:.0f} s)")
         return
-    if setup.params["models"]["student"].get("kind") == "static":
-        setup.new_student(jobs[0]["seed"])  # its vocabulary (7 s) once here, inherited by every worker
+    # Every starting student is built once here, with all the cores, before the workers fork: a static
+    # student's vocabulary (7 s) and a transformer's [CLS] warm start (minutes, cached) would otherwise be
+    # computed by every worker at once.
+    for spec in {repr(job["student_spec"]): job["student_spec"] for job in jobs}.values():
+        setup.new_student(jobs[0]["seed"], spec)
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_init_worker) as pool:
         for index, variant in enumerate(pool.imap_unordered(_run, jobs), 1):
