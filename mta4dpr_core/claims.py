@@ -87,10 +87,15 @@ def _seeds_text(n):
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
+P_FLOOR = 0.0001
+
+
 def _p_text(p):
+    """Four decimals, never scientific notation: a bootstrap p below 0.0001 (its resolution with
+    200,000 resamples is 0.00001) reads "< 0.0001"."""
     if p is None or (isinstance(p, float) and np.isnan(p)):
         return None
-    return f"{p:.4f}" if p >= 0.001 else f"{p:.1e}"
+    return f"{p:.4f}" if p >= P_FLOOR else f"< {P_FLOOR}"
 
 
 def _combine(verdicts):

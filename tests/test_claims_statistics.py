@@ -235,3 +235,11 @@ def test_the_primary_metric_is_declared_in_the_profile():
         from_mapping({"study": {"primary_metric": "nDCG@5"}})
     for path in sorted((REPO_ROOT / "params").glob("*.yaml")):
         assert load_params(path)["study"]["primary_metric"] in {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"}
+
+
+@pytest.mark.parametrize("p, text", [(0.04523, "0.0452"), (1.0, "1.0000"), (0.00017, "0.0002"), (0.0001, "0.0001"),
+                                     (0.00001, "< 0.0001"), (0.0, "< 0.0001"), (float("nan"), None), (None, None)])
+def test_p_values_print_with_four_decimals_never_in_scientific_notation(p, text):
+    from mta4dpr_core.claims import _p_text
+
+    assert _p_text(p) == text
