@@ -134,7 +134,7 @@ def build_specs(setup):
                       S.ONE_ITERATION_KD, lambda metric: (m(final, metric), m(one_iteration, metric))))
     ids = {"no_fusion": "removing-fusion", "no_iterations": "removing-iterations"}
     one_iteration_mta = None
-    for label, variant in S.ABLATIONS[1:]:
+    for label, variant in S.ablations(setup)[1:]:
         if variant == "no_assistants":
             continue  # the headline comparison, counted once
         runs = _finals(S.run_over_seeds(setup, variant))
@@ -421,7 +421,7 @@ def write_per_query(setup) -> pd.DataFrame:
     add("student before training", main, lambda r: 0, lambda r: r["initial"])
     for i in range(max(len(r["history"]) for r in main)):
         add("mta4dpr", main, lambda r, i=i: i + 1, lambda r, i=i: r["history"][i].get("test"))
-    for variant in ("no_assistants", "one_iteration_kd", "no_fusion", "no_iterations"):
+    for variant in ("no_assistants", "one_iteration_kd", *setup.params["study"]["ablations"]):
         add(variant, S.run_over_seeds(setup, variant))
     for method in setup.params["study"]["selection_methods"]:
         if method != "kl":

@@ -34,15 +34,23 @@ from .errors import CacheError
 log = logging.getLogger(__name__)
 
 
+def first_non_positives(ranked, positives, k) -> np.ndarray:
+    """Per row of ``ranked`` (passage indices, best first, -1 padding), its first ``k`` passages that
+    are not a positive of that query: int64 [Q, k] (-1 padding)."""
+    out = np.full((len(ranked), k), -1, dtype=np.int64)
+    for row, docs in enumerate(ranked):
+        # one set per query: NFCorpus has queries with 1,358 positives and searches 1,388 deep
+        excluded = set(positives[row])
+        keep = [d for d in docs.tolist() if d >= 0 and d not in excluded][:k]
+        out[row, : len(keep)] = keep
+    return out
+
+
 def retrieve_negatives(scorer, query_ids, query_texts, positives, k):
     """Each query's top-``k`` passages by ``scorer``, positives excluded: int64 [Q, k] (-1 padding)."""
     max_positives = max((len(p) for p in positives), default=0)
     _, retrieved = scorer.search(query_ids, query_texts, k + max_positives)
-    out = np.full((len(query_ids), k), -1, dtype=np.int64)
-    for row, docs in enumerate(retrieved):
-        keep = [d for d in docs.tolist() if d >= 0 and d not in set(positives[row])][:k]
-        out[row, : len(keep)] = keep
-    return out
+    return first_non_positives(retrieved, positives, k)
 
 
 def merge_candidates(rankings) -> np.ndarray:
@@ -280,10 +288,7 @@ def mine_student_failures(student, teacher, query_ids, query_texts, positives, r
         hits = np.where(np.isin(retrieved[r], pos_matrix[r][pos_matrix[r] >= 0]))[0]
         if len(hits):
             student_rank[r] = hits[0] + 1
-    negatives = np.full((len(rows), k), -1, dtype=np.int64)
-    for r in range(len(rows)):
-        keep = [d for d in retrieved[r].tolist() if d >= 0 and d not in set(pos[r])][:k]
-        negatives[r, : len(keep)] = keep
+    negatives = first_non_positives(retrieved, pos, k)
     candidates = np.concatenate([pos_matrix, negatives], axis=1)
     teacher_scores = score_with_cache(teacher, ids, texts, rows, candidates, teacher_store, stats)
     top = np.nanargmax(np.where(candidates >= 0, teacher_scores, -np.inf), axis=1)

@@ -55,7 +55,7 @@ def planned_runs(setup, stage: str) -> list[dict]:
     if stage in ("training", "ablations", "scale_and_cost", "summary"):
         jobs += [_job(v, s) for v in ("no_assistants", "one_iteration_kd") for s in main_seeds]
     if stage in ("ablations", "summary"):
-        jobs += [_job(v, s) for v in ("no_fusion", "no_iterations") for s in main_seeds]
+        jobs += [_job(v, s) for v in study["ablations"] for s in main_seeds]
         if study["assistant_combinations"]:
             m = len(setup.assistants)
             jobs += [_job("no_assistants", s) for s in grid]

@@ -82,6 +82,8 @@ DEFAULTS: dict = {
     "evaluation": {"metric": "MRR@10", "depth": 100, "ignore_identical_ids": False, "transformer_scorers_on_extra_tests": True},
     "study": {
         "selection_methods": ["random", "footrule", "rbo", "kl"],
+        # Table 3's ablations beside "w/o assistants" (always run): a profile may leave one out to fit its budget
+        "ablations": ["no_fusion", "no_iterations"],
         "assistant_combinations": True,
         "student_sizes": [],
         "combination_seeds": 0,
@@ -117,6 +119,10 @@ CHOICES = {
     "training.amp": {"auto", "off", "bf16", "fp16"},
     "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
     "study.primary_metric": {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"},
+}
+LIST_CHOICES = {
+    "study.selection_methods": {"kl", "footrule", "rbo", "random"},
+    "study.ablations": {"no_fusion", "no_iterations"},
 }
 
 
@@ -254,6 +260,10 @@ def validate(params: dict, source=None) -> dict:
         value = _get(params, key)
         if value not in allowed:
             raise _choice_error(key, value, allowed, source)
+    for key, allowed in LIST_CHOICES.items():
+        for index, value in enumerate(_get(params, key) or []):
+            if value not in allowed:
+                raise _choice_error(f"{key}[{index}]", value, allowed, source)
     loss = params["loss"]
     if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)

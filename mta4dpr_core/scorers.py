@@ -237,7 +237,8 @@ class EnsembleScorer(Scorer):
     def prepare(self, corpus):
         self.corpus = corpus
         for member in self.members:
-            member.prepare(corpus)
+            if getattr(member, "corpus", None) is not corpus:  # a shared member is prepared once
+                member.prepare(corpus)
         rng = np.random.default_rng(0)
         self.sample = np.sort(rng.choice(len(corpus), size=min(self.sample_size, len(corpus)), replace=False))
         self._stats = {}  # the sample changed
@@ -347,8 +348,16 @@ class CrossEncoderScorer(Scorer):
         return np.concatenate([scores, tail_scores], 1), np.concatenate([head, tail], 1)
 
 
-def build_scorer(spec: dict, cache_dir=None, runs_root=None):
-    scorer = _build_scorer(spec, cache_dir, runs_root)
+def build_scorer(spec: dict, cache_dir=None, runs_root=None, shared: dict | None = None):
+    """``shared``: a dict that keeps every scorer built with it by its spec, so a second request for the
+    same spec (a member of another ensemble) returns the same, already prepared scorer with its caches:
+    the teacher choice builds 27 hybrids of 3 members."""
+    key = content_hash(spec) if shared is not None else None
+    if key is not None and key in shared:
+        return shared[key]
+    scorer = _build_scorer(spec, cache_dir, runs_root, shared)
+    if key is not None:
+        shared[key] = scorer
     # a temperature set by hand overrides the fitted one (temperature.py)
     scorer.temperature_given = "temperature" in spec
     # what the scorer is, for caches of its scores: two scorers with one name (e.g. "teacher") but
@@ -357,7 +366,7 @@ def build_scorer(spec: dict, cache_dir=None, runs_root=None):
     return scorer
 
 
-def _build_scorer(spec: dict, cache_dir=None, runs_root=None):
+def _build_scorer(spec: dict, cache_dir=None, runs_root=None, shared=None):
     """A scorer from a params spec.
 
     ``{name, kind: hf|sentence_transformers|onnx|static, model, max_query_length, max_passage_length, temperature}``,
@@ -378,7 +387,7 @@ def _build_scorer(spec: dict, cache_dir=None, runs_root=None):
                                   batch_size=spec.get("batch_size", 64), rerank_depth=spec.get("rerank_depth", 200),
                                   temperature=temperature, cache_dir=cache_dir)
     if kind == "ensemble":
-        members = [build_scorer(m, cache_dir, runs_root) for m in spec["members"]]
+        members = [build_scorer(m, cache_dir, runs_root, shared) for m in spec["members"]]
         return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)
     encoder = build_encoder(spec, cache_dir=cache_dir)
     return DenseScorer(encoder, name, max_query_length=spec.get("max_query_length", 32),

@@ -206,12 +206,18 @@ def teacher_selection(setup: Setup):
 
 
 def first_iteration_data(setup: Setup, seed=None):
-    """Iteration-1 training data for ``seed`` (the first seed by default), using the score caches."""
+    """Iteration-1 training data for ``seed`` (the first seed by default), using the score caches.
+    Built once per Setup and seed: a notebook asks for it several times (the walk-through, the
+    fitted temperatures, the fusion table), and NFCorpus's retrieval 1,388 deep costs seconds each time."""
     seed = seed if seed is not None else setup.params["seeds"][0]
-    construction = setup.params["construction"]
-    eval_mask = split_eval_queries(len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"])
-    return build_training_data(setup.train, setup.collection.corpus, setup.assistants, setup.teacher, k=construction["k"],
-                               rrf_c=construction["rrf_c"], eval_mask=eval_mask, work_dir=setup.work_dir, mining=False), eval_mask
+    memo = setup.__dict__.setdefault("_first_iteration_data", {})
+    if seed not in memo:
+        construction = setup.params["construction"]
+        eval_mask = split_eval_queries(len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"])
+        memo[seed] = (build_training_data(setup.train, setup.collection.corpus, setup.assistants, setup.teacher, k=construction["k"],
+                                          rrf_c=construction["rrf_c"], eval_mask=eval_mask, work_dir=setup.work_dir, mining=False),
+                      eval_mask)
+    return memo[seed]
 
 
 def dataset_statistics(setup: Setup):
@@ -242,9 +248,12 @@ def fitted_temperatures(setup: Setup, seed=None) -> dict:
     """The assistants' temperatures as the first seed's run fits them (iteration-1 training rows)."""
     from .temperature import assistant_temperatures
 
-    data, _ = first_iteration_data(setup, seed)
-    return assistant_temperatures(data, setup.assistants, setup.params["fusion"]["temperature_rule"],
-                                  setup.params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+    memo = setup.__dict__.setdefault("_fitted_temperatures", {})
+    if seed not in memo:
+        data, _ = first_iteration_data(setup, seed)
+        memo[seed] = assistant_temperatures(data, setup.assistants, setup.params["fusion"]["temperature_rule"],
+                                            setup.params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+    return dict(memo[seed])
 
 
 def fusion_kl_per_query(setup: Setup):
@@ -480,13 +489,19 @@ ABLATIONS = [("MTA4DPR", "mta4dpr"), ("w/o assistants", "no_assistants"), ("w/o 
              ("w/o iterations (1 iteration, same total steps)", "no_iterations")]
 
 
+def ablations(setup: Setup) -> list[tuple[str, str]]:
+    """Table 3's rows this profile runs: MTA4DPR, w/o assistants, and the ``study.ablations`` it keeps."""
+    kept = set(setup.params["study"]["ablations"])
+    return [(label, variant) for label, variant in ABLATIONS if variant in ("mta4dpr", "no_assistants") or variant in kept]
+
+
 def ablation_study(setup: Setup):
     """Table 3 (without assistants, fusion, iterations; all at the same optimiser steps) and
     Table 7 (every combination of assistants)."""
     columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
     main = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
     rows = []
-    for label, variant in ABLATIONS:
+    for label, variant in ablations(setup):
         evaluations = [r["final"] for r in run_over_seeds(setup, variant)]
         row = {"variant": label, **_row_from_evaluations(evaluations, columns)}
         if variant != "mta4dpr":

@@ -97,9 +97,12 @@ def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@1
     from .scorers import build_scorer
     from .params import resolve_path
 
-    rows = []
+    rows, shared = [], {}
     for spec in specs:
-        scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(setup.collection.corpus)
+        # members shared across the hybrids: each model is loaded, and each query scored by BM25, once
+        scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"]), shared)
+        if getattr(scorer, "corpus", None) is not setup.collection.corpus:
+            scorer.prepare(setup.collection.corpus)
         result = setup.evaluate(scorer, setup.train, names=metrics)
         rows.append({"candidate": spec["name"], "role": role, "family": "+".join(sorted(model_family(spec))),
                      **{f"train {m}": 100 * result[m] for m in metrics}})

@@ -209,3 +209,11 @@ def test_training_data_round_trip_and_corruption(tmp_path):
     path.write_bytes(bytes(raw))
     assert TrainingData.load(tmp_path / "d") is None
     assert TrainingData.load(tmp_path / "missing") is None
+
+
+def test_first_non_positives_skips_each_querys_own_positives_and_padding():
+    from mta4dpr_core.construction import first_non_positives
+
+    ranked = np.array([[5, 1, 7, 2, 9, -1], [3, 4, -1, -1, -1, -1]])
+    out = first_non_positives(ranked, [[1, 2], [4]], k=3)
+    assert out.tolist() == [[5, 7, 9], [3, -1, -1]]

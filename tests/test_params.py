@@ -87,3 +87,19 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
         load_params(path)
     assert str(path) in str(caught.value)
     assert "not valid YAML:3:" in str(caught.value)
+
+
+def test_study_ablations_decide_which_table3_runs_are_scheduled():
+    import types
+
+    from mta4dpr_core.grid import planned_runs
+    from mta4dpr_core.params import load_params
+
+    def variants(profile, stage="ablations"):
+        params = load_params(f"params/{profile}.yaml")
+        setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+        return {job["variant"] for job in planned_runs(setup, stage)}
+
+    assert {"no_fusion", "no_iterations"} <= variants("mini")
+    assert "no_fusion" in variants("mini_transformer") and "no_iterations" not in variants("mini_transformer")
+    assert "no_iterations" not in variants("mini_transformer", "summary")
