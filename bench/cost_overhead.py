@@ -15,6 +15,7 @@ where its +57% comes from; that baseline is not a variant here, so the +57% is n
 
     .venv/bin/python bench/cost_overhead.py --profile mini --seed 13 --out results/mini
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,12 @@ def cold_run(profile: str, variant: str, seed: int) -> dict:
     scratch = tempfile.mkdtemp(prefix=f"cost-{variant}-")
     raw["seeds"] = [seed]
     raw["data"]["extra_test"] = []
-    raw["output"] = {**raw["output"], "cache_dir": f"{scratch}/cache", "runs_dir": f"{scratch}/runs", "results_dir": f"{scratch}/results"}
+    raw["output"] = {
+        **raw["output"],
+        "cache_dir": f"{scratch}/cache",
+        "runs_dir": f"{scratch}/runs",
+        "results_dir": f"{scratch}/results",
+    }
     params = from_mapping(raw, source=f"{profile} (cold cost, {variant})")
     started = time.perf_counter()
     setup = Setup.from_params(params)
@@ -45,11 +51,15 @@ def cold_run(profile: str, variant: str, seed: int) -> dict:
     started = time.perf_counter()
     run = run_mta4dpr(setup, seed, variant)
     history = run["history"]
-    return {"variant": variant, "setup seconds": setup_seconds, "run seconds": time.perf_counter() - started,
-            "data construction seconds": sum(h["construction_seconds"] for h in history),
-            "training seconds": sum(h["training_seconds"] for h in history),
-            "selection seconds": sum(h.get("select_seconds", 0.0) for h in history),
-            "steps": len(run.get("selections", [])) or None}
+    return {
+        "variant": variant,
+        "setup seconds": setup_seconds,
+        "run seconds": time.perf_counter() - started,
+        "data construction seconds": sum(h["construction_seconds"] for h in history),
+        "training seconds": sum(h["training_seconds"] for h in history),
+        "selection seconds": sum(h.get("select_seconds", 0.0) for h in history),
+        "steps": len(run.get("selections", [])) or None,
+    }
 
 
 def main():
@@ -61,19 +71,29 @@ def main():
     quiet_transformers()
     runs = {variant: cold_run(args.profile, variant, args.seed) for variant in ("mta4dpr", "no_assistants")}
     ours, base = runs["mta4dpr"], runs["no_assistants"]
-    lines = [f"## MTA4DPR's cost over teacher-only KD at equal steps, cold (`{args.profile}`, seed {args.seed}; "
-             f"{machine()['cpu']}, {machine()['cores']} cores)", "",
-             "| cost | MTA4DPR (s) | no assistant (s) | overhead | paper (Table 8) |", "|---|---|---|---|---|"]
-    for name, key in (("training", "training seconds"), ("data construction", "data construction seconds"),
-                      ("setup (cold encodings)", "setup seconds")):
+    lines = [
+        f"## MTA4DPR's cost over teacher-only KD at equal steps, cold (`{args.profile}`, seed {args.seed}; "
+        f"{machine()['cpu']}, {machine()['cores']} cores)",
+        "",
+        "| cost | MTA4DPR (s) | no assistant (s) | overhead | paper (Table 8) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, key in (
+        ("training", "training seconds"),
+        ("data construction", "data construction seconds"),
+        ("setup (cold encodings)", "setup seconds"),
+    ):
         overhead = (ours[key] - base[key]) / base[key] if base[key] else float("nan")
         paper = PAPER.get(name)
         paper_text = f"{paper[0]} h vs {paper[1]} h: {100 * (paper[0] - paper[1]) / paper[1]:+.1f}%" if paper else "–"
         lines.append(f"| {name} | {ours[key]:.1f} | {base[key]:.1f} | {100 * overhead:+.1f}% | {paper_text} |")
     share = ours["selection seconds"] / ours["training seconds"] if ours["training seconds"] else float("nan")
-    lines += ["", f"Per-batch assistant selection: {ours['selection seconds']:.2f} s, {100 * share:.2f}% of MTA4DPR's training time.",
-              "The baseline shares MTA4DPR's data construction (equal data work), so the data-construction overhead is ~0 by "
-              "design; the paper's +57% (traditional KD without assistants) is not tested here."]
+    lines += [
+        "",
+        f"Per-batch assistant selection: {ours['selection seconds']:.2f} s, {100 * share:.2f}% of MTA4DPR's training time.",
+        "The baseline shares MTA4DPR's data construction (equal data work), so the data-construction overhead is ~0 by "
+        "design; the paper's +57% (traditional KD without assistants) is not tested here.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     print(json.dumps(runs, indent=1))

@@ -25,20 +25,20 @@ longest passage) is reported too. The machine's peak is the best of several
 ``--bf16`` adds our encoder with ``inference_dtype="bf16"`` (autocast, opt-in; not
 bit-identical) on the same passages, with its cosine agreement to float32.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
-
 from common import machine, matmul_flops, median, noise_note, quiet_transformers, scifact_dir, write_json
 
 
 def bert_flops(lengths, layers, hidden, intermediate):
     weights = layers * (4 * hidden * hidden + 2 * hidden * intermediate)
     lengths = np.asarray(lengths, dtype=np.float64)
-    return float((2 * weights * lengths + 4 * layers * hidden * lengths ** 2).sum())
+    return float((2 * weights * lengths + 4 * layers * hidden * lengths**2).sum())
 
 
 def main():
@@ -48,12 +48,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bf16", action="store_true", help="also time inference_dtype='bf16' (opt-in reduced precision)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time inference_dtype='bf16' (opt-in reduced precision)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     quiet_transformers()
 
-    import torch
     from sentence_transformers import SentenceTransformer
 
     from mta4dpr_core.data import load_collection
@@ -63,7 +64,9 @@ def main():
     info = machine()
     corpus = load_collection(scifact_dir(), splits=["test"]).corpus
     rng = np.random.default_rng(args.seed)
-    sample = [corpus.texts[i] for i in np.sort(rng.choice(len(corpus), size=min(args.passages, len(corpus)), replace=False))]
+    sample = [
+        corpus.texts[i] for i in np.sort(rng.choice(len(corpus), size=min(args.passages, len(corpus)), replace=False))
+    ]
     resolved = resolve_model("all-MiniLM-L6-v2")
     ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True)
     theirs = SentenceTransformer(str(resolved.path), device="cpu")
@@ -71,7 +74,9 @@ def main():
     config = ours.model.config
     shape = (config.num_hidden_layers, config.hidden_size, config.intermediate_size)
 
-    lengths = np.array([len(ids) for ids in ours.tokenizer(sample, truncation=True, max_length=args.max_length)["input_ids"]])
+    lengths = np.array(
+        [len(ids) for ids in ours.tokenizer(sample, truncation=True, max_length=args.max_length)["input_ids"]]
+    )
     useful = bert_flops(lengths, *shape)
     chunks = np.array_split(np.arange(len(sample)), args.chunks)
     executed = 0.0
@@ -83,8 +88,16 @@ def main():
         return ours.encode(texts, max_length=args.max_length, batch_size=args.batch_size)
 
     def theirs_encode(texts):
-        return np.asarray(theirs.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                        show_progress_bar=False), dtype=np.float32)
+        return np.asarray(
+            theirs.encode(
+                texts,
+                batch_size=args.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )
 
     warm = sample[: min(16, len(sample))]
     ours_encode(warm), theirs_encode(warm)
@@ -94,7 +107,7 @@ def main():
         peaks.append(matmul_flops(repeats=5))
         texts = [sample[i] for i in chunk]
         order = [("ours", ours_encode), ("sentence-transformers", theirs_encode)]
-        for name, fn in (order if number % 2 == 0 else order[::-1]):
+        for name, fn in order if number % 2 == 0 else order[::-1]:
             start = time.perf_counter()
             outputs[name].append(fn(texts))
             seconds[name] += time.perf_counter() - start
@@ -102,10 +115,20 @@ def main():
     ours_vectors, theirs_vectors = np.concatenate(outputs["ours"]), np.concatenate(outputs["sentence-transformers"])
     max_diff = float(np.abs(ours_vectors - theirs_vectors).max())
 
-    result = {"machine": info, "passages": len(sample), "mean_tokens": float(lengths.mean()), "batch_size": args.batch_size,
-              "max_length": args.max_length, "seconds": seconds, "max_abs_diff": max_diff,
-              "passages_per_second": {k: len(sample) / v for k, v in seconds.items()},
-              "useful_flop": useful, "executed_flop": executed, "matmul_flops_median": median(peaks), "matmul_flops_best": max(peaks)}
+    result = {
+        "machine": info,
+        "passages": len(sample),
+        "mean_tokens": float(lengths.mean()),
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "seconds": seconds,
+        "max_abs_diff": max_diff,
+        "passages_per_second": {k: len(sample) / v for k, v in seconds.items()},
+        "useful_flop": useful,
+        "executed_flop": executed,
+        "matmul_flops_median": median(peaks),
+        "matmul_flops_best": max(peaks),
+    }
     result["speedup_vs_sentence_transformers"] = seconds["sentence-transformers"] / seconds["ours"]
     result["ours_flops"] = useful / seconds["ours"]
     result["ours_flops_executed"] = executed / seconds["ours"]
@@ -126,26 +149,37 @@ def main():
         result["bf16_top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_fp32, top_bf16)]))
 
     pps = result["passages_per_second"]
-    lines = ["### Encoding throughput (all-MiniLM-L6-v2, float32, mean pooling + L2 norm)", "",
-             f"{len(sample)} SciFact corpus passages (seed {args.seed}; mean {lengths.mean():.0f} tokens, "
-             f"{(lengths == args.max_length).mean():.0%} truncated at {args.max_length}), batch size {args.batch_size}, "
-             f"{args.chunks} alternating chunks.", "",
-             "| encoder | passages/s | seconds |", "|---|---|---|",
-             f"| ours: TransformerEncoder.encode | {pps['ours']:.2f} | {seconds['ours']:.1f} |",
-             f"| SentenceTransformer.encode | {pps['sentence-transformers']:.2f} | {seconds['sentence-transformers']:.1f} |"]
+    lines = [
+        "### Encoding throughput (all-MiniLM-L6-v2, float32, mean pooling + L2 norm)",
+        "",
+        f"{len(sample)} SciFact corpus passages (seed {args.seed}; mean {lengths.mean():.0f} tokens, "
+        f"{(lengths == args.max_length).mean():.0%} truncated at {args.max_length}), batch size {args.batch_size}, "
+        f"{args.chunks} alternating chunks.",
+        "",
+        "| encoder | passages/s | seconds |",
+        "|---|---|---|",
+        f"| ours: TransformerEncoder.encode | {pps['ours']:.2f} | {seconds['ours']:.1f} |",
+        f"| SentenceTransformer.encode | {pps['sentence-transformers']:.2f} | {seconds['sentence-transformers']:.1f} |",
+    ]
     if args.bf16:
-        lines.append(f"| ours, inference_dtype=bf16 (opt-in) | {len(sample) / result['bf16_seconds']:.2f} | {result['bf16_seconds']:.1f} |")
-    lines += ["",
-              f"- speed-up vs sentence-transformers: **{result['speedup_vs_sentence_transformers']:.2f}x** (goal >= 1.3x); "
-              f"max |difference| of the embeddings {max_diff:.1e}",
-              f"- achieved: {result['ours_flops'] / 1e9:.1f} GFLOP/s useful ({result['ours_flops_executed'] / 1e9:.1f} GFLOP/s executed incl. padding) "
-              f"vs float32 matmul {result['matmul_flops_median'] / 1e9:.1f} GFLOP/s (median between chunks; best {result['matmul_flops_best'] / 1e9:.1f}): "
-              f"**{result['fraction_of_matmul']:.0%}** of matmul (goal >= 70%)",
-              f"- FLOPs per passage: 2*W*n + 4*L*h*n^2 with W = L*(4h^2 + 2hi) = {shape[0] * (4 * shape[1] ** 2 + 2 * shape[1] * shape[2]) / 1e6:.1f}M weights; "
-              f"{useful / 1e12:.2f} TFLOP useful, {executed / 1e12:.2f} TFLOP executed"]
+        lines.append(
+            f"| ours, inference_dtype=bf16 (opt-in) | {len(sample) / result['bf16_seconds']:.2f} | {result['bf16_seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        f"- speed-up vs sentence-transformers: **{result['speedup_vs_sentence_transformers']:.2f}x** (goal >= 1.3x); "
+        f"max |difference| of the embeddings {max_diff:.1e}",
+        f"- achieved: {result['ours_flops'] / 1e9:.1f} GFLOP/s useful ({result['ours_flops_executed'] / 1e9:.1f} GFLOP/s executed incl. padding) "
+        f"vs float32 matmul {result['matmul_flops_median'] / 1e9:.1f} GFLOP/s (median between chunks; best {result['matmul_flops_best'] / 1e9:.1f}): "
+        f"**{result['fraction_of_matmul']:.0%}** of matmul (goal >= 70%)",
+        f"- FLOPs per passage: 2*W*n + 4*L*h*n^2 with W = L*(4h^2 + 2hi) = {shape[0] * (4 * shape[1] ** 2 + 2 * shape[1] * shape[2]) / 1e6:.1f}M weights; "
+        f"{useful / 1e12:.2f} TFLOP useful, {executed / 1e12:.2f} TFLOP executed",
+    ]
     if args.bf16:
-        lines.append(f"- bf16 (opt-in): **{result['bf16_speedup_vs_sentence_transformers']:.2f}x** sentence-transformers float32; "
-                     f"min cosine to float32 {result['bf16_min_cosine']:.5f}, top-10 neighbour overlap {result['bf16_top10_overlap']:.3f}")
+        lines.append(
+            f"- bf16 (opt-in): **{result['bf16_speedup_vs_sentence_transformers']:.2f}x** sentence-transformers float32; "
+            f"min cosine to float32 {result['bf16_min_cosine']:.5f}, top-10 neighbour overlap {result['bf16_top10_overlap']:.3f}"
+        )
     lines.append(f"- {noise_note(info)}")
     print("\n".join(lines))
     write_json(args.json, result)

@@ -12,6 +12,7 @@ to compare (the forced run is what an AVX2-only CPU sees):
         .venv/bin/python bench/first_iteration.py --profile mini_transformer --json /tmp/avx2.json
     .venv/bin/python bench/first_iteration.py --compare /tmp/native.json /tmp/avx2.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,22 @@ def measure(args) -> dict:
     raw = copy.deepcopy(params)
     raw["iterations"]["count"] = 1
     raw["seeds"] = [args.seed]
-    raw["output"] = {**raw["output"], "cache_dir": f"{scratch}/cache", "runs_dir": f"{scratch}/runs", "results_dir": f"{scratch}/results"}
+    raw["output"] = {
+        **raw["output"],
+        "cache_dir": f"{scratch}/cache",
+        "runs_dir": f"{scratch}/runs",
+        "results_dir": f"{scratch}/results",
+    }
     if profile_steps:
         raw["models"]["student"] = {**student, "warm_start": {**student["warm_start"], "steps": args.warm_start_steps}}
     params = from_mapping(raw, source=f"{args.profile} (first iteration)")
     device = default_device()
-    result = {"profile": args.profile, "machine": machine(), "precision": precision.describe(device),
-              "training_precision": precision.dtype_name(precision.autocast_dtype(params["training"]["amp"], device))}
+    result = {
+        "profile": args.profile,
+        "machine": machine(),
+        "precision": precision.describe(device),
+        "training_precision": precision.dtype_name(precision.autocast_dtype(params["training"]["amp"], device)),
+    }
     started = time.perf_counter()
     setup = Setup.from_params(params)
     result["setup_seconds"] = time.perf_counter() - started
@@ -53,7 +63,9 @@ def measure(args) -> dict:
         setup.new_student(args.seed)  # computes and caches the warm start; the run below loads it
         seconds = time.perf_counter() - started
         # includes encoding the warm start's 8,000 target texts once (a fixed cost), so no per-step extrapolation
-        result.update(warm_start_steps=args.warm_start_steps, warm_start_seconds=seconds, profile_warm_start_steps=profile_steps)
+        result.update(
+            warm_start_steps=args.warm_start_steps, warm_start_seconds=seconds, profile_warm_start_steps=profile_steps
+        )
     started = time.perf_counter()
     run = run_mta4dpr(setup, args.seed)
     result["iteration_seconds"] = time.perf_counter() - started
@@ -63,24 +75,32 @@ def measure(args) -> dict:
 
 def compare(paths):
     runs = [json.load(open(p)) for p in paths]
-    print("| capability | training precision | setup (cold encodings) s | warm start s (steps, incl. target encoding) | iteration 1 s |")
+    print(
+        "| capability | training precision | setup (cold encodings) s | warm start s (steps, incl. target encoding) | iteration 1 s |"
+    )
     print("|---|---|---|---|---|")
     for r in runs:
-        print(f"| {r['precision']['cpu_capability']} | {r['training_precision']} | {r['setup_seconds']:.0f} | "
-              f"{r.get('warm_start_seconds', float('nan')):.0f} ({r.get('warm_start_steps')}) | {r['iteration_seconds']:.0f} |")
+        print(
+            f"| {r['precision']['cpu_capability']} | {r['training_precision']} | {r['setup_seconds']:.0f} | "
+            f"{r.get('warm_start_seconds', float('nan')):.0f} ({r.get('warm_start_steps')}) | {r['iteration_seconds']:.0f} |"
+        )
     base = runs[0]
     for r in runs[1:]:
-        print(f"{r['precision']['cpu_capability']} / {base['precision']['cpu_capability']}: iteration 1 "
-              f"{r['iteration_seconds'] / base['iteration_seconds']:.2f}x, warm start "
-              f"{r.get('warm_start_seconds', 0) / max(base.get('warm_start_seconds', 0), 1e-9):.2f}x, setup "
-              f"{r['setup_seconds'] / base['setup_seconds']:.2f}x")
+        print(
+            f"{r['precision']['cpu_capability']} / {base['precision']['cpu_capability']}: iteration 1 "
+            f"{r['iteration_seconds'] / base['iteration_seconds']:.2f}x, warm start "
+            f"{r.get('warm_start_seconds', 0) / max(base.get('warm_start_seconds', 0), 1e-9):.2f}x, setup "
+            f"{r['setup_seconds'] / base['setup_seconds']:.2f}x"
+        )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="mini_transformer")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--warm-start-steps", type=int, default=40, help="warm-start steps timed (extrapolated to the profile's)")
+    parser.add_argument(
+        "--warm-start-steps", type=int, default=40, help="warm-start steps timed (extrapolated to the profile's)"
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--compare", nargs="+", default=None, help="print a comparison of earlier --json outputs")
     args = parser.parse_args()

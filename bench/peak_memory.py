@@ -25,6 +25,7 @@ Usage::
     .venv/bin/python bench/peak_memory.py --sizes 20000 200000 --steps 200
     .venv/bin/python bench/peak_memory.py --contrast     # also: gather through the mapping, full load
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,18 @@ def build(directory: Path, n: int):
 
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(n)
-    shapes = {"query_rows": ((n,), np.int64), "candidates": ((n, WIDTH), np.int64), "is_positive": ((n, WIDTH), np.bool_),
-              "teacher_scores": ((n, WIDTH), np.float32), "assistant_scores": ((ASSISTANTS, n, WIDTH), np.float32),
-              "origin": ((n,), np.int8)}
-    arrays = {name: open_memmap(directory / f"{name}.npy", mode="w+", dtype=dtype, shape=shape) for name, (shape, dtype) in shapes.items()}
+    shapes = {
+        "query_rows": ((n,), np.int64),
+        "candidates": ((n, WIDTH), np.int64),
+        "is_positive": ((n, WIDTH), np.bool_),
+        "teacher_scores": ((n, WIDTH), np.float32),
+        "assistant_scores": ((ASSISTANTS, n, WIDTH), np.float32),
+        "origin": ((n,), np.int8),
+    }
+    arrays = {
+        name: open_memmap(directory / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        for name, (shape, dtype) in shapes.items()
+    }
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         rows = stop - start
@@ -86,8 +95,11 @@ def build(directory: Path, n: int):
     for name in shapes:
         path = directory / f"{name}.npy"
         Path(str(path) + ".sha256").write_text(_sha256(path) + "\n")
-    (directory / "meta.json").write_text(json.dumps({"query_ids": [], "query_texts": [],
-                                                     "assistant_names": [f"a{i}" for i in range(ASSISTANTS)], "stats": {}}))
+    (directory / "meta.json").write_text(
+        json.dumps(
+            {"query_ids": [], "query_texts": [], "assistant_names": [f"a{i}" for i in range(ASSISTANTS)], "stats": {}}
+        )
+    )
 
 
 def _status():
@@ -116,10 +128,12 @@ def measure(directory: Path, steps: int, queries: int, negatives: int, mmap: boo
     data = TrainingData.load(directory, mmap=mmap)
     load_seconds = time.perf_counter() - t0
     assert data is not None, "training data rejected"
-    config = TrainConfig(queries_per_batch=queries, negatives_per_query=negatives, assistant_temperatures=[0.05, 0.05, 1.0, 1.0])
+    config = TrainConfig(
+        queries_per_batch=queries, negatives_per_query=negatives, assistant_temperatures=[0.05, 0.05, 1.0, 1.0]
+    )
     rows = np.arange(len(data))
     peak_anon = peak_file = 0.0
-    chosen_counts = np.zeros(2 ** ASSISTANTS - 1, int)
+    chosen_counts = np.zeros(2**ASSISTANTS - 1, int)
     t1 = time.perf_counter()
     for step in range(steps):
         rng = np.random.default_rng([config.seed, 1, step])
@@ -127,18 +141,34 @@ def measure(directory: Path, steps: int, queries: int, negatives: int, mmap: boo
         teacher, candidates = batch_distributions(data, batch_rows, columns, config)
         chosen, _ = select_assistant(softmax(teacher), candidates, "kl", config.rbo_p, rng)
         docs = np.take_along_axis(take_rows(data.candidates, batch_rows), columns, 1)
-        assert docs.shape == (queries, negatives + 1) and candidates.shape == (2 ** ASSISTANTS - 1, queries, negatives + 1)
+        assert docs.shape == (queries, negatives + 1) and candidates.shape == (
+            2**ASSISTANTS - 1,
+            queries,
+            negatives + 1,
+        )
         chosen_counts[chosen] += 1
         if step % 10 == 0 or step == steps - 1:
             now = _status()
             peak_anon, peak_file = max(peak_anon, now["RssAnon"]), max(peak_file, now["RssFile"])
     loop_seconds = time.perf_counter() - t1
-    print(json.dumps({
-        "queries": len(data), "mmap": mmap, "reads": reads, "steps": steps,
-        "bytes_on_disk": sum(p.stat().st_size for p in directory.glob("*.npy")),
-        "baseline_rss_mb": baseline["VmRSS"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_anon_mb": peak_anon, "peak_file_mb": peak_file, "load_seconds": load_seconds,
-        "ms_per_step": 1000 * loop_seconds / steps, "assistants_chosen": int((chosen_counts > 0).sum())}))
+    print(
+        json.dumps(
+            {
+                "queries": len(data),
+                "mmap": mmap,
+                "reads": reads,
+                "steps": steps,
+                "bytes_on_disk": sum(p.stat().st_size for p in directory.glob("*.npy")),
+                "baseline_rss_mb": baseline["VmRSS"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_anon_mb": peak_anon,
+                "peak_file_mb": peak_file,
+                "load_seconds": load_seconds,
+                "ms_per_step": 1000 * loop_seconds / steps,
+                "assistants_chosen": int((chosen_counts > 0).sum()),
+            }
+        )
+    )
 
 
 def main():
@@ -147,15 +177,22 @@ def main():
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--queries", type=int, default=64)
     parser.add_argument("--negatives", type=int, default=34)
-    parser.add_argument("--dir", default=None, help="where to write the synthetic data (default: a temporary directory, removed after)")
-    parser.add_argument("--full-load", action="store_true", help="also measure mmap=False (loads everything; for contrast)")
+    parser.add_argument(
+        "--dir", default=None, help="where to write the synthetic data (default: a temporary directory, removed after)"
+    )
+    parser.add_argument(
+        "--full-load", action="store_true", help="also measure mmap=False (loads everything; for contrast)"
+    )
     parser.add_argument("--contrast", action="store_true", help="--full-load and --through-mapping")
     parser.add_argument("--json", default=None, help="write the measurements to this JSON file")
     parser.add_argument("--build", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-mmap", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--through-mapping", action="store_true",
-                        help="also measure gathering rows through the mapping instead of take_rows (for contrast)")
+    parser.add_argument(
+        "--through-mapping",
+        action="store_true",
+        help="also measure gathering rows through the mapping instead of take_rows (for contrast)",
+    )
     args = parser.parse_args()
     if args.contrast:
         args.full_load = args.through_mapping = True
@@ -163,7 +200,14 @@ def main():
         build(Path(args.build), args.sizes[0])
         return
     if args.measure:
-        measure(Path(args.measure), args.steps, args.queries, args.negatives, mmap=not args.no_mmap, reads=not args.through_mapping)
+        measure(
+            Path(args.measure),
+            args.steps,
+            args.queries,
+            args.negatives,
+            mmap=not args.no_mmap,
+            reads=not args.through_mapping,
+        )
         return
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="mta4dpr-peakmem-"))
@@ -174,7 +218,9 @@ def main():
             directory = root / f"n{n}"
             if not (directory / "meta.json").exists():
                 t0 = time.perf_counter()
-                subprocess.run([sys.executable, __file__, "--build", str(directory), "--sizes", str(n)], check=True, env=env)
+                subprocess.run(
+                    [sys.executable, __file__, "--build", str(directory), "--sizes", str(n)], check=True, env=env
+                )
                 print(f"built {n} queries in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             modes = [("mmap", [])]
             if args.through_mapping:
@@ -182,8 +228,18 @@ def main():
             if args.full_load:
                 modes.append(("full load", ["--no-mmap"]))
             for label, flags in modes:
-                command = [sys.executable, __file__, "--measure", str(directory), "--steps", str(args.steps),
-                           "--queries", str(args.queries), "--negatives", str(args.negatives)] + flags
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--measure",
+                    str(directory),
+                    "--steps",
+                    str(args.steps),
+                    "--queries",
+                    str(args.queries),
+                    "--negatives",
+                    str(args.negatives),
+                ] + flags
                 out = subprocess.run(command, check=True, env=env, capture_output=True, text=True).stdout
                 results.append({**json.loads(out.strip().splitlines()[-1]), "label": label})
                 print(f"measured {n} ({label}): {results[-1]}", file=sys.stderr)
@@ -193,23 +249,34 @@ def main():
 
     mapped = [r for r in results if r["label"] == "mmap"]
     small, large = mapped[0], mapped[-1]
-    lines = ["### Peak memory of the data path (sample_batch + batch_distributions + select_assistant)", "",
-             f"{args.steps} steps of {args.queries} queries x {args.negatives + 1} candidates, 1 teacher + {ASSISTANTS} assistants "
-             f"({2 ** ASSISTANTS - 1} candidate distributions), {WIDTH} candidates stored per query.", "",
-             "| queries | on disk | load | peak RSS | RSS after imports | peak RSS - baseline | peak anon RSS | peak file RSS | ms/step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### Peak memory of the data path (sample_batch + batch_distributions + select_assistant)",
+        "",
+        f"{args.steps} steps of {args.queries} queries x {args.negatives + 1} candidates, 1 teacher + {ASSISTANTS} assistants "
+        f"({2**ASSISTANTS - 1} candidate distributions), {WIDTH} candidates stored per query.",
+        "",
+        "| queries | on disk | load | peak RSS | RSS after imports | peak RSS - baseline | peak anon RSS | peak file RSS | ms/step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['queries']:,} | {r['bytes_on_disk'] / 2**20:,.0f} MiB | {r['label']} | "
-                     f"{r['peak_rss_mb']:,.0f} MiB | {r['baseline_rss_mb']:,.0f} MiB | {r['peak_rss_mb'] - r['baseline_rss_mb']:,.0f} MiB | "
-                     f"{r['peak_anon_mb']:,.0f} MiB | {r['peak_file_mb']:,.0f} MiB | {r['ms_per_step']:.2f} |")
+        lines.append(
+            f"| {r['queries']:,} | {r['bytes_on_disk'] / 2**20:,.0f} MiB | {r['label']} | "
+            f"{r['peak_rss_mb']:,.0f} MiB | {r['baseline_rss_mb']:,.0f} MiB | {r['peak_rss_mb'] - r['baseline_rss_mb']:,.0f} MiB | "
+            f"{r['peak_anon_mb']:,.0f} MiB | {r['peak_file_mb']:,.0f} MiB | {r['ms_per_step']:.2f} |"
+        )
     data_ratio = large["queries"] / small["queries"]
     rss_ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
-    lines += ["", f"- data size ratio: {data_ratio:.1f}x; peak RSS ratio (memory-mapped): **{rss_ratio:.2f}x**; "
-                  f"peak anonymous RSS ratio: {large['peak_anon_mb'] / small['peak_anon_mb']:.2f}x",
-              f"- bounded: {'yes' if rss_ratio < 1.25 else 'NO'} (peak RSS grows {rss_ratio:.2f}x while the data grows {data_ratio:.0f}x)"]
+    lines += [
+        "",
+        f"- data size ratio: {data_ratio:.1f}x; peak RSS ratio (memory-mapped): **{rss_ratio:.2f}x**; "
+        f"peak anonymous RSS ratio: {large['peak_anon_mb'] / small['peak_anon_mb']:.2f}x",
+        f"- bounded: {'yes' if rss_ratio < 1.25 else 'NO'} (peak RSS grows {rss_ratio:.2f}x while the data grows {data_ratio:.0f}x)",
+    ]
     print("\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "rss_ratio": rss_ratio, "data_ratio": data_ratio}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"results": results, "rss_ratio": rss_ratio, "data_ratio": data_ratio}, indent=2)
+        )
 
 
 if __name__ == "__main__":

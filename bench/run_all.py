@@ -9,6 +9,7 @@ last results. Usage::
     .venv/bin/python bench/run_all.py --only selection construction
     .venv/bin/python bench/run_all.py --report-only    # rebuild perf.md from results/bench/
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def run(name):
     if done.returncode != 0:
         print(done.stdout[-3000:], done.stderr[-5000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"{name} failed with exit code {done.returncode}")
-    block = done.stdout[done.stdout.index("###"):] if "###" in done.stdout else done.stdout
+    block = done.stdout[done.stdout.index("###") :] if "###" in done.stdout else done.stdout
     from mta4dpr_core.atomic import atomic_write_text
 
     atomic_write_text(OUT / f"{name}.md", block.strip() + "\n")
@@ -68,38 +69,90 @@ def report():
     from mta4dpr_core.atomic import atomic_write_text
 
     info = machine()
-    enc, train, sel, cons, mem = (load(n) for n in ("encoding", "training_step", "selection", "construction", "peak_memory"))
+    enc, train, sel, cons, mem = (
+        load(n) for n in ("encoding", "training_step", "selection", "construction", "peak_memory")
+    )
     rows = []
     if enc:
-        rows.append(("Encoding: ours / sentence-transformers (passages/s, float32)", f"{enc['speedup_vs_sentence_transformers']:.2f}x",
-                     ">= 1.3x", verdict(enc["speedup_vs_sentence_transformers"] >= 1.3)))
-        rows.append(("Encoding: achieved / matmul FLOP/s (float32)", f"{enc['fraction_of_matmul']:.0%}", ">= 70%",
-                     verdict(enc["fraction_of_matmul"] >= 0.7)))
+        rows.append(
+            (
+                "Encoding: ours / sentence-transformers (passages/s, float32)",
+                f"{enc['speedup_vs_sentence_transformers']:.2f}x",
+                ">= 1.3x",
+                verdict(enc["speedup_vs_sentence_transformers"] >= 1.3),
+            )
+        )
+        rows.append(
+            (
+                "Encoding: achieved / matmul FLOP/s (float32)",
+                f"{enc['fraction_of_matmul']:.0%}",
+                ">= 70%",
+                verdict(enc["fraction_of_matmul"] >= 0.7),
+            )
+        )
         if "bf16_speedup_vs_sentence_transformers" in enc:
-            rows.append(("Encoding: ours bf16 (opt-in) / sentence-transformers float32", f"{enc['bf16_speedup_vs_sentence_transformers']:.2f}x",
-                         "(informational)", f"min cosine {enc['bf16_min_cosine']:.5f}"))
+            rows.append(
+                (
+                    "Encoding: ours bf16 (opt-in) / sentence-transformers float32",
+                    f"{enc['bf16_speedup_vs_sentence_transformers']:.2f}x",
+                    "(informational)",
+                    f"min cosine {enc['bf16_min_cosine']:.5f}",
+                )
+            )
     if train:
-        rows.append(("Training step: ours / sentence-transformers (queries/s)", f"{train['speedup']:.2f}x", ">= 1.0x", verdict(train["speedup"] >= 1.0)))
+        rows.append(
+            (
+                "Training step: ours / sentence-transformers (queries/s)",
+                f"{train['speedup']:.2f}x",
+                ">= 1.0x",
+                verdict(train["speedup"] >= 1.0),
+            )
+        )
     if sel:
-        rows.append(("Selection (worst method, select only) / training step", f"{sel['worst_percent_select']:.3f}%", "< 1%",
-                     verdict(sel["worst_percent_select"] < 1)))
-        rows.append(("Selection (worst method, fuse + select) / training step", f"{sel['worst_percent_fuse_select']:.3f}%", "< 1%",
-                     verdict(sel["worst_percent_fuse_select"] < 1)))
+        rows.append(
+            (
+                "Selection (worst method, select only) / training step",
+                f"{sel['worst_percent_select']:.3f}%",
+                "< 1%",
+                verdict(sel["worst_percent_select"] < 1),
+            )
+        )
+        rows.append(
+            (
+                "Selection (worst method, fuse + select) / training step",
+                f"{sel['worst_percent_fuse_select']:.3f}%",
+                "< 1%",
+                verdict(sel["worst_percent_fuse_select"] < 1),
+            )
+        )
     if cons:
         for i, ratio in enumerate(cons["ratios"], start=2):
             rows.append((f"Construction: iteration {i} / iteration 1", f"{ratio:.0%}", "<= 30%", verdict(ratio <= 0.3)))
     if mem:
-        rows.append((f"Peak RSS: {mem['data_ratio']:.0f}x more queries (memory-mapped)", f"{mem['rss_ratio']:.2f}x", "bounded",
-                     verdict(mem["rss_ratio"] < 1.25)))
+        rows.append(
+            (
+                f"Peak RSS: {mem['data_ratio']:.0f}x more queries (memory-mapped)",
+                f"{mem['rss_ratio']:.2f}x",
+                "bounded",
+                verdict(mem["rss_ratio"] < 1.25),
+            )
+        )
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["# Performance", "",
-             f"Generated by `bench/run_all.py` on {now}. Machine: {info['cpu']}, {info['cores']} cores, "
-             f"torch {info['torch']} with {info['torch_threads']} threads, GPU: {info['gpu'] or 'none'}. "
-             "The 2 cores are shared with other jobs, so every timing is noisy (each benchmark notes the load average at its start); "
-             "the comparisons alternate the two sides to spread load changes over both.", "",
-             "## Summary", "", "| figure | measured | goal | status |", "|---|---|---|---|"]
+    lines = [
+        "# Performance",
+        "",
+        f"Generated by `bench/run_all.py` on {now}. Machine: {info['cpu']}, {info['cores']} cores, "
+        f"torch {info['torch']} with {info['torch_threads']} threads, GPU: {info['gpu'] or 'none'}. "
+        "The 2 cores are shared with other jobs, so every timing is noisy (each benchmark notes the load average at its start); "
+        "the comparisons alternate the two sides to spread load changes over both.",
+        "",
+        "## Summary",
+        "",
+        "| figure | measured | goal | status |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    notes = (HERE / "perf_notes.md")
+    notes = HERE / "perf_notes.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     for name in ("encoding", "training_step", "selection", "construction", "peak_memory"):

@@ -15,6 +15,7 @@ model, not a different one), and where a step's time goes with ``--profile-steps
     .venv/bin/python bench/student_precision.py --layers 2 3 6 --steps 6 --rounds 2
     .venv/bin/python bench/student_precision.py --model /path/to/all-MiniLM-L6-v2 --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,19 @@ def main():
     resolved = resolve_model(args.model)
 
     def config(amp, round_number):
-        return TrainConfig(steps=args.steps + 1, queries_per_batch=args.queries, negatives_per_query=args.passages - 1,
-                           learning_rate=1e-4, warmup_steps=1, max_query_length=args.query_length,
-                           max_passage_length=args.passage_length, checkpoint_every=0, amp=amp,
-                           assistant_temperatures=[1.0] * 4, seed=200 + round_number)
+        return TrainConfig(
+            steps=args.steps + 1,
+            queries_per_batch=args.queries,
+            negatives_per_query=args.passages - 1,
+            learning_rate=1e-4,
+            warmup_steps=1,
+            max_query_length=args.query_length,
+            max_passage_length=args.passage_length,
+            checkpoint_every=0,
+            amp=amp,
+            assistant_temperatures=[1.0] * 4,
+            seed=200 + round_number,
+        )
 
     rows, result = [], {"machine": info, "device": device, "layers": {}}
     for layers in args.layers:
@@ -69,21 +79,37 @@ def main():
             for amp in order:
                 student = copy.deepcopy(base)  # the same start and the same batches for both precisions
                 # the training setting for float32 is `off` (no autocast)
-                record = train_student(student, data, corpus.texts, config("off" if amp == "fp32" else amp, round_number))
+                record = train_student(
+                    student, data, corpus.texts, config("off" if amp == "fp32" else amp, round_number)
+                )
                 times[amp] += [r["step_seconds"] for r in record[1:]]
                 last_loss[amp] = record[-1]["total"]
         fp32, bf16 = median(times["fp32"]), median(times["bf16"])
-        result["layers"][layers] = {"fp32_step_seconds": times["fp32"], "bf16_step_seconds": times["bf16"],
-                                    "fp32_median": fp32, "bf16_median": bf16, "speedup": fp32 / bf16,
-                                    "last_loss": last_loss}
-        rows.append(f"| {layers} | {fp32 * 1000:.1f} | {bf16 * 1000:.1f} | **{fp32 / bf16:.2f}x** | "
-                    f"{last_loss['fp32']:.3f} / {last_loss['bf16']:.3f} |")
-    lines = [f"### Transformer student step, float32 vs bf16 autocast ({device})", "",
-             f"all-MiniLM-L6-v2 cut to n layers, mean pooling; {args.queries} queries x {args.passages} passages, lengths "
-             f"{args.query_length}/{args.passage_length}; {args.rounds} alternating rounds of {args.steps} timed steps "
-             "(+1 warm-up) per precision.", "",
-             "| layers | fp32 ms/step | bf16 ms/step | bf16 speed-up | last-step loss fp32 / bf16 |", "|---|---|---|---|---|",
-             *rows, "", f"- {noise_note(info)}"]
+        result["layers"][layers] = {
+            "fp32_step_seconds": times["fp32"],
+            "bf16_step_seconds": times["bf16"],
+            "fp32_median": fp32,
+            "bf16_median": bf16,
+            "speedup": fp32 / bf16,
+            "last_loss": last_loss,
+        }
+        rows.append(
+            f"| {layers} | {fp32 * 1000:.1f} | {bf16 * 1000:.1f} | **{fp32 / bf16:.2f}x** | "
+            f"{last_loss['fp32']:.3f} / {last_loss['bf16']:.3f} |"
+        )
+    lines = [
+        f"### Transformer student step, float32 vs bf16 autocast ({device})",
+        "",
+        f"all-MiniLM-L6-v2 cut to n layers, mean pooling; {args.queries} queries x {args.passages} passages, lengths "
+        f"{args.query_length}/{args.passage_length}; {args.rounds} alternating rounds of {args.steps} timed steps "
+        "(+1 warm-up) per precision.",
+        "",
+        "| layers | fp32 ms/step | bf16 ms/step | bf16 speed-up | last-step loss fp32 / bf16 |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"- {noise_note(info)}",
+    ]
     print("\n".join(lines))
     if args.json:
         write_json(args.json, result)

@@ -18,13 +18,13 @@ samples (same seed), so both sides see exactly the same texts.
 The two alternate in rounds (the cores are shared); the first step of the first
 round is a warm-up and is not counted. Reported: median seconds per step, queries/s.
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import numpy as np
-
 from common import machine, median, noise_note, quiet_transformers, scifact_dir, write_json
 
 
@@ -41,10 +41,17 @@ def synthetic_training_data(split, corpus, width=31, assistants=4, seed=0):
     for r, i in enumerate(rows):
         candidates[r, 0] = positives[i][0]
         is_positive[r, 0] = True
-    return TrainingData(list(split.query_ids), list(split.query_texts), np.asarray(rows, np.int64), candidates, is_positive,
-                        rng.normal(size=(n, width)).astype(np.float32) * 3,
-                        rng.normal(size=(assistants, n, width)).astype(np.float32), [f"a{i}" for i in range(assistants)],
-                        np.zeros(n, np.int8))
+    return TrainingData(
+        list(split.query_ids),
+        list(split.query_texts),
+        np.asarray(rows, np.int64),
+        candidates,
+        is_positive,
+        rng.normal(size=(n, width)).astype(np.float32) * 3,
+        rng.normal(size=(assistants, n, width)).astype(np.float32),
+        [f"a{i}" for i in range(assistants)],
+        np.zeros(n, np.int8),
+    )
 
 
 def main():
@@ -73,11 +80,21 @@ def main():
     corpus, split = collection.corpus, collection.splits["train"]
     data = synthetic_training_data(split, corpus)
     resolved = resolve_model("all-MiniLM-L6-v2")
+
     def config(round_number):
         steps = args.steps + (1 if round_number == 0 else 0)
-        return TrainConfig(steps=steps, queries_per_batch=args.queries, negatives_per_query=args.passages - 1, learning_rate=3e-5,
-                           warmup_steps=1, max_query_length=args.query_length, max_passage_length=args.passage_length,
-                           checkpoint_every=0, assistant_temperatures=[1.0] * 4, seed=100 + round_number)
+        return TrainConfig(
+            steps=steps,
+            queries_per_batch=args.queries,
+            negatives_per_query=args.passages - 1,
+            learning_rate=3e-5,
+            warmup_steps=1,
+            max_query_length=args.query_length,
+            max_passage_length=args.passage_length,
+            checkpoint_every=0,
+            assistant_temperatures=[1.0] * 4,
+            seed=100 + round_number,
+        )
 
     torch.manual_seed(0)
     ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True)
@@ -124,20 +141,35 @@ def main():
         select_times += [r["select_seconds"] for r in record]
 
     ours_step, theirs_step = median(ours_times), median(theirs_times)
-    result = {"machine": info, "queries": args.queries, "passages_per_query": args.passages,
-              "lengths": [args.query_length, args.passage_length], "ours_step_seconds": ours_times,
-              "sentence_transformers_step_seconds": theirs_times, "ours_median": ours_step, "sentence_transformers_median": theirs_step,
-              "ours_queries_per_second": args.queries / ours_step, "sentence_transformers_queries_per_second": args.queries / theirs_step,
-              "speedup": theirs_step / ours_step, "ours_select_seconds_median": median(select_times)}
-    lines = ["### Training step (all-MiniLM-L6-v2 student, float32, AdamW)", "",
-             f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
-             f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
-             f"{args.steps} timed steps each (+1 warm-up step in the first).", "",
-             "| trainer | median s/step | queries/s |", "|---|---|---|",
-             f"| ours: train_student (MTA4DPR loss, selection over 15 candidates) | {ours_step:.2f} | {args.queries / ours_step:.2f} |",
-             f"| sentence-transformers + DistillKLDivLoss | {theirs_step:.2f} | {args.queries / theirs_step:.2f} |", "",
-             f"- speed-up: **{result['speedup']:.2f}x** (goal >= 1.0x)",
-             f"- {noise_note(info)}"]
+    result = {
+        "machine": info,
+        "queries": args.queries,
+        "passages_per_query": args.passages,
+        "lengths": [args.query_length, args.passage_length],
+        "ours_step_seconds": ours_times,
+        "sentence_transformers_step_seconds": theirs_times,
+        "ours_median": ours_step,
+        "sentence_transformers_median": theirs_step,
+        "ours_queries_per_second": args.queries / ours_step,
+        "sentence_transformers_queries_per_second": args.queries / theirs_step,
+        "speedup": theirs_step / ours_step,
+        "ours_select_seconds_median": median(select_times),
+    }
+    lines = [
+        "### Training step (all-MiniLM-L6-v2 student, float32, AdamW)",
+        "",
+        f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
+        f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
+        f"{args.steps} timed steps each (+1 warm-up step in the first).",
+        "",
+        "| trainer | median s/step | queries/s |",
+        "|---|---|---|",
+        f"| ours: train_student (MTA4DPR loss, selection over 15 candidates) | {ours_step:.2f} | {args.queries / ours_step:.2f} |",
+        f"| sentence-transformers + DistillKLDivLoss | {theirs_step:.2f} | {args.queries / theirs_step:.2f} |",
+        "",
+        f"- speed-up: **{result['speedup']:.2f}x** (goal >= 1.0x)",
+        f"- {noise_note(info)}",
+    ]
     print("\n".join(lines))
     write_json(args.json, result)
 

@@ -1,2 +1,3 @@
 """MTA4DPR: multi-teaching-assistants iterative knowledge distillation for dense passage retrieval."""
+
 __version__ = "0.1.0"

@@ -4,20 +4,22 @@ Every output goes to a temporary file in the target directory and is renamed int
 place (``os.replace`` is atomic on POSIX). Array and checkpoint files get a sidecar
 ``<file>.sha256``; readers verify it and treat a mismatch as a missing cache.
 """
+
 from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 import json
 import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CacheError
+from .layers import NOT_COMPUTING
 
 log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
@@ -152,9 +154,9 @@ def try_load_npz(path):
 
 # Modules that only present results (tables, figures, claims, statistics, notebooks, the runner's
 # bookkeeping): editing them changes no run, no encoding and no score, so they stay out of the
-# digest that keys runs and caches. A notebook's own done-marker uses the full digest.
-REPORT_MODULES = frozenset({"plots", "tables", "studies", "claims", "statistics", "walkthrough", "notebook", "runner",
-                            "progress", "export", "paper", "expectations", "pipeline", "ladder", "replication"})
+# digest that keys runs and caches (layers.py declares them). A notebook's own done-marker uses the
+# full digest.
+REPORT_MODULES = NOT_COMPUTING
 
 
 def code_digest(include_report: bool = False, root: Path | None = None) -> str:

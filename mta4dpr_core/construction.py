@@ -15,6 +15,7 @@ Rows hold one query each: ``candidates`` [N, P + k] (positives first, -1 padding
 [m, N, P + k]. At MS MARCO scale (500k x 101 x 5 float32 = 1 GB) these are
 ``.npy`` files opened with ``mmap_mode="r"``.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import code_digest, atomic_write_json, content_hash, save_array, save_npz, sha256_file, try_load_npz
+from .atomic import atomic_write_json, code_digest, content_hash, save_array, save_npz, sha256_file, try_load_npz
 from .errors import CacheError
 
 log = logging.getLogger(__name__)
@@ -219,13 +220,13 @@ def split_eval_queries(n_queries, fraction, seed, minimum=1):
 class TrainingData:
     query_ids: list
     query_texts: list
-    query_rows: np.ndarray        # [N] index into the split's query list
-    candidates: np.ndarray        # [N, P + k] doc indices, positives first, -1 padding
-    is_positive: np.ndarray       # [N, P + k]
-    teacher_scores: np.ndarray    # [N, P + k] raw teacher logits
+    query_rows: np.ndarray  # [N] index into the split's query list
+    candidates: np.ndarray  # [N, P + k] doc indices, positives first, -1 padding
+    is_positive: np.ndarray  # [N, P + k]
+    teacher_scores: np.ndarray  # [N, P + k] raw teacher logits
     assistant_scores: np.ndarray  # [m, N, P + k]
     assistant_names: list
-    origin: np.ndarray            # [N] 0 = base, 1 = mined from the previous student's failures
+    origin: np.ndarray  # [N] 0 = base, 1 = mined from the previous student's failures
     stats: dict = field(default_factory=dict)
 
     def __len__(self):
@@ -237,8 +238,15 @@ class TrainingData:
         directory = Path(directory)
         for name in self.ARRAYS:
             save_array(directory / f"{name}.npy", getattr(self, name))
-        atomic_write_json(directory / "meta.json", {"query_ids": self.query_ids, "query_texts": self.query_texts,
-                                                    "assistant_names": self.assistant_names, "stats": self.stats})
+        atomic_write_json(
+            directory / "meta.json",
+            {
+                "query_ids": self.query_ids,
+                "query_texts": self.query_texts,
+                "assistant_names": self.assistant_names,
+                "stats": self.stats,
+            },
+        )
 
     @classmethod
     def load(cls, directory, mmap=True):
@@ -259,7 +267,13 @@ class TrainingData:
         except (CacheError, OSError, ValueError) as error:
             log.warning("training data rejected, rebuilding: %s", error)
             return None
-        return cls(meta["query_ids"], meta["query_texts"], assistant_names=meta["assistant_names"], stats=meta["stats"], **arrays)
+        return cls(
+            meta["query_ids"],
+            meta["query_texts"],
+            assistant_names=meta["assistant_names"],
+            stats=meta["stats"],
+            **arrays,
+        )
 
 
 def _positive_matrix(positives, width):
@@ -297,8 +311,21 @@ def mine_student_failures(student, teacher, query_ids, query_texts, positives, r
     return np.asarray(rows)[chosen], negatives[chosen]
 
 
-def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_mask, work_dir, previous_student=None,
-                        mining=True, mining_max_rank=15, query_limit=None) -> TrainingData:
+def build_training_data(
+    split,
+    corpus,
+    assistants,
+    teacher,
+    *,
+    k,
+    rrf_c,
+    eval_mask,
+    work_dir,
+    previous_student=None,
+    mining=True,
+    mining_max_rank=15,
+    query_limit=None,
+) -> TrainingData:
     """One iteration's dataset (paper 3.2.1) for the non-eval queries of ``split``."""
     started = time.perf_counter()
     stats = {}
@@ -312,9 +339,13 @@ def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_ma
     width = max(1, max(len(p) for p in pos))
     # a store is valid for one scorer (its spec) over one corpus and one query list, under the code that scored it
     scope = content_hash(corpus.ids, split.query_ids, code_digest())
-    stores = {s.name: PairScoreStore(work_dir / "scores" / f"{getattr(s, 'cache_name', s.name)}-"
-                                     f"{getattr(s, 'identity_digest', '')}-{scope}.npz", len(corpus))
-              for s in [teacher, *assistants]}
+    stores = {
+        s.name: PairScoreStore(
+            work_dir / "scores" / f"{getattr(s, 'cache_name', s.name)}-{getattr(s, 'identity_digest', '')}-{scope}.npz",
+            len(corpus),
+        )
+        for s in [teacher, *assistants]
+    }
 
     per_assistant = [retrieve_negatives(a, ids, texts, pos, k) for a in assistants]
     merged = merge_candidates(per_assistant)
@@ -326,8 +357,18 @@ def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_ma
 
     stats["mined_queries"] = 0
     if mining and previous_student is not None:
-        mined_rows, mined_negatives = mine_student_failures(previous_student, teacher, split.query_ids, split.query_texts, positives,
-                                                            rows, k, mining_max_rank, stores[teacher.name], stats)
+        mined_rows, mined_negatives = mine_student_failures(
+            previous_student,
+            teacher,
+            split.query_ids,
+            split.query_texts,
+            positives,
+            rows,
+            k,
+            mining_max_rank,
+            stores[teacher.name],
+            stats,
+        )
         if len(mined_rows):
             mined_pos = _positive_matrix([positives[i] for i in mined_rows], width)
             candidates = np.concatenate([candidates, np.concatenate([mined_pos, mined_negatives], axis=1)])
@@ -338,8 +379,11 @@ def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_ma
     all_ids = [split.query_ids[i] for i in row_index]
     all_texts = [split.query_texts[i] for i in row_index]
     teacher_scores = score_with_cache(teacher, all_ids, all_texts, row_index, candidates, stores[teacher.name], stats)
-    assistant_scores = np.stack([score_with_cache(a, all_ids, all_texts, row_index, candidates, stores[a.name]) for a in assistants]) \
-        if assistants else np.zeros((0,) + candidates.shape, np.float32)
+    assistant_scores = (
+        np.stack([score_with_cache(a, all_ids, all_texts, row_index, candidates, stores[a.name]) for a in assistants])
+        if assistants
+        else np.zeros((0,) + candidates.shape, np.float32)
+    )
     for store in stores.values():
         store.save()
     is_positive = np.zeros(candidates.shape, bool)
@@ -347,5 +391,15 @@ def build_training_data(split, corpus, assistants, teacher, *, k, rrf_c, eval_ma
     stats["seconds"] = round(time.perf_counter() - started, 3)
     stats["rows"] = int(len(row_index))
     stats["base_queries"] = int(len(rows))
-    return TrainingData(list(split.query_ids), list(split.query_texts), row_index.astype(np.int64), candidates, is_positive,
-                        teacher_scores.astype(np.float32), assistant_scores.astype(np.float32), [a.name for a in assistants], origin, stats)
+    return TrainingData(
+        list(split.query_ids),
+        list(split.query_texts),
+        row_index.astype(np.int64),
+        candidates,
+        is_positive,
+        teacher_scores.astype(np.float32),
+        assistant_scores.astype(np.float32),
+        [a.name for a in assistants],
+        origin,
+        stats,
+    )

@@ -11,6 +11,7 @@ Layouts:
   ``qrels.<split>.tsv`` (TREC 4 columns ``qid 0 pid grade`` or 3 columns).
 - ``ir_datasets:<id>`` loads through ir_datasets (users with internet).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -55,7 +56,11 @@ class Split:
     def positives(self, corpus: Corpus) -> list:
         """Per query, the corpus indices of its relevant passages."""
         return [
-            [corpus.index[d] for d, g in sorted(self.qrels.get(q, {}).items()) if g >= self.relevance_level and d in corpus.index]
+            [
+                corpus.index[d]
+                for d, g in sorted(self.qrels.get(q, {}).items())
+                if g >= self.relevance_level and d in corpus.index
+            ]
             for q in self.query_ids
         ]
 
@@ -90,7 +95,9 @@ def _decode(raw: bytes, path, line_no):
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(path, f"not valid UTF-8 (byte {error.start}: {raw[error.start:error.start + 1]!r})", line_no) from None
+        raise DataError(
+            path, f"not valid UTF-8 (byte {error.start}: {raw[error.start : error.start + 1]!r})", line_no
+        ) from None
 
 
 def read_jsonl(path):
@@ -125,7 +132,11 @@ def read_tsv(path, columns, header_first=None, allow=None):
         if line_no == 1 and header_first and fields[0] == header_first:
             continue
         if len(fields) not in allowed:
-            raise DataError(path, f"expected {' or '.join(map(str, sorted(allowed)))} tab-separated columns, got {len(fields)}", line_no)
+            raise DataError(
+                path,
+                f"expected {' or '.join(map(str, sorted(allowed)))} tab-separated columns, got {len(fields)}",
+                line_no,
+            )
         yield line_no, fields
 
 
@@ -179,7 +190,9 @@ def load_qrels(path, queries: dict, corpus: Corpus) -> dict:
     path = Path(path)
     qrels, seen = {}, {}
     for line_no, fields in read_tsv(path, 3, header_first="query-id", allow=(3, 4)):
-        query_id, doc_id, grade = (fields[0], fields[1], fields[2]) if len(fields) == 3 else (fields[0], fields[2], fields[3])
+        query_id, doc_id, grade = (
+            (fields[0], fields[1], fields[2]) if len(fields) == 3 else (fields[0], fields[2], fields[3])
+        )
         try:
             grade = int(grade)
         except ValueError:
@@ -189,7 +202,11 @@ def load_qrels(path, queries: dict, corpus: Corpus) -> dict:
         if doc_id not in corpus.index:
             raise DataError(path, f"qrels name unknown document {doc_id!r}", line_no)
         if (query_id, doc_id) in seen:
-            raise DataError(path, f"duplicate judgment for ({query_id}, {doc_id}) (first on line {seen[(query_id, doc_id)]})", line_no)
+            raise DataError(
+                path,
+                f"duplicate judgment for ({query_id}, {doc_id}) (first on line {seen[(query_id, doc_id)]})",
+                line_no,
+            )
         seen[(query_id, doc_id)] = line_no
         qrels.setdefault(query_id, {})[doc_id] = grade
     if not qrels:
@@ -269,7 +286,7 @@ def load_collection(directory, splits=None) -> Collection:
         queries = {}
         for query_file in sorted(directory.glob("queries.*.tsv")):
             queries.update(load_msmarco_tsv_queries(query_file))
-        available = sorted(p.name[len("qrels."):-len(".tsv")] for p in directory.glob("qrels.*.tsv"))
+        available = sorted(p.name[len("qrels.") : -len(".tsv")] for p in directory.glob("qrels.*.tsv"))
         qrels_path = lambda split: directory / f"qrels.{split}.tsv"  # noqa: E731
     wanted = splits or available
     result = {}
@@ -317,7 +334,9 @@ def resolve_split(root, spec: str) -> tuple:
     collection_name, split_name = spec.rsplit("/", 1)
     collection = load_collection(Path(root) / collection_name)
     if split_name not in collection.splits:
-        raise DataError(Path(root) / collection_name, f"split {split_name!r} not found; available: {sorted(collection.splits)}")
+        raise DataError(
+            Path(root) / collection_name, f"split {split_name!r} not found; available: {sorted(collection.splits)}"
+        )
     return collection, collection.splits[split_name]
 
 
@@ -328,8 +347,13 @@ def subsample_split(split: Split, max_queries, seed=0) -> Split:
     order = np.random.default_rng(seed).permutation(len(split))[:max_queries]
     keep = sorted(order.tolist())
     query_ids = [split.query_ids[i] for i in keep]
-    return Split(split.name, query_ids, [split.query_texts[i] for i in keep],
-                 {q: split.qrels[q] for q in query_ids}, split.relevance_level)
+    return Split(
+        split.name,
+        query_ids,
+        [split.query_texts[i] for i in keep],
+        {q: split.qrels[q] for q in query_ids},
+        split.relevance_level,
+    )
 
 
 def subsample_corpus(corpus: Corpus, max_corpus, keep_ids=(), seed=0) -> Corpus:
@@ -353,7 +377,13 @@ def restrict_split(split: Split, corpus: Corpus) -> Split:
     qrels = {q: {d: g for d, g in split.qrels[q].items() if d in corpus.index} for q in split.query_ids}
     keep = [i for i, q in enumerate(split.query_ids) if any(g >= split.relevance_level for g in qrels[q].values())]
     query_ids = [split.query_ids[i] for i in keep]
-    return Split(split.name, query_ids, [split.query_texts[i] for i in keep], {q: qrels[q] for q in query_ids}, split.relevance_level)
+    return Split(
+        split.name,
+        query_ids,
+        [split.query_texts[i] for i in keep],
+        {q: qrels[q] for q in query_ids},
+        split.relevance_level,
+    )
 
 
 def load_trec_run(path) -> dict:

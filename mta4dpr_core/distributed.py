@@ -20,12 +20,12 @@ Command line (one process per GPU; rank 0 merges)::
         --collection ../shared/data/scifact --kind hf --model all-MiniLM-L6-v2 \\
         --pooling mean --normalize --max-length 256 --batch-size 256 --out-dir runs/shards
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -67,8 +67,13 @@ def init_from_env(backend: str | None = None, timeout_minutes: float = 60.0) -> 
         return 0, 1, 0
     if not dist.is_initialized():
         backend = backend or default_backend()
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(minutes=timeout_minutes))
+        dist.init_process_group(
+            backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world,
+            timeout=datetime.timedelta(minutes=timeout_minutes),
+        )
         log.info("rank %d/%d joined the %s process group", rank, world, backend)
     return dist.get_rank(), dist.get_world_size(), local_rank
 
@@ -139,8 +144,16 @@ def _read_shard_meta(path: Path):
         return None
 
 
-def encode_corpus_sharded(encoder, texts, shard_id: int, num_shards: int, out_dir, max_length: int = 256,
-                          batch_size: int = 64, overwrite: bool = False) -> Path:
+def encode_corpus_sharded(
+    encoder,
+    texts,
+    shard_id: int,
+    num_shards: int,
+    out_dir,
+    max_length: int = 256,
+    batch_size: int = 64,
+    overwrite: bool = False,
+) -> Path:
     """Encode shard ``shard_id`` of ``num_shards`` of ``texts`` and write it atomically.
 
     The shard is the contiguous range :func:`shard_range` gives. The array goes
@@ -153,8 +166,16 @@ def encode_corpus_sharded(encoder, texts, shard_id: int, num_shards: int, out_di
     start, stop = shard_range(len(texts), shard_id, num_shards)
     path = shard_path(out_dir, shard_id, num_shards)
     part = texts[start:stop]
-    expected = {"shard_id": shard_id, "num_shards": num_shards, "start": start, "stop": stop, "total": len(texts),
-                "texts_sha256": texts_digest(part), "max_length": max_length, "encoder": _identity(encoder)}
+    expected = {
+        "shard_id": shard_id,
+        "num_shards": num_shards,
+        "start": start,
+        "stop": stop,
+        "total": len(texts),
+        "texts_sha256": texts_digest(part),
+        "max_length": max_length,
+        "encoder": _identity(encoder),
+    }
     if not overwrite:
         meta = _read_shard_meta(path)
         if meta is not None and all(meta.get(k) == v for k, v in expected.items()) and path.exists():
@@ -163,16 +184,19 @@ def encode_corpus_sharded(encoder, texts, shard_id: int, num_shards: int, out_di
                 log.info("shard %d/%d already encoded: %s", shard_id, num_shards, path)
                 return path
     if part:
-        vectors = np.asarray(encoder.encode(part, max_length=max_length, batch_size=batch_size,
-                                            desc=f"shard {shard_id}/{num_shards}"), dtype=np.float32)
+        vectors = np.asarray(
+            encoder.encode(part, max_length=max_length, batch_size=batch_size, desc=f"shard {shard_id}/{num_shards}"),
+            dtype=np.float32,
+        )
     else:
         vectors = np.zeros((0, int(getattr(encoder, "dim", 0) or 0)), dtype=np.float32)
     if vectors.shape[0] != len(part):
         raise RuntimeError(f"encoder returned {vectors.shape[0]} vectors for {len(part)} texts")
     save_array(path, vectors)
     checksum = Path(str(path) + ".sha256").read_text().strip()
-    atomic_write_json(_meta_path(path), {**expected, "rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]),
-                                         "sha256": checksum})
+    atomic_write_json(
+        _meta_path(path), {**expected, "rows": int(vectors.shape[0]), "dim": int(vectors.shape[1]), "sha256": checksum}
+    )
     return path
 
 
@@ -203,12 +227,14 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
         if meta["total"] != total or (expected_total is not None and total != expected_total):
             raise CacheError(f"{path}: written for {meta['total']} texts, expected {expected_total or total}")
         if meta["start"] != cursor or meta["stop"] < meta["start"] or meta["rows"] != meta["stop"] - meta["start"]:
-            raise CacheError(f"{path}: covers [{meta['start']}, {meta['stop']}) with {meta['rows']} rows; expected to start at {cursor}")
+            raise CacheError(
+                f"{path}: covers [{meta['start']}, {meta['stop']}) with {meta['rows']} rows; expected to start at {cursor}"
+            )
         if meta["rows"] and dim is not None and meta["dim"] != dim:
             raise CacheError(f"{path}: dimension {meta['dim']}, other shards have {dim}")
         if meta["rows"]:
             dim = meta["dim"]
-        if texts is not None and texts_digest(texts[meta["start"]:meta["stop"]]) != meta["texts_sha256"]:
+        if texts is not None and texts_digest(texts[meta["start"] : meta["stop"]]) != meta["texts_sha256"]:
             raise CacheError(f"{path}: encodes different texts than given")
         sidecar = Path(str(path) + ".sha256")
         if not sidecar.exists() or sidecar.read_text().strip() != meta.get("sha256"):
@@ -222,7 +248,7 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
     if out_path is None:
         out = np.empty((total, dim), dtype=np.float32)
         for path, meta in metas:
-            out[meta["start"]:meta["stop"]] = _load_shard(path, meta, dim)
+            out[meta["start"] : meta["stop"]] = _load_shard(path, meta, dim)
         return out
 
     out_path = Path(out_path)
@@ -232,7 +258,7 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
     try:
         merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
         for path, meta in metas:
-            merged[meta["start"]:meta["stop"]] = _load_shard(path, meta, dim)
+            merged[meta["start"] : meta["stop"]] = _load_shard(path, meta, dim)
         merged.flush()
         del merged
         with open(tmp, "rb+") as handle:
@@ -251,8 +277,15 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
 
 def _load_shard(path: Path, meta: dict, dim: int) -> np.ndarray:
     array = load_array(path)  # verifies the checksum, raises CacheError on a mismatch
-    if array.dtype != np.float32 or array.ndim != 2 or array.shape[0] != meta["rows"] or (meta["rows"] and array.shape[1] != dim):
-        raise CacheError(f"{path}: array {array.dtype} {array.shape} disagrees with its record ({meta['rows']} x {dim})")
+    if (
+        array.dtype != np.float32
+        or array.ndim != 2
+        or array.shape[0] != meta["rows"]
+        or (meta["rows"] and array.shape[1] != dim)
+    ):
+        raise CacheError(
+            f"{path}: array {array.dtype} {array.shape} disagrees with its record ({meta['rows']} x {dim})"
+        )
     return array
 
 

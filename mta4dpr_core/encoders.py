@@ -9,6 +9,7 @@ transformer and the static one) are ``nn.Module`` s with ``tokenize`` and
 Pooling ``cls_last3`` is the paper's student representation: the mean of the
 [CLS] vectors of the last three layers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,7 @@ _TEXT_IDS_LIMIT = 200_000
 def length_sorted_batches(texts, batch_size):
     """Indices in batches of similar length (longest first), to minimise padding."""
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
@@ -50,7 +51,9 @@ def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
         return np.zeros((0, 0), dtype=np.float32)
     out = None
     batches = length_sorted_batches(texts, batch_size)
-    for idx in progress.progress_bar(batches, desc=desc, total=len(batches), disable=len(texts) <= batch_size, unit="batch"):
+    for idx in progress.progress_bar(
+        batches, desc=desc, total=len(batches), disable=len(texts) <= batch_size, unit="batch"
+    ):
         emb = embed_batch([texts[i] for i in idx])
         if out is None:
             out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
@@ -69,19 +72,25 @@ class TransformerEncoder(nn.Module):
 
     trainable = True
 
-    def __init__(self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer", inference_dtype=None):
+    def __init__(
+        self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer", inference_dtype=None
+    ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if inference_dtype not in INFERENCE_DTYPES:
-            raise ValueError(f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}")
+            raise ValueError(
+                f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}"
+            )
         self.model, self.tokenizer, self.pooling, self.normalize, self.name = model, tokenizer, pooling, normalize, name
         # opt-in reduced precision for ``encode`` only (autocast; weights stay float32):
         # about 2x on CPUs with AVX512-BF16 and on GPUs, at cosine >= 0.9999 to float32
         self.inference_dtype = inference_dtype
 
     @classmethod
-    def from_name(cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None):
+    def from_name(
+        cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None
+    ):
         from transformers import AutoModel, AutoTokenizer
 
         resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
@@ -100,8 +109,13 @@ class TransformerEncoder(nn.Module):
         return self.model.config.hidden_size
 
     def identity(self):
-        identity = {"class": "transformer", "name": self.name, "pooling": self.pooling, "normalize": self.normalize,
-                    "layers": self.model.config.num_hidden_layers}
+        identity = {
+            "class": "transformer",
+            "name": self.name,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "layers": self.model.config.num_hidden_layers,
+        }
         if getattr(self, "inference_dtype", None):  # float32 keeps its historical cache keys
             # the precision actually used: "auto" encodes in bf16 on one machine and float32 on another
             identity["inference_dtype"] = dtype_name(self._inference_dtype())
@@ -135,7 +149,9 @@ class TransformerEncoder(nn.Module):
         dtype = self._inference_dtype()
         device_type = next(self.model.parameters()).device.type
         with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
-            result = encode_in_batches(lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc)
+            result = encode_in_batches(
+                lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc
+            )
         self.train(was_training)
         return result
 
@@ -150,7 +166,9 @@ class StaticEncoder(nn.Module):
 
     def __init__(self, embedding: np.ndarray, tokenizer, normalize=True, name="static"):
         super().__init__()
-        self.embedding = nn.Embedding.from_pretrained(torch.tensor(np.asarray(embedding, dtype=np.float32)), freeze=False, padding_idx=None)
+        self.embedding = nn.Embedding.from_pretrained(
+            torch.tensor(np.asarray(embedding, dtype=np.float32)), freeze=False, padding_idx=None
+        )
         self.tokenizer, self.normalize, self.name = tokenizer, normalize, name
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
@@ -196,8 +214,13 @@ class StaticEncoder(nn.Module):
         return self.embedding.embedding_dim
 
     def identity(self):
-        return {"class": "static", "name": self.name, "normalize": self.normalize, "vocab": self.embedding.num_embeddings,
-                "dim": self.embedding.embedding_dim}
+        return {
+            "class": "static",
+            "name": self.name,
+            "normalize": self.normalize,
+            "vocab": self.embedding.num_embeddings,
+            "dim": self.embedding.embedding_dim,
+        }
 
     def _tokenizer_key(self):
         """A digest of the tokenizer (its JSON), so a memo is never shared by two vocabularies."""
@@ -257,7 +280,9 @@ class StaticEncoder(nn.Module):
         id_map[torch.as_tensor(trainable, dtype=torch.long)] = torch.arange(len(trainable))
         if frozen:
             id_map[torch.as_tensor(frozen, dtype=torch.long)] = len(trainable) + torch.arange(len(frozen))
-        self.embedding = nn.Embedding.from_pretrained(weight[torch.as_tensor(trainable, dtype=torch.long)].clone(), freeze=False, sparse=True)
+        self.embedding = nn.Embedding.from_pretrained(
+            weight[torch.as_tensor(trainable, dtype=torch.long)].clone(), freeze=False, sparse=True
+        )
         frozen_rows = weight[torch.as_tensor(frozen, dtype=torch.long)] if frozen else weight[:0]
         self.register_buffer("frozen_table", torch.cat([frozen_rows, torch.zeros(1, weight.shape[1])]).clone())
         self.register_buffer("id_map", id_map)
@@ -313,7 +338,9 @@ class StaticEncoder(nn.Module):
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             batches = length_sorted_batches(texts, batch_size)
-            for idx in progress.progress_bar(batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"):
+            for idx in progress.progress_bar(
+                batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"
+            ):
                 out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
         self.train(was_training)
         return out
@@ -368,8 +395,16 @@ class SentenceTransformerEncoder:
 
     def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
         self.model.max_seq_length = max_length
-        return np.asarray(self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=self.normalize,
-                                            show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
+        return np.asarray(
+            self.model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            ),
+            dtype=np.float32,
+        )
 
 
 def default_device() -> torch.device:
@@ -386,9 +421,14 @@ def build_encoder(spec: dict, cache_dir=None):
     assistants' scores are the same on every CPU kind."""
     kind, model = spec.get("kind"), spec.get("model")
     if kind == "hf":
-        encoder = TransformerEncoder.from_name(model, pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", False),
-                                               num_layers=spec.get("num_layers"), cache_dir=cache_dir,
-                                               inference_dtype=spec.get("inference_dtype"))
+        encoder = TransformerEncoder.from_name(
+            model,
+            pooling=spec.get("pooling", "cls_last3"),
+            normalize=spec.get("normalize", False),
+            num_layers=spec.get("num_layers"),
+            cache_dir=cache_dir,
+            inference_dtype=spec.get("inference_dtype"),
+        )
         # a frozen scorer encodes on the GPU when there is one (the paper profile's assistants and
         # first stage encode 8.8M passages); a trainable student is placed by train_student
         return encoder.to(default_device())

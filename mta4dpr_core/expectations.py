@@ -23,6 +23,7 @@ MTA4DPR · nDCG@10 = 70.80 ± 1.00: ok
 >>> print(check_condition(table, {**condition, "tolerance": 0.1}))
 MTA4DPR · nDCG@10 = 70.80 ± 0.10: OUT (measured 70.31)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,7 +54,9 @@ def load_expectations(profile: str) -> list[dict] | None:
     if not isinstance(conditions, list):
         raise DataError(path, "expected a top-level `conditions:` list")
     for number, condition in enumerate(conditions, 1):
-        required = {"id", "table", "row", "column"} | ({"verdict"} if "verdict" in condition else {"expected", "tolerance"})
+        required = {"id", "table", "row", "column"} | (
+            {"verdict"} if "verdict" in condition else {"expected", "tolerance"}
+        )
         missing = sorted(required - set(condition))
         if missing:
             raise DataError(path, f"condition {number} ({condition.get('id', '?')}): missing key(s) {missing}")
@@ -93,9 +96,13 @@ def check_tables(profile: str, tables: dict[str, pd.DataFrame]) -> str:
     """Every condition of ``profile`` on the given tables (name -> frame), one line each."""
     conditions = load_expectations(profile)
     if conditions is None:
-        return f"no expected scores for profile {profile} ({expected_path(profile).relative_to(REPO_ROOT)} does not exist)"
-    lines = [f"{len([c for c in conditions if c['table'] in tables])} conditions of params/expected/{profile}.yaml "
-             "(tolerances above the measured cross-CPU spread):"]
+        return (
+            f"no expected scores for profile {profile} ({expected_path(profile).relative_to(REPO_ROOT)} does not exist)"
+        )
+    lines = [
+        f"{len([c for c in conditions if c['table'] in tables])} conditions of params/expected/{profile}.yaml "
+        "(tolerances above the measured cross-CPU spread):"
+    ]
     for condition in conditions:
         if condition["table"] in tables:
             lines.append("  " + check_condition(tables[condition["table"]], condition))
@@ -106,5 +113,6 @@ def spread_of_row(rows_spread: pd.DataFrame, table: str, key) -> pd.DataFrame:
     """The rows of ``cpu_spread_rows.csv`` for ``table``'s row ``key`` (a table keyed by several text
     columns stores its row as a tuple, e.g. ``('teacher', 'teacher', nan)``)."""
     key = str(key)
-    return rows_spread[(rows_spread["table"] == table)
-                       & rows_spread["row"].map(lambda r: r == key or r.startswith(f"({key!r},"))]
+    return rows_spread[
+        (rows_spread["table"] == table) & rows_spread["row"].map(lambda r: r == key or r.startswith(f"({key!r},"))
+    ]

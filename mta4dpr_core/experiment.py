@@ -4,6 +4,7 @@
 builds and prepares the scorers, and knows how to make a fresh student and how to
 evaluate any scorer on any split.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,7 +20,7 @@ from .data import Collection, resolve_split, restrict_split, subsample_corpus, s
 from .encoders import StaticEncoder, TransformerEncoder
 from .errors import ParamsError
 from .metrics import evaluate, run_from_arrays
-from .params import REPO_ROOT, resolve_path
+from .params import resolve_path
 from .scorers import DenseScorer, build_scorer
 from .warm_start import WarmStartConfig, warm_started
 
@@ -44,8 +45,7 @@ class StudentScorer(DenseScorer):
         self.fingerprint = parameter_fingerprint(student)
 
     def cache_key(self, texts, max_length):
-        from .atomic import content_hash
-        from .atomic import texts_digest
+        from .atomic import content_hash, texts_digest
 
         return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
 
@@ -57,15 +57,24 @@ def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
     torch.manual_seed(seed)
     kind = spec.get("kind")
     if kind == "static":
-        student = StaticEncoder.from_name(spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir)
+        student = StaticEncoder.from_name(
+            spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir
+        )
         dim = spec.get("dim")
         if dim:
             # WordLlama is Matryoshka-trained: its leading dimensions are a smaller model.
-            student.embedding = torch.nn.Embedding.from_pretrained(student.embedding.weight.data[:, :dim].clone(), freeze=False)
+            student.embedding = torch.nn.Embedding.from_pretrained(
+                student.embedding.weight.data[:, :dim].clone(), freeze=False
+            )
         return student
     if kind == "hf":
-        student = TransformerEncoder.from_name(spec["model"], pooling=spec.get("pooling", "cls_last3"), normalize=spec.get("normalize", True),
-                                               num_layers=spec.get("num_layers"), cache_dir=cache_dir)
+        student = TransformerEncoder.from_name(
+            spec["model"],
+            pooling=spec.get("pooling", "cls_last3"),
+            normalize=spec.get("normalize", True),
+            num_layers=spec.get("num_layers"),
+            cache_dir=cache_dir,
+        )
         if spec.get("warm_start") and data_root is not None:
             student = warm_started(student, spec, data_root, cache_dir)
             torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
@@ -96,12 +105,17 @@ class Setup:
         for key, spec in student_specs(params):
             texts = spec.get("warm_start") and root / WarmStartConfig.from_spec(spec["warm_start"]).texts
             if texts and not texts.is_dir():
-                raise ParamsError(f"{key}.warm_start.texts", f"{texts}: no such corpus directory for the [CLS] warm start "
-                                  "(a folder under data.root)")
+                raise ParamsError(
+                    f"{key}.warm_start.texts",
+                    f"{texts}: no such corpus directory for the [CLS] warm start (a folder under data.root)",
+                )
         collection, train = resolve_split(root, data["train"])
         test_collection, test = resolve_split(root, data["test"])
         if test_collection is not collection:
-            raise ParamsError("data.test", "train and test must come from the same collection (extra collections go in data.extra_test)")
+            raise ParamsError(
+                "data.test",
+                "train and test must come from the same collection (extra collections go in data.extra_test)",
+            )
         train = subsample_split(train, data["max_train_queries"], seed=1)
         test = subsample_split(test, data["max_test_queries"], seed=2)
         judged = {d for s in (train, test) for q in s.query_ids for d in s.qrels[q]}
@@ -113,7 +127,12 @@ class Setup:
         for spec in data["extra_test"]:
             extra_collection, split = resolve_split(root, spec)
             split = subsample_split(split, data["max_extra_test_queries"], seed=4)
-            extra_corpus = subsample_corpus(extra_collection.corpus, data["max_corpus"], {d for q in split.query_ids for d in split.qrels[q]}, seed=5)
+            extra_corpus = subsample_corpus(
+                extra_collection.corpus,
+                data["max_corpus"],
+                {d for q in split.query_ids for d in split.qrels[q]},
+                seed=5,
+            )
             if extra_corpus is not extra_collection.corpus:
                 extra_collection = Collection(extra_collection.name, extra_corpus, extra_collection.splits)
                 split = restrict_split(split, extra_corpus)
@@ -165,13 +184,27 @@ class Setup:
     def student_scorer(self, student, name, cache_name=None):
         """A frozen copy of ``student`` as a scorer; ``cache_name`` keys its pair-score store (unique per run)."""
         training = self.params["training"]
-        scorer = StudentScorer(copy.deepcopy(student).cpu().eval(), name, training["max_query_length"],
-                               training["max_passage_length"], self.params["loss"]["student_temperature"], self.cache_dir)
+        scorer = StudentScorer(
+            copy.deepcopy(student).cpu().eval(),
+            name,
+            training["max_query_length"],
+            training["max_passage_length"],
+            self.params["loss"]["student_temperature"],
+            self.cache_dir,
+        )
         scorer.cache_name = cache_name or name
         return scorer.prepare(self.collection.corpus)
 
-    def evaluate(self, scorer, split=None, collection=None, names=("MRR@10", "nDCG@10", "R@100"), depth=None, query_mask=None,
-                 per_query=False):
+    def evaluate(
+        self,
+        scorer,
+        split=None,
+        collection=None,
+        names=("MRR@10", "nDCG@10", "R@100"),
+        depth=None,
+        query_mask=None,
+        per_query=False,
+    ):
         """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them
         (means, or ``{metric: {query id: value}}`` with ``per_query``)."""
         split = split or self.test
@@ -201,12 +234,17 @@ class Setup:
         """Test split plus every extra test set: ``{"test": {metric: mean}, "msmarco-trecdl/dl19": {...},
         "per_query": {"test": {metric: {query id: value}}, ...}}`` (per-query values feed the paired statistics)."""
         out, per_query = {}, {}
-        blocks = [("test", self.test, self.collection, names)] + \
-                 [(spec, split, collection, EXTRA_TEST_METRICS) for spec, (collection, split) in self.extra_tests.items() if extra_tests]
+        blocks = [("test", self.test, self.collection, names)] + [
+            (spec, split, collection, EXTRA_TEST_METRICS)
+            for spec, (collection, split) in self.extra_tests.items()
+            if extra_tests
+        ]
         for key, split, collection, metrics in blocks:
             values = self.evaluate(scorer, split, collection, names=metrics, per_query=True)
             per_query[key] = {m: {q: float(values[m].get(q, 0.0)) for q in split.query_ids} for m in metrics}
-            out[key] = {m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics}
+            out[key] = {
+                m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics
+            }
         out["per_query"] = per_query
         return out
 

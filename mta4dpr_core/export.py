@@ -88,6 +88,7 @@ assistant_names        list<string>           the iteration's assistant pool
 assistant_scores       list<list<float32>>    [assistant][candidate] raw scores
 =====================  =====================  ===========================================================
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,22 @@ from .errors import Mta4dprError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("iteration", "row", "query_id", "query_text", "is_eval", "origin", "positive_ids", "negative_ids", "negative_texts",
-           "candidate_ids", "is_positive", "teacher_scores", "assistant_names", "assistant_scores")
+COLUMNS = (
+    "iteration",
+    "row",
+    "query_id",
+    "query_text",
+    "is_eval",
+    "origin",
+    "positive_ids",
+    "negative_ids",
+    "negative_texts",
+    "candidate_ids",
+    "is_positive",
+    "teacher_scores",
+    "assistant_names",
+    "assistant_scores",
+)
 
 
 class ExportError(Mta4dprError):
@@ -170,6 +185,7 @@ def ordinary_permissions(path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Students
 # ---------------------------------------------------------------------------------------------
+
 
 def _staging_dir(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -250,8 +266,13 @@ def export_student(student, out, max_seq_length=None, metadata=None, max_query_l
             modules = sentence_transformer_modules(student, scratch, max_seq_length)
             model = SentenceTransformer(modules=modules, device="cpu")
             model.save(str(staging / "model"))
-        info = {"exported_by": "mta4dpr_core.export", "student": student.identity(), "max_seq_length": max_seq_length,
-                "max_query_length": max_query_length, **(metadata or {})}
+        info = {
+            "exported_by": "mta4dpr_core.export",
+            "student": student.identity(),
+            "max_seq_length": max_seq_length,
+            "max_query_length": max_query_length,
+            **(metadata or {}),
+        }
         (staging / "model" / "mta4dpr_export.json").write_text(json.dumps(info, indent=2, default=str))
         (staging / "model" / "README.md").write_text(export_readme(student, max_query_length, max_seq_length, metadata))
         ordinary_permissions(staging / "model")
@@ -272,25 +293,45 @@ def export_readme(student, max_query_length=None, max_passage_length=None, metad
     q = int(max_query_length) if max_query_length else None
     p = int(max_passage_length) if max_passage_length else None
     metadata = metadata or {}
-    source = ", ".join(f"{key} `{metadata[key]}`" for key in ("profile", "run_dir", "checkpoint", "iteration") if metadata.get(key) is not None)
+    source = ", ".join(
+        f"{key} `{metadata[key]}`"
+        for key in ("profile", "run_dir", "checkpoint", "iteration")
+        if metadata.get(key) is not None
+    )
     if static:
-        pooling = ("the mean of the static token vectors of the text (tokens without special tokens; a token the run "
-                   "never saw, outside its restricted vocabulary, has a zero vector)")
+        pooling = (
+            "the mean of the static token vectors of the text (tokens without special tokens; a token the run "
+            "never saw, outside its restricted vocabulary, has a zero vector)"
+        )
         counting = "tokens of `tokenizer.json`, without special tokens"
         set_query = f"model[0].tokenizer.enable_truncation({q})" if q else None
         set_passage = f"model[0].tokenizer.enable_truncation({p})" if p else "model[0].tokenizer.no_truncation()"
-        here = (f"`tokenizer.json` truncates every text at {p} tokens" if p else "`tokenizer.json` does not truncate")
+        here = f"`tokenizer.json` truncates every text at {p} tokens" if p else "`tokenizer.json` does not truncate"
     else:
-        pooling = {"cls": "the [CLS] vector of the last layer", "mean": "the mean of the last layer's token vectors (attention-masked)",
-                   "cls_last3": ("the mean of the [CLS] vectors of the last three layers (here: `WeightedLayerPooling` over the last "
-                                 "three layers with equal weights, then `Pooling(cls)`)")}[student.pooling]
+        pooling = {
+            "cls": "the [CLS] vector of the last layer",
+            "mean": "the mean of the last layer's token vectors (attention-masked)",
+            "cls_last3": (
+                "the mean of the [CLS] vectors of the last three layers (here: `WeightedLayerPooling` over the last "
+                "three layers with equal weights, then `Pooling(cls)`)"
+            ),
+        }[student.pooling]
         counting = "tokenizer tokens, [CLS] and [SEP] included"
         set_query = f"model.max_seq_length = {q}" if q else None
         set_passage = f"model.max_seq_length = {p}" if p else None
         here = f"`max_seq_length` is {p}" if p else "`max_seq_length` is the model's"
-    normalise = ("L2-normalised (the `Normalize` module), so the inner product is the cosine"
-                 if student.normalize else "not normalised: the score is the raw inner product")
-    truncation = (f"queries at {q} and passages at {p} {counting}" if q and p else f"passages at {p} {counting}" if p else "none recorded")
+    normalise = (
+        "L2-normalised (the `Normalize` module), so the inner product is the cosine"
+        if student.normalize
+        else "not normalised: the score is the raw inner product"
+    )
+    truncation = (
+        f"queries at {q} and passages at {p} {counting}"
+        if q and p
+        else f"passages at {p} {counting}"
+        if p
+        else "none recorded"
+    )
     lines = [
         f"# MTA4DPR student ({identity.get('class')}, {identity.get('name')})",
         "",
@@ -298,19 +339,23 @@ def export_readme(student, max_query_length=None, max_passage_length=None, metad
         "`python -m mta4dpr_core.export` with stock sentence-transformers modules only: `SentenceTransformer(path)` loads it, "
         "without `mta4dpr_core` or `trust_remote_code`." + (f" Source: {source}." if source else ""),
         "",
-        f"Student: `{json.dumps(identity, sort_keys=True)}`" + (f"; spec `{json.dumps(metadata['student_spec'], sort_keys=True)}`"
-                                                                if metadata.get("student_spec") else "") + ".",
+        f"Student: `{json.dumps(identity, sort_keys=True)}`"
+        + (f"; spec `{json.dumps(metadata['student_spec'], sort_keys=True)}`" if metadata.get("student_spec") else "")
+        + ".",
         "",
         "## Reproducing the package's metrics",
         "",
         "The package's figures (nDCG@10, MRR@10, R@k) come from exactly this procedure:",
         "",
         "1. **Passage text**: a BEIR passage's `title` and `text`, each stripped, joined by one space "
-        "(`f\"{title} {text}\".strip()`; the text alone when the title is empty).",
+        '(`f"{title} {text}".strip()`; the text alone when the title is empty).',
         "2. **Query text**: the query's `text`, stripped. No prefix or prompt on either side.",
-        f"3. **Truncation**: {truncation}. In this directory {here}" + (
+        f"3. **Truncation**: {truncation}. In this directory {here}"
+        + (
             f", i.e. the passage length: encode queries after `{set_query}` and passages after `{set_passage}`."
-            if set_query else "."),
+            if set_query
+            else "."
+        ),
         f"4. **Pooling**: {pooling}.",
         f"5. **Normalisation**: {normalise}.",
         "6. **Search and metrics**: exact inner-product search over the whole corpus (FAISS `IndexFlatIP`), top 100 per query; "
@@ -321,7 +366,7 @@ def export_readme(student, max_query_length=None, max_passage_length=None, metad
         "import numpy as np",
         "from sentence_transformers import SentenceTransformer",
         "",
-        "model = SentenceTransformer(path, device=\"cpu\")",
+        'model = SentenceTransformer(path, device="cpu")',
     ]
     if set_query:
         lines += [set_query, "queries = model.encode(query_texts, convert_to_numpy=True)", set_passage]
@@ -330,7 +375,7 @@ def export_readme(student, max_query_length=None, max_passage_length=None, metad
     lines += [
         "passages = model.encode([f\"{d['title'].strip()} {d['text'].strip()}\".strip() for d in corpus], convert_to_numpy=True)",
         "scores = queries @ passages.T            # inner product (cosine when normalised)",
-        "top = np.argsort(-scores, axis=1, kind=\"stable\")[:, :100]",
+        'top = np.argsort(-scores, axis=1, kind="stable")[:, :100]',
         "# then e.g. ir_measures.calc_aggregate([ir_measures.nDCG@10], qrels, run)",
         "```",
         "",
@@ -353,7 +398,11 @@ def _shape_like_state(student, state: dict):
 
 
 def last_iteration(run_dir: Path):
-    found = [int(m.group(1)) for p in Path(run_dir).glob("iteration*/state.pt") if (m := re.fullmatch(r"iteration(\d+)", p.parent.name))]
+    found = [
+        int(m.group(1))
+        for p in Path(run_dir).glob("iteration*/state.pt")
+        if (m := re.fullmatch(r"iteration(\d+)", p.parent.name))
+    ]
     return max(found) if found else None
 
 
@@ -382,8 +431,13 @@ def spec_mismatch(student, state: dict):
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        parts = ([f"missing {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")] if missing else []) + \
-                ([f"unexpected {unexpected[0]}" + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")] if unexpected else [])
+        parts = (
+            [f"missing {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")] if missing else []
+        ) + (
+            [f"unexpected {unexpected[0]}" + (f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else "")]
+            if unexpected
+            else []
+        )
         return "weights " + ", ".join(parts)
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
@@ -405,8 +459,10 @@ def _build(spec: dict, params: dict, cache: dict | None = None):
     except Mta4dprError:
         raise
     except Exception as error:  # an unknown model, a missing file: one line
-        raise ExportError(f"cannot build the student {json.dumps(spec, sort_keys=True)}: {type(error).__name__}: "
-                          f"{' '.join(str(error).split())}") from None
+        raise ExportError(
+            f"cannot build the student {json.dumps(spec, sort_keys=True)}: {type(error).__name__}: "
+            f"{' '.join(str(error).split())}"
+        ) from None
     if cache is not None:
         cache[key] = student
     return student
@@ -425,14 +481,18 @@ def load_student(params: dict, checkpoint, student_spec=None):
     student = _build(spec, params)
     mismatch = spec_mismatch(student, state)
     if mismatch is not None:
-        raise ExportError(f"{checkpoint}: does not fit the student {json.dumps(spec, sort_keys=True)}: it holds {mismatch}; "
-                          "pass the spec the run was made with as --student (e.g. one of the profile's study.student_sizes)")
+        raise ExportError(
+            f"{checkpoint}: does not fit the student {json.dumps(spec, sort_keys=True)}: it holds {mismatch}; "
+            "pass the spec the run was made with as --student (e.g. one of the profile's study.student_sizes)"
+        )
     student = _shape_like_state(student, state)
     try:
         student.load_state_dict(state)
     except RuntimeError as error:
-        raise ExportError(f"{checkpoint}: does not fit the student {json.dumps(spec, sort_keys=True)} "
-                          f"({str(error).splitlines()[-1].strip()}); pass the run's spec as --student") from None
+        raise ExportError(
+            f"{checkpoint}: does not fit the student {json.dumps(spec, sort_keys=True)} "
+            f"({str(error).splitlines()[-1].strip()}); pass the run's spec as --student"
+        ) from None
     return student.eval()
 
 
@@ -510,16 +570,21 @@ def run_student_spec(params: dict, run_dir, checkpoint=None) -> dict:
         log.info("%s: the student is %s %s (the only spec whose shapes fit the stored weights)", run_dir, *fitting[0])
         return fitting[0][1]
     if not fitting:
-        raise ExportError(f"{run_dir}: recorded no student spec and its weights fit none of the profile's students "
-                          f"({'; '.join(reasons)}); pass the spec the run was made with as --student")
-    raise ExportError(f"{run_dir}: recorded no student spec and its weights fit several students "
-                      f"({'; '.join(f'{label} {json.dumps(spec, sort_keys=True)}' for label, spec in fitting)}); "
-                      "pass the one the run was made with as --student")
+        raise ExportError(
+            f"{run_dir}: recorded no student spec and its weights fit none of the profile's students "
+            f"({'; '.join(reasons)}); pass the spec the run was made with as --student"
+        )
+    raise ExportError(
+        f"{run_dir}: recorded no student spec and its weights fit several students "
+        f"({'; '.join(f'{label} {json.dumps(spec, sort_keys=True)}' for label, spec in fitting)}); "
+        "pass the one the run was made with as --student"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Training data
 # ---------------------------------------------------------------------------------------------
+
 
 def _floats(values):
     return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else float(v) for v in values]
@@ -541,26 +606,44 @@ def training_data_rows(data, corpus_ids, iteration, corpus_texts=None, positives
         docs = candidates[row][valid].tolist()
         positive = is_positive[row][valid].tolist()
         negatives = [d for d, p in zip(docs, positive) if not p]
-        rows.append({
-            "iteration": int(iteration), "row": row, "query_id": str(data.query_ids[split_row]),
-            "query_text": data.query_texts[split_row], "is_eval": False,
-            "origin": "mined" if int(data.origin[row]) == 1 else "base",
-            "positive_ids": [str(corpus_ids[d]) for d, p in zip(docs, positive) if p],
-            "negative_ids": [str(corpus_ids[d]) for d in negatives],
-            "negative_texts": [corpus_texts[d] for d in negatives] if corpus_texts is not None else None,
-            "candidate_ids": [str(corpus_ids[d]) for d in docs], "is_positive": [bool(p) for p in positive],
-            "teacher_scores": _floats(teacher[row][valid].tolist()), "assistant_names": names,
-            "assistant_scores": [_floats(assistants[a, row][valid].tolist()) for a in range(assistants.shape[0])],
-        })
-    for split_row in (eval_rows if eval_rows is not None else []):
+        rows.append(
+            {
+                "iteration": int(iteration),
+                "row": row,
+                "query_id": str(data.query_ids[split_row]),
+                "query_text": data.query_texts[split_row],
+                "is_eval": False,
+                "origin": "mined" if int(data.origin[row]) == 1 else "base",
+                "positive_ids": [str(corpus_ids[d]) for d, p in zip(docs, positive) if p],
+                "negative_ids": [str(corpus_ids[d]) for d in negatives],
+                "negative_texts": [corpus_texts[d] for d in negatives] if corpus_texts is not None else None,
+                "candidate_ids": [str(corpus_ids[d]) for d in docs],
+                "is_positive": [bool(p) for p in positive],
+                "teacher_scores": _floats(teacher[row][valid].tolist()),
+                "assistant_names": names,
+                "assistant_scores": [_floats(assistants[a, row][valid].tolist()) for a in range(assistants.shape[0])],
+            }
+        )
+    for split_row in eval_rows if eval_rows is not None else []:
         split_row = int(split_row)
-        rows.append({
-            "iteration": int(iteration), "row": len(rows), "query_id": str(data.query_ids[split_row]),
-            "query_text": data.query_texts[split_row], "is_eval": True, "origin": "eval",
-            "positive_ids": [str(corpus_ids[d]) for d in (positives[split_row] if positives is not None else [])],
-            "negative_ids": [], "negative_texts": [] if corpus_texts is not None else None, "candidate_ids": [], "is_positive": [],
-            "teacher_scores": [], "assistant_names": names, "assistant_scores": [],
-        })
+        rows.append(
+            {
+                "iteration": int(iteration),
+                "row": len(rows),
+                "query_id": str(data.query_ids[split_row]),
+                "query_text": data.query_texts[split_row],
+                "is_eval": True,
+                "origin": "eval",
+                "positive_ids": [str(corpus_ids[d]) for d in (positives[split_row] if positives is not None else [])],
+                "negative_ids": [],
+                "negative_texts": [] if corpus_texts is not None else None,
+                "candidate_ids": [],
+                "is_positive": [],
+                "teacher_scores": [],
+                "assistant_names": names,
+                "assistant_scores": [],
+            }
+        )
     return rows
 
 
@@ -568,10 +651,24 @@ def arrow_schema():
     import pyarrow as pa
 
     strings, floats = pa.list_(pa.string()), pa.list_(pa.float32())
-    return pa.schema([("iteration", pa.int64()), ("row", pa.int64()), ("query_id", pa.string()), ("query_text", pa.string()),
-                      ("is_eval", pa.bool_()), ("origin", pa.string()), ("positive_ids", strings), ("negative_ids", strings),
-                      ("negative_texts", strings), ("candidate_ids", strings), ("is_positive", pa.list_(pa.bool_())),
-                      ("teacher_scores", floats), ("assistant_names", strings), ("assistant_scores", pa.list_(floats))])
+    return pa.schema(
+        [
+            ("iteration", pa.int64()),
+            ("row", pa.int64()),
+            ("query_id", pa.string()),
+            ("query_text", pa.string()),
+            ("is_eval", pa.bool_()),
+            ("origin", pa.string()),
+            ("positive_ids", strings),
+            ("negative_ids", strings),
+            ("negative_texts", strings),
+            ("candidate_ids", strings),
+            ("is_positive", pa.list_(pa.bool_())),
+            ("teacher_scores", floats),
+            ("assistant_names", strings),
+            ("assistant_scores", pa.list_(floats)),
+        ]
+    )
 
 
 def write_rows(rows, out, fmt=None) -> Path:
@@ -631,8 +728,10 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     if student_spec is not None and (weights := try_load_torch(last)) is not None:
         mismatch = spec_mismatch(_build(spec, params), _state_dict(weights))
         if mismatch is not None:
-            raise ExportError(f"{last}: does not fit the student {json.dumps(spec, sort_keys=True)}: it holds {mismatch}; "
-                              "pass the spec the run was made with as --student")
+            raise ExportError(
+                f"{last}: does not fit the student {json.dumps(spec, sort_keys=True)}: it holds {mismatch}; "
+                "pass the spec the run was made with as --student"
+            )
     with quiet_third_party():
         setup = Setup.from_params(params)
     split, corpus = setup.train, setup.collection.corpus
@@ -643,17 +742,31 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     positives = split.positives(corpus)
     rows, previous = [], None
     for iteration in range(1, count + 1):
-        data = build_training_data(split, corpus, pool, setup.teacher, k=construction["k"], rrf_c=construction["rrf_c"],
-                                   eval_mask=eval_mask, work_dir=setup.work_dir, previous_student=previous,
-                                   mining=construction["mining"], mining_max_rank=construction["mining_max_rank"])
-        rows += training_data_rows(data, corpus.ids, iteration, corpus.texts if texts else None, positives, np.where(eval_mask)[0])
+        data = build_training_data(
+            split,
+            corpus,
+            pool,
+            setup.teacher,
+            k=construction["k"],
+            rrf_c=construction["rrf_c"],
+            eval_mask=eval_mask,
+            work_dir=setup.work_dir,
+            previous_student=previous,
+            mining=construction["mining"],
+            mining_max_rank=construction["mining_max_rank"],
+        )
+        rows += training_data_rows(
+            data, corpus.ids, iteration, corpus.texts if texts else None, positives, np.where(eval_mask)[0]
+        )
         state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt")
         if state is None:
             raise ExportError(f"{run_dir}: iteration{iteration}/state.pt is missing or corrupted")
         student = _run_student(setup, seed, spec, state["model"], run_dir / f"iteration{iteration}" / "state.pt")
         previous = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
         by_name = {a.name: a for a in setup.assistants}
-        meta = read_json(run_dir / f"iteration{iteration}" / "state.json") or state  # pool names: state.json, or older state.pt
+        meta = (
+            read_json(run_dir / f"iteration{iteration}" / "state.json") or state
+        )  # pool names: state.json, or older state.pt
         if "pool" not in meta:
             raise ExportError(f"{run_dir}: iteration{iteration}/state.json is missing (the pool of the next iteration)")
         pool = []
@@ -665,7 +778,11 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
             weights = try_load_torch(snapshot)
             if weights is None:
                 raise ExportError(f"{snapshot}: the snapshot of {name} is missing or corrupted")
-            pool.append(setup.student_scorer(_run_student(setup, 0, spec, weights, snapshot), name, f"{run_key}-{name.rsplit('@', 1)[-1]}"))
+            pool.append(
+                setup.student_scorer(
+                    _run_student(setup, 0, spec, weights, snapshot), name, f"{run_key}-{name.rsplit('@', 1)[-1]}"
+                )
+            )
     return rows
 
 
@@ -676,10 +793,18 @@ def _run_student(setup, seed, spec, weights, path):
     try:
         student.load_state_dict(weights)
     except RuntimeError as error:
-        detail = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line or "Missing" in line
-                       or "Unexpected" in line), str(error).splitlines()[-1].strip())
-        raise ExportError(f"{path}: does not fit the student {json.dumps(spec, sort_keys=True)} ({detail}); "
-                          "pass the spec the run was made with as --student") from None
+        detail = next(
+            (
+                line.strip()
+                for line in str(error).splitlines()
+                if "size mismatch" in line or "Missing" in line or "Unexpected" in line
+            ),
+            str(error).splitlines()[-1].strip(),
+        )
+        raise ExportError(
+            f"{path}: does not fit the student {json.dumps(spec, sort_keys=True)} ({detail}); "
+            "pass the spec the run was made with as --student"
+        ) from None
     return student
 
 
@@ -703,6 +828,7 @@ def stored_training_data_rows(params: dict, directories, texts=False):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
+
 def _params(args):
     from .params import apply_overrides, load_params, profile_path
 
@@ -721,7 +847,9 @@ def _student_option(text):
     except yaml.YAMLError as error:
         raise ExportError(f"--student {text!r}: not YAML ({' '.join(str(error).split())})") from None
     if not isinstance(spec, dict) or "kind" not in spec:
-        raise ExportError(f"--student {text!r}: expected a mapping with a `kind`, e.g. \"{{kind: static, model: wordllama, dim: 128}}\"")
+        raise ExportError(
+            f'--student {text!r}: expected a mapping with a `kind`, e.g. "{{kind: static, model: wordllama, dim: 128}}"'
+        )
     return spec
 
 
@@ -739,9 +867,20 @@ def main(argv=None):
     for name in ("student", "data"):
         sub = commands.add_parser(name)
         sub.add_argument("--profile", default="mini", help="name of params/<profile>.yaml, or a path to a YAML file")
-        sub.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides", help="profile overrides, as for the runner")
-        sub.add_argument("--student", metavar="SPEC", help="the run's student spec as a YAML/JSON mapping, e.g. "
-                         "\"{kind: static, model: wordllama, dim: 128}\" (default: the run's own, see the module docstring)")
+        sub.add_argument(
+            "--set",
+            nargs="+",
+            default=[],
+            metavar="KEY=VALUE",
+            dest="overrides",
+            help="profile overrides, as for the runner",
+        )
+        sub.add_argument(
+            "--student",
+            metavar="SPEC",
+            help="the run's student spec as a YAML/JSON mapping, e.g. "
+            '"{kind: static, model: wordllama, dim: 128}" (default: the run\'s own, see the module docstring)',
+        )
         sub.add_argument("--out", required=True, help="output directory (student) or file (data)")
         if name == "student":
             source = sub.add_mutually_exclusive_group(required=True)
@@ -752,8 +891,12 @@ def main(argv=None):
         else:
             source = sub.add_mutually_exclusive_group(required=True)
             source.add_argument("--run-dir", help="rebuild every stored iteration's data of this run")
-            source.add_argument("--data-dir", nargs="+", help="directories written by TrainingData.save, iteration 1, 2, ...")
-            sub.add_argument("--format", choices=("parquet", "jsonl"), help="default: from the --out suffix (.jsonl or else parquet)")
+            source.add_argument(
+                "--data-dir", nargs="+", help="directories written by TrainingData.save, iteration 1, 2, ..."
+            )
+            sub.add_argument(
+                "--format", choices=("parquet", "jsonl"), help="default: from the --out suffix (.jsonl or else parquet)"
+            )
             sub.add_argument("--texts", action="store_true", help="also write the hard negatives' texts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -781,20 +924,33 @@ def _command(args) -> Path:
         else:
             checkpoint, iteration = Path(args.checkpoint), args.iteration
             # a checkpoint inside a run directory (iteration<N>/state.pt, snapshots/<name>.pt) is that run's
-            if re.fullmatch(r"seed-?\d+", checkpoint.resolve().parent.parent.parent.name) and \
-                    re.fullmatch(r"iteration\d+|snapshots", checkpoint.resolve().parent.name):
+            if re.fullmatch(r"seed-?\d+", checkpoint.resolve().parent.parent.parent.name) and re.fullmatch(
+                r"iteration\d+|snapshots", checkpoint.resolve().parent.name
+            ):
                 run_dir = checkpoint.resolve().parent.parent
         if spec is None and run_dir is not None:
             spec = run_student_spec(params, run_dir, checkpoint)
         training = _run_training_params(params, run_dir)
         student = load_student(params, checkpoint, spec)
-        out = export_student(student, args.out, args.max_seq_length or training["max_passage_length"],
-                             {"checkpoint": str(checkpoint), "iteration": iteration, "profile": params["profile"],
-                              "run_dir": str(run_dir) if run_dir else None, "student_spec": spec or params["models"]["student"]},
-                             max_query_length=training["max_query_length"])
+        out = export_student(
+            student,
+            args.out,
+            args.max_seq_length or training["max_passage_length"],
+            {
+                "checkpoint": str(checkpoint),
+                "iteration": iteration,
+                "profile": params["profile"],
+                "run_dir": str(run_dir) if run_dir else None,
+                "student_spec": spec or params["models"]["student"],
+            },
+            max_query_length=training["max_query_length"],
+        )
     else:
-        rows = rebuild_training_data(params, args.run_dir, args.texts, spec) if args.run_dir else \
-            stored_training_data_rows(params, args.data_dir, args.texts)
+        rows = (
+            rebuild_training_data(params, args.run_dir, args.texts, spec)
+            if args.run_dir
+            else stored_training_data_rows(params, args.data_dir, args.texts)
+        )
         out = write_rows(rows, args.out, args.format)
     return out
 

@@ -17,6 +17,7 @@ Example::
     >>> candidate_distributions(probs, fused_assistant_subsets(2))[2].tolist()
     [[0.75, 0.25]]
 """
+
 from __future__ import annotations
 
 from itertools import combinations

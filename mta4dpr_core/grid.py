@@ -12,6 +12,7 @@ encodings, indexes), so they start at once; each sets one intra-op thread.
 1.2x in throughput from two one-thread workers over one two-thread process on 2 cores
 (bench/student_precision.py run twice side by side), which ``mini_transformer`` takes.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,8 +40,14 @@ def test_evaluation(variant, assistant_subset=None, student_spec=None) -> str:
 
 
 def _job(variant, seed, overrides=None, assistant_subset=None, student_spec=None):
-    return {"variant": variant, "seed": seed, "overrides": overrides, "assistant_subset": assistant_subset,
-            "student_spec": student_spec, "evaluate_test": test_evaluation(variant, assistant_subset, student_spec)}
+    return {
+        "variant": variant,
+        "seed": seed,
+        "overrides": overrides,
+        "assistant_subset": assistant_subset,
+        "student_spec": student_spec,
+        "evaluate_test": test_evaluation(variant, assistant_subset, student_spec),
+    }
 
 
 def planned_runs(setup, stage: str) -> list[dict]:
@@ -51,7 +58,12 @@ def planned_runs(setup, stage: str) -> list[dict]:
     if stage in ("selection", "training", "ablations", "summary"):
         jobs += [_job("mta4dpr", s) for s in main_seeds]
     if stage in ("selection", "summary"):
-        jobs += [_job(f"selection_{m}", s, {"selection": {"method": m}}) for m in study["selection_methods"] if m != "kl" for s in main_seeds]
+        jobs += [
+            _job(f"selection_{m}", s, {"selection": {"method": m}})
+            for m in study["selection_methods"]
+            if m != "kl"
+            for s in main_seeds
+        ]
     if stage in ("training", "ablations", "scale_and_cost", "summary"):
         jobs += [_job(v, s) for v in ("no_assistants", "one_iteration_kd") for s in main_seeds]
     if stage in ("ablations", "summary"):
@@ -83,8 +95,15 @@ def default_workers(setup) -> int:
 
 
 def _run(job):
-    return run_mta4dpr(_SETUP, job["seed"], job["variant"], overrides=job["overrides"], assistant_subset=job["assistant_subset"],
-                       student_spec=job["student_spec"], evaluate_test=job["evaluate_test"])["variant"]
+    return run_mta4dpr(
+        _SETUP,
+        job["seed"],
+        job["variant"],
+        overrides=job["overrides"],
+        assistant_subset=job["assistant_subset"],
+        student_spec=job["student_spec"],
+        evaluate_test=job["evaluate_test"],
+    )["variant"]
 
 
 def _init_worker():
@@ -104,7 +123,9 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     if workers <= 1 or len(jobs) <= 1:
         for index, job in enumerate(jobs, 1):
             _run(job)
-            report(f"run {index}/{len(jobs)} done ({job['variant']}, seed {job['seed']}; {time.perf_counter() - started:.0f} s)")
+            report(
+                f"run {index}/{len(jobs)} done ({job['variant']}, seed {job['seed']}; {time.perf_counter() - started:.0f} s)"
+            )
         return
     # Every starting student is built once here, with all the cores, before the workers fork: a static
     # student's vocabulary (7 s) and a transformer's [CLS] warm start (minutes, cached) would otherwise be

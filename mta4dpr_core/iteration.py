@@ -11,12 +11,12 @@ The student's weights carry over from one iteration to the next. The eval set
 Finished iterations are stored (student weights, pool, history), so a rerun
 continues after the last finished one.
 """
+
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +28,6 @@ from .construction import TrainingData, build_training_data, split_eval_queries
 from .encoders import default_device
 from .experiment import Setup, seed_everything
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
-from .metrics import evaluate
 from .precision import autocast_dtype, dtype_name
 from .temperature import assistant_temperatures
 from .training import TrainConfig, train_student
@@ -71,15 +70,30 @@ def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatur
     training, loss = params["training"], params["loss"]
     temperatures = temperatures or {}
     return TrainConfig(
-        steps=training["steps"], queries_per_batch=training["queries_per_batch"], negatives_per_query=training["negatives_per_query"],
-        learning_rate=training["learning_rate"], weight_decay=training["weight_decay"], warmup_steps=training["warmup_steps"],
-        max_query_length=training["max_query_length"], max_passage_length=training["max_passage_length"],
-        checkpoint_every=training["checkpoint_every"], amp=training["amp"], alpha=loss["alpha"], beta=loss["beta"], gamma=loss["gamma"],
-        student_temperature=loss["student_temperature"], in_batch_negatives=loss["in_batch_negatives"],
+        steps=training["steps"],
+        queries_per_batch=training["queries_per_batch"],
+        negatives_per_query=training["negatives_per_query"],
+        learning_rate=training["learning_rate"],
+        weight_decay=training["weight_decay"],
+        warmup_steps=training["warmup_steps"],
+        max_query_length=training["max_query_length"],
+        max_passage_length=training["max_passage_length"],
+        checkpoint_every=training["checkpoint_every"],
+        amp=training["amp"],
+        alpha=loss["alpha"],
+        beta=loss["beta"],
+        gamma=loss["gamma"],
+        student_temperature=loss["student_temperature"],
+        in_batch_negatives=loss["in_batch_negatives"],
         teacher_temperature=params["models"]["teacher"].get("temperature", 1.0),
-        assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool], selection=params["selection"]["method"], rbo_p=params["selection"]["rbo_p"],
-        fusion=params["fusion"]["enabled"], fusion_weights=params["fusion"]["weights"] if len(pool) == len(params["fusion"]["weights"] or []) else None,
-        fixed_assistant=fixed_assistant, seed=seed)
+        assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool],
+        selection=params["selection"]["method"],
+        rbo_p=params["selection"]["rbo_p"],
+        fusion=params["fusion"]["enabled"],
+        fusion_weights=params["fusion"]["weights"] if len(pool) == len(params["fusion"]["weights"] or []) else None,
+        fixed_assistant=fixed_assistant,
+        seed=seed,
+    )
 
 
 def choose_assistant_for_iteration(data: TrainingData, config: TrainConfig, eval_rows=None) -> int:
@@ -111,8 +125,15 @@ def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_me
     return pool, None
 
 
-def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: dict | None = None, assistant_subset=None,
-                student_spec=None, evaluate_test="all") -> dict:
+def run_mta4dpr(
+    setup: Setup,
+    seed: int,
+    variant: str = "mta4dpr",
+    overrides: dict | None = None,
+    assistant_subset=None,
+    student_spec=None,
+    evaluate_test="all",
+) -> dict:
     """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
     overrides = variant_overrides(variant, setup.params, overrides)
     params = deep_update(setup.params, overrides)
@@ -138,7 +159,11 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
     metric = params["evaluation"]["metric"]
     history, selections, previous, start = [], [], None, 1
     # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"
-    initial = setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init")) if evaluate_test == "all" else {}
+    initial = (
+        setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init"))
+        if evaluate_test == "all"
+        else {}
+    )
 
     # resume after the last finished iteration: weights in state.pt (loaded with weights_only=True),
     # history and pool names in state.json, written after the weights
@@ -150,16 +175,25 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
             try:
                 student.load_state_dict(state["model"])
             except (RuntimeError, KeyError) as error:  # written by an incompatible student (code changed): start afresh
-                log.warning("%s: stored iteration %d does not fit this student, rerunning the run (%s)",
-                            run_dir, iteration, str(error).splitlines()[0])
+                log.warning(
+                    "%s: stored iteration %d does not fit this student, rerunning the run (%s)",
+                    run_dir,
+                    iteration,
+                    str(error).splitlines()[0],
+                )
                 student = setup.new_student(seed, student_spec)
                 break
             history, selections, temperatures = meta["history"], meta["selections"], meta.get("temperatures", {})
             names = meta["pool"]
             by_name = {a.name: a for a in setup.assistants}
             # a student in the pool keeps the pair-score cache name it had when it joined (``{run_key}-<iteration>``)
-            pool = [by_name.get(n) or setup.student_scorer(_load_snapshot(setup, run_dir, n, student_spec), n,
-                                                           f"{run_key}-{n.rsplit('@', 1)[-1]}") for n in names]
+            pool = [
+                by_name.get(n)
+                or setup.student_scorer(
+                    _load_snapshot(setup, run_dir, n, student_spec), n, f"{run_key}-{n.rsplit('@', 1)[-1]}"
+                )
+                for n in names
+            ]
             previous = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
             start = iteration + 1
             break
@@ -168,14 +202,29 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
         iteration_dir = run_dir / f"iteration{iteration}"
         progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: building training data")
         t0 = time.perf_counter()
-        data = build_training_data(split, corpus, pool, setup.teacher, k=construction["k"], rrf_c=construction["rrf_c"],
-                                   eval_mask=eval_mask, work_dir=setup.work_dir, previous_student=previous,
-                                   mining=construction["mining"], mining_max_rank=construction["mining_max_rank"])
+        data = build_training_data(
+            split,
+            corpus,
+            pool,
+            setup.teacher,
+            k=construction["k"],
+            rrf_c=construction["rrf_c"],
+            eval_mask=eval_mask,
+            work_dir=setup.work_dir,
+            previous_student=previous,
+            mining=construction["mining"],
+            mining_max_rank=construction["mining_max_rank"],
+        )
         construction_seconds = time.perf_counter() - t0
         if iteration == 1 and not temperatures:
             # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)
-            temperatures = assistant_temperatures(data, pool, params["fusion"]["temperature_rule"],
-                                                  params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+            temperatures = assistant_temperatures(
+                data,
+                pool,
+                params["fusion"]["temperature_rule"],
+                params["models"]["teacher"].get("temperature", 1.0),
+                np.arange(len(data)),
+            )
         config = train_config(params, pool, seed, temperatures=temperatures)
         fixed = None
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
@@ -183,46 +232,103 @@ def run_mta4dpr(setup: Setup, seed: int, variant: str = "mta4dpr", overrides: di
             config.fixed_assistant = fixed
         progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: training {config.steps} steps")
         t1 = time.perf_counter()
-        record = train_student(student, data, corpus.texts, config, checkpoint_dir=iteration_dir / "checkpoints", iteration=iteration)
+        record = train_student(
+            student, data, corpus.texts, config, checkpoint_dir=iteration_dir / "checkpoints", iteration=iteration
+        )
         training_seconds = time.perf_counter() - t1
-        names = assistant_names([a.name for a in pool], fused_assistant_subsets(len(pool)) if config.fusion and len(pool) >= 2 else [])
-        selections.extend({"iteration": iteration, "step": r["step"], "assistant": names[r["assistant"]] if r["assistant"] >= 0 else None,
-                           "members": len(names[r["assistant"]].split("&")) if r["assistant"] >= 0 else 0,
-                           "select_seconds": r["select_seconds"], "step_seconds": r["step_seconds"],
-                           **{k: r[k] for k in ("total", "contrastive", "kl_teacher", "kl_assistant") if k in r}} for r in record)
+        names = assistant_names(
+            [a.name for a in pool], fused_assistant_subsets(len(pool)) if config.fusion and len(pool) >= 2 else []
+        )
+        selections.extend(
+            {
+                "iteration": iteration,
+                "step": r["step"],
+                "assistant": names[r["assistant"]] if r["assistant"] >= 0 else None,
+                "members": len(names[r["assistant"]].split("&")) if r["assistant"] >= 0 else 0,
+                "select_seconds": r["select_seconds"],
+                "step_seconds": r["step_seconds"],
+                **{k: r[k] for k in ("total", "contrastive", "kl_teacher", "kl_assistant") if k in r},
+            }
+            for r in record
+        )
 
         student_scorer = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
-        eval_metrics = {a.name: setup.evaluate(a, split, names=(metric,), query_mask=eval_mask)[metric] for a in pool} if eval_mask.any() else {}
-        student_eval = setup.evaluate(student_scorer, split, names=(metric,), query_mask=eval_mask)[metric] if eval_mask.any() else float("nan")
+        eval_metrics = (
+            {a.name: setup.evaluate(a, split, names=(metric,), query_mask=eval_mask)[metric] for a in pool}
+            if eval_mask.any()
+            else {}
+        )
+        student_eval = (
+            setup.evaluate(student_scorer, split, names=(metric,), query_mask=eval_mask)[metric]
+            if eval_mask.any()
+            else float("nan")
+        )
         replaced = None
         if params["iterations"]["replace_worst"] and pool and eval_mask.any():
             _save_snapshot(run_dir, student_scorer.name, student)
             pool, replaced = replace_worst_assistant(pool, eval_metrics, student_scorer, student_eval)
         entry = {
-            "iteration": iteration, "pool": [a.name for a in pool], "replaced": replaced, "eval_metric": metric,
-            "eval_student": student_eval, "eval_assistants": eval_metrics, "mined_queries": data.stats.get("mined_queries", 0),
-            "rows": data.stats.get("rows"), "pairs_scored": data.stats.get("pairs_scored", 0), "pairs_cached": data.stats.get("pairs_cached", 0),
-            "construction_seconds": construction_seconds, "training_seconds": training_seconds,
-            "select_seconds": float(sum(r["select_seconds"] for r in record)), "final_loss": record[-1]["total"] if record else None,
+            "iteration": iteration,
+            "pool": [a.name for a in pool],
+            "replaced": replaced,
+            "eval_metric": metric,
+            "eval_student": student_eval,
+            "eval_assistants": eval_metrics,
+            "mined_queries": data.stats.get("mined_queries", 0),
+            "rows": data.stats.get("rows"),
+            "pairs_scored": data.stats.get("pairs_scored", 0),
+            "pairs_cached": data.stats.get("pairs_cached", 0),
+            "construction_seconds": construction_seconds,
+            "training_seconds": training_seconds,
+            "select_seconds": float(sum(r["select_seconds"] for r in record)),
+            "final_loss": record[-1]["total"] if record else None,
         }
         if evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"]):
             entry["test"] = setup.evaluate_all(student_scorer)
         history.append(entry)
-        log.info("seed %d %s iteration %d: eval %s %.4f, replaced %s", seed, variant, iteration, metric, student_eval, replaced)
+        log.info(
+            "seed %d %s iteration %d: eval %s %.4f, replaced %s",
+            seed,
+            variant,
+            iteration,
+            metric,
+            student_eval,
+            replaced,
+        )
         previous = student_scorer
         save_torch(iteration_dir / "state.pt", {"model": student.state_dict()})
-        atomic_write_json(iteration_dir / "state.json", {"history": history, "selections": selections, "pool": [a.name for a in pool],
-                                                         "temperatures": temperatures,
-                                                         "student_spec": student_spec or params["models"]["student"]})
+        atomic_write_json(
+            iteration_dir / "state.json",
+            {
+                "history": history,
+                "selections": selections,
+                "pool": [a.name for a in pool],
+                "temperatures": temperatures,
+                "student_spec": student_spec or params["models"]["student"],
+            },
+        )
         # the finished iteration is stored: its mid-training checkpoints are no longer needed
         shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
 
-    result = {"variant": variant, "seed": seed, "assistants": [a.name for a in (
-        [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants)],
-        "initial": initial, "history": history, "selections": selections, "temperatures": temperatures, "final": history[-1].get("test") if history else None,
-        "params": params, "student_spec": student_spec or params["models"]["student"],
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "assistants": [
+            a.name
+            for a in (
+                [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants
+            )
+        ],
+        "initial": initial,
+        "history": history,
+        "selections": selections,
+        "temperatures": temperatures,
+        "final": history[-1].get("test") if history else None,
+        "params": params,
+        "student_spec": student_spec or params["models"]["student"],
         # the precision training actually used (amp: auto resolves per machine)
-        "training_precision": dtype_name(autocast_dtype(params["training"]["amp"], default_device()))}
+        "training_precision": dtype_name(autocast_dtype(params["training"]["amp"], default_device())),
+    }
     atomic_write_json(result_path, result)
     return result
 

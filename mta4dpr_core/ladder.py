@@ -16,6 +16,7 @@ The paper's regime is a student that ends up between its assistants and below it
 MRR@10: MTA4DPR 41.1 between CotMAE 39.4 and RetroMAE 41.6, teacher 43.7): the ladder shows whether ours is
 in that regime, the gap figure where the assistants help the student and where they hurt it.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,6 @@ import pandas as pd
 
 from .tables import collection_label, write_table
 
-
 SINGLE = "single assistant − none"
 SUBSET = "assistant subset − none"
 ALL = "MTA4DPR − none"
@@ -37,10 +37,12 @@ GAP_DEFINITION = (
     "gap = (the assistant's own test score on the metric, from table1.csv; for a subset or MTA4DPR (all assistants), the "
     "mean of its assistants' scores) − (the no-assistant student's score in the same grid: Table 7's 'none' row; for a "
     "Table 6 size, that size's MTA4DPR score − its Δ vs no assistant); delta, low, high = the table's Δ vs none (Table 7) "
-    "or Δ vs no assistant (Table 6) with its 95% interval over seeds × queries; all in percentage points")
+    "or Δ vs no assistant (Table 6) with its 95% interval over seeds × queries; all in percentage points"
+)
 
 
 # ---- reading ------------------------------------------------------------------------------------
+
 
 def number(value) -> float:
     """A cell as a float: floats pass through, ``"56.84 ± 0.42"`` gives 56.84, blanks and dashes give NaN."""
@@ -64,7 +66,9 @@ def _read(results_dir, name) -> pd.DataFrame | None:
 def _table1(results_dir) -> pd.DataFrame:
     table1 = _read(results_dir, "table1")
     if table1 is None:
-        raise FileNotFoundError(f"{Path(results_dir) / 'table1.csv'} is missing: run notebook 04 (training) for this profile first")
+        raise FileNotFoundError(
+            f"{Path(results_dir) / 'table1.csv'} is missing: run notebook 04 (training) for this profile first"
+        )
     return table1
 
 
@@ -113,11 +117,12 @@ def _delta_columns(df: pd.DataFrame, prefix: str, metric: str):
         return metric, f"{prefix} {metric}", low, high
     for column in df.columns:
         if column.startswith(f"{prefix} ") and column not in (low, high):
-            return column[len(prefix) + 1:], column, low, high
+            return column[len(prefix) + 1 :], column, low, high
     return None
 
 
 # ---- the ladder ----------------------------------------------------------------------------------
+
 
 def student_ladder(results_dir, params) -> pd.DataFrame:
     """One row per rung of Table 1: teacher, each assistant, BM25 (and any other baseline with a paper
@@ -127,7 +132,9 @@ def student_ladder(results_dir, params) -> pd.DataFrame:
     metric = primary_metric(params)
     table1 = _table1(results_dir)
     if metric not in table1:
-        raise KeyError(f"{Path(results_dir) / 'table1.csv'} has no {metric!r} column (the profile's study.primary_metric)")
+        raise KeyError(
+            f"{Path(results_dir) / 'table1.csv'} has no {metric!r} column (the profile's study.primary_metric)"
+        )
     rows = []
     for _, row in table1.iterrows():
         model = "" if pd.isna(row.get("model")) else str(row["model"]).strip()
@@ -136,21 +143,32 @@ def student_ladder(results_dir, params) -> pd.DataFrame:
         if rung is None:
             continue
         analogue = row.get("paper analogue")
-        rows.append({"rung": rung, "model": model, f"ours {metric}": number(row[metric]),
-                     "paper analogue": "" if analogue is None or pd.isna(analogue) else str(analogue),
-                     "paper MRR@10": number(row.get("paper MRR@10"))})
+        rows.append(
+            {
+                "rung": rung,
+                "model": model,
+                f"ours {metric}": number(row[metric]),
+                "paper analogue": "" if analogue is None or pd.isna(analogue) else str(analogue),
+                "paper MRR@10": number(row.get("paper MRR@10")),
+            }
+        )
     ladder = pd.DataFrame(rows, columns=["rung", "model", f"ours {metric}", "paper analogue", "paper MRR@10"])
-    return ladder.sort_values(f"ours {metric}", ascending=False, kind="mergesort", na_position="last").reset_index(drop=True)
+    return ladder.sort_values(f"ours {metric}", ascending=False, kind="mergesort", na_position="last").reset_index(
+        drop=True
+    )
 
 
 def ladder_caption(params, metric=None) -> str:
     metric = metric or primary_metric(params)
-    return (f"Where the student sits ({collection_label(params)} test, {metric}, percent; profile {params.get('profile', '?')}): "
-            f"teacher, assistants, BM25 and the students, best first; paper MRR@10 is the paper's own ladder on MS MARCO dev "
-            f"for the row's analogue (blank where the paper has none)")
+    return (
+        f"Where the student sits ({collection_label(params)} test, {metric}, percent; profile {params.get('profile', '?')}): "
+        f"teacher, assistants, BM25 and the students, best first; paper MRR@10 is the paper's own ladder on MS MARCO dev "
+        f"for the row's analogue (blank where the paper has none)"
+    )
 
 
 # ---- the gap points ------------------------------------------------------------------------------
+
 
 def gap_points(results_dir, params) -> pd.DataFrame:
     """Points of the gap figure, one per assistant combination (Table 7) and per student size (Table 6).
@@ -187,23 +205,47 @@ def gap_points(results_dir, params) -> pd.DataFrame:
             if not members or any(m not in scores for m in members):
                 continue
             kind = SINGLE if len(members) == 1 else ALL if set(members) == set(scores) else SUBSET
-            points.append({"profile": profile, "source": "table7", "label": label, "kind": kind,
-                           "gap": float(np.mean([scores[m] for m in members])) - base,
-                           "delta": number(row[delta]), "low": number(row[low]), "high": number(row[high]), "metric": used})
+            points.append(
+                {
+                    "profile": profile,
+                    "source": "table7",
+                    "label": label,
+                    "kind": kind,
+                    "gap": float(np.mean([scores[m] for m in members])) - base,
+                    "delta": number(row[delta]),
+                    "low": number(row[low]),
+                    "high": number(row[high]),
+                    "metric": used,
+                }
+            )
 
     table6 = _read(results_dir, "table6")
     found = None if table6 is None or "student" not in table6 else _delta_columns(table6, "Δ vs no assistant", metric)
     if found:
         used, delta, low, high = found
         scores = _assistant_scores(table1, used)
-        ours = ~_text(table6["source"]).str.lower().str.startswith("paper") if "source" in table6 else pd.Series(True, index=table6.index)
+        ours = (
+            ~_text(table6["source"]).str.lower().str.startswith("paper")
+            if "source" in table6
+            else pd.Series(True, index=table6.index)
+        )
         for _, row in table6[ours].iterrows():
             score, effect = number(row.get(used)), number(row[delta])
             if math.isnan(score) or math.isnan(effect) or not scores:
                 continue
-            points.append({"profile": profile, "source": "table6", "label": str(row["student"]), "kind": ALL,
-                           "gap": float(np.mean(list(scores.values()))) - (score - effect),
-                           "delta": effect, "low": number(row[low]), "high": number(row[high]), "metric": used})
+            points.append(
+                {
+                    "profile": profile,
+                    "source": "table6",
+                    "label": str(row["student"]),
+                    "kind": ALL,
+                    "gap": float(np.mean(list(scores.values()))) - (score - effect),
+                    "delta": effect,
+                    "low": number(row[low]),
+                    "high": number(row[high]),
+                    "metric": used,
+                }
+            )
     return pd.DataFrame(points, columns=GAP_COLUMNS)
 
 
@@ -225,7 +267,14 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
     ax = fig.subplots()
     if points is None or points.empty:
         ax.axis("off")
-        ax.text(0.5, 0.5, "no assistant combinations or student sizes in the results yet", ha="center", va="center", fontsize=10)
+        ax.text(
+            0.5,
+            0.5,
+            "no assistant combinations or student sizes in the results yet",
+            ha="center",
+            va="center",
+            fontsize=10,
+        )
     else:
         profiles = list(dict.fromkeys(points["profile"]))
         colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(profiles)}
@@ -234,26 +283,54 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
             y, low, high = p["delta"], p["low"], p["high"]
             yerr = None if pd.isna(low) or pd.isna(high) else [[max(y - low, 0.0)], [max(high - y, 0.0)]]
             hollow = p["source"] == "table6"
-            ax.errorbar([p["gap"]], [y], yerr=yerr, fmt=KIND_MARKERS.get(p["kind"], "o"), color=colour, ecolor=colour,
-                        elinewidth=0.9, capsize=2.5, markersize=6, alpha=0.9,
-                        markerfacecolor="white" if hollow else colour, markeredgecolor=colour)
+            ax.errorbar(
+                [p["gap"]],
+                [y],
+                yerr=yerr,
+                fmt=KIND_MARKERS.get(p["kind"], "o"),
+                color=colour,
+                ecolor=colour,
+                elinewidth=0.9,
+                capsize=2.5,
+                markersize=6,
+                alpha=0.9,
+                markerfacecolor="white" if hollow else colour,
+                markeredgecolor=colour,
+            )
             label = p["label"] if p["source"] == "table7" else f"{p['label']} (T6)"
             ax.annotate(label, (p["gap"], y), xytext=(4, 3), textcoords="offset points", fontsize=6, color=colour)
         ax.axhline(0, color="#444444", linewidth=0.8)
         ax.axvline(0, color="#444444", linewidth=0.8, linestyle="--")
         metrics = sorted(set(points["metric"].dropna()))
         metric = metrics[0] if len(metrics) == 1 else "metric"
-        ax.set_xlabel(f"gap: assistants' own {metric} − no-assistant student's {metric} (points)\n"
-                      "(left of 0: the assistants sit below the student they teach)", fontsize=8)
+        ax.set_xlabel(
+            f"gap: assistants' own {metric} − no-assistant student's {metric} (points)\n"
+            "(left of 0: the assistants sit below the student they teach)",
+            fontsize=8,
+        )
         ax.set_ylabel(f"Δ {metric} vs no assistant (points, 95% interval)", fontsize=8)
         ax.tick_params(labelsize=7)
         handles = [Line2D([], [], color=colours[p], marker="o", linestyle="", label=p) for p in profiles]
         kinds = [k for k in KIND_MARKERS if k in set(points["kind"])]
         handles += [Line2D([], [], color="#444444", marker=KIND_MARKERS[k], linestyle="", label=k) for k in kinds]
         if (points["source"] == "table6").any():
-            handles.append(Line2D([], [], color="#444444", marker="D", markerfacecolor="white", linestyle="", label="student size (Table 6)"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="#444444",
+                    marker="D",
+                    markerfacecolor="white",
+                    linestyle="",
+                    label="student size (Table 6)",
+                )
+            )
         ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
-    ax.set_title(title or "Where the assistants help: Δ vs no assistant against the assistants' gap to the student", fontsize=9, wrap=True)
+    ax.set_title(
+        title or "Where the assistants help: Δ vs no assistant against the assistants' gap to the student",
+        fontsize=9,
+        wrap=True,
+    )
     plot = Plot(fig)
     if path is not None:
         plot.save(path)
@@ -261,6 +338,7 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
 
 
 # ---- writing -------------------------------------------------------------------------------------
+
 
 def write_ladder_and_gap(results_dir, params):
     """Write ``ladder.{csv,md}``, ``gap_points.{csv,md}`` and ``gap.png`` into ``results_dir``; return
@@ -270,10 +348,17 @@ def write_ladder_and_gap(results_dir, params):
     write_table(ladder, results_dir, "ladder", ladder_caption(params))
     points = gap_points(results_dir, params)
     collection = collection_label(params)
-    write_table(points, results_dir, "gap_points",
-                f"Assistant gap against what the assistants did ({collection} test, profile {params.get('profile', '?')}): {GAP_DEFINITION}")
-    plot_gap(points, results_dir / "gap.png",
-             title=f"{params.get('profile', '?')} ({collection}): Δ vs no assistant against the assistants' gap to the student")
+    write_table(
+        points,
+        results_dir,
+        "gap_points",
+        f"Assistant gap against what the assistants did ({collection} test, profile {params.get('profile', '?')}): {GAP_DEFINITION}",
+    )
+    plot_gap(
+        points,
+        results_dir / "gap.png",
+        title=f"{params.get('profile', '?')} ({collection}): Δ vs no assistant against the assistants' gap to the student",
+    )
     return ladder, points
 
 
@@ -291,7 +376,9 @@ def cross_profile_gap(results_root, profiles) -> pd.DataFrame:
     for name, params in items:
         params = dict(params or {}, profile=(params or {}).get("profile", name))
         folder = results_root / name
-        if not (folder / "table1.csv").is_file() or not any((folder / f"{t}.csv").is_file() for t in ("table6", "table7")):
+        if not (folder / "table1.csv").is_file() or not any(
+            (folder / f"{t}.csv").is_file() for t in ("table6", "table7")
+        ):
             skipped.append(name)
             continue
         points = gap_points(folder, params)
@@ -302,11 +389,18 @@ def cross_profile_gap(results_root, profiles) -> pd.DataFrame:
         used.append(f"{name} ({collection_label(params)})")
     points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=GAP_COLUMNS)
     missing = f"; skipped (no Table 1 with Table 6/7): {', '.join(skipped)}" if skipped else ""
-    write_table(points, results_root, "assistant_gap",
-                f"Assistant gap across profiles ({', '.join(used) or 'none'}){missing}. {GAP_DEFINITION}")
-    plot_gap(points, results_root / "assistant_gap.png",
-             title=f"Δ vs no assistant against the assistants' gap to the student: {', '.join(used) or 'no profile'}"
-                   + (f"\n(skipped: {', '.join(skipped)})" if skipped else ""))
+    write_table(
+        points,
+        results_root,
+        "assistant_gap",
+        f"Assistant gap across profiles ({', '.join(used) or 'none'}){missing}. {GAP_DEFINITION}",
+    )
+    plot_gap(
+        points,
+        results_root / "assistant_gap.png",
+        title=f"Δ vs no assistant against the assistants' gap to the student: {', '.join(used) or 'no profile'}"
+        + (f"\n(skipped: {', '.join(skipped)})" if skipped else ""),
+    )
     return points
 
 

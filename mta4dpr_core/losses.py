@@ -18,6 +18,7 @@ Example::
     >>> loss["total"].shape
     torch.Size([])
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,9 @@ from torch import nn
 
 def kl_to_student(target_log_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
     """KL(target || student) averaged over queries; the target gets no gradient."""
-    return F.kl_div(F.log_softmax(student_logits, dim=-1), target_log_probs.detach(), reduction="batchmean", log_target=True)
+    return F.kl_div(
+        F.log_softmax(student_logits, dim=-1), target_log_probs.detach(), reduction="batchmean", log_target=True
+    )
 
 
 def contrastive_loss(scores: torch.Tensor, positive_columns: torch.Tensor) -> torch.Tensor:
@@ -44,7 +47,10 @@ class MTA4DPRLoss(nn.Module):
     def forward(self, query_embeddings, passage_embeddings, teacher_logits, assistant_probs=None):
         """``passage_embeddings`` [B*C, d] are the B queries' candidates, positive first."""
         batch, count = teacher_logits.shape
-        own = torch.einsum("bd,bcd->bc", query_embeddings, passage_embeddings.view(batch, count, -1)) / self.student_temperature
+        own = (
+            torch.einsum("bd,bcd->bc", query_embeddings, passage_embeddings.view(batch, count, -1))
+            / self.student_temperature
+        )
         terms = {}
         if self.alpha:
             if self.in_batch_negatives:

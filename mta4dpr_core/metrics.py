@@ -3,6 +3,7 @@
 Binary measures (MRR@10, recall) use the split's relevance level (TREC DL
 passage: grade >= 2); nDCG@10 uses the graded judgments.
 """
+
 from __future__ import annotations
 
 import ir_measures
@@ -51,4 +52,6 @@ def evaluate(run: dict, qrels: dict, names=("MRR@10", "nDCG@10", "R@100"), relev
         results[by_measure[metric.measure]][metric.query_id] = metric.value
     if per_query:
         return results
-    return {name: float(np.mean([values.get(q, 0.0) for q in qrels])) if qrels else 0.0 for name, values in results.items()}
+    return {
+        name: float(np.mean([values.get(q, 0.0) for q in qrels])) if qrels else 0.0 for name, values in results.items()
+    }

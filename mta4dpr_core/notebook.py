@@ -1,12 +1,25 @@
 """Helpers for the notebooks: quiet logs, resolved params, the Setup (first cell) and clean table display (:func:`show`)."""
+
 from __future__ import annotations
 
 import logging
 import os
 import warnings
 
-SECTIONS = ("seeds", "data", "models", "construction", "fusion", "selection", "loss", "training", "iterations", "evaluation",
-            "study", "output")
+SECTIONS = (
+    "seeds",
+    "data",
+    "models",
+    "construction",
+    "fusion",
+    "selection",
+    "loss",
+    "training",
+    "iterations",
+    "evaluation",
+    "study",
+    "output",
+)
 
 
 def configure():
@@ -101,14 +114,16 @@ def _float_formatter(values, decimals: int):
 
     import numpy as np
 
-    finite = np.asarray([v for v in values if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)],
-                        dtype=np.float64)
+    finite = np.asarray(
+        [v for v in values if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)],
+        dtype=np.float64,
+    )
     if len(finite) and np.all(finite == np.round(finite)):
         places = 0
     else:
         places = decimals
         nonzero = np.abs(finite[finite != 0])
-        if len(nonzero) and nonzero.max() < 0.5 * 10 ** -decimals:
+        if len(nonzero) and nonzero.max() < 0.5 * 10**-decimals:
             places = min(12, max(decimals, int(-math.floor(math.log10(nonzero.max()))) + 1))
 
     def format_value(value):
@@ -181,8 +196,13 @@ class Table:
             styler = styler.set_properties(subset=numeric, **{"text-align": "right", "white-space": "nowrap"})
         if others:
             styler = styler.set_properties(subset=others, **{"text-align": "left"})
-        styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: 4px;"},
-                                          {"selector": "th", "props": "text-align: center;"}], overwrite=False)
+        styler = styler.set_table_styles(
+            [
+                {"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: 4px;"},
+                {"selector": "th", "props": "text-align: center;"},
+            ],
+            overwrite=False,
+        )
         if lines:
             styler = styler.set_caption("<br>".join(lines))
         return styler
@@ -263,6 +283,8 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
     shown = pd.DataFrame(text, columns=list(text), index=range(len(frame)))
     note = None
     if max_rows is not None and len(shown) > int(max_rows):  # formats above come from the full table
-        note = f"first {int(max_rows)} of {len(shown)} rows" + (f"; full table in {_display_path(file)}" if file is not None else "")
+        note = f"first {int(max_rows)} of {len(shown)} rows" + (
+            f"; full table in {_display_path(file)}" if file is not None else ""
+        )
         shown = shown.head(int(max_rows))
     return Table(shown, caption=caption, note=note, numeric=numeric)

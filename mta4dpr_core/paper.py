@@ -10,6 +10,7 @@ paper Δ comes from.
 >>> claim_delta("mta4dpr-vs-one-iteration-kd", "MRR@10")["note"]
 'the paper has no one-iteration teacher-only KD row'
 """
+
 from __future__ import annotations
 
 import functools
@@ -75,8 +76,15 @@ def claim_delta(claim_id: str, metric: str, source: dict | None = None) -> dict:
     profile pass it. ``delta`` is None when the paper has no such comparison (``note`` says why)."""
     source = source if source is not None else (claim_source(claim_id) or {})
     column = paper_column(metric)
-    out = {"delta": None, "advanced": None, "baseline": None, "table": source.get("table"), "column": column,
-           "rows": None, "note": source.get("note")}
+    out = {
+        "delta": None,
+        "advanced": None,
+        "baseline": None,
+        "table": source.get("table"),
+        "column": column,
+        "rows": None,
+        "note": source.get("note"),
+    }
     if source.get("table") is None:
         if out["note"] is None:
             out["note"] = "the paper reports no such comparison"
@@ -85,7 +93,9 @@ def claim_delta(claim_id: str, metric: str, source: dict | None = None) -> dict:
     a, b = value(source["table"], advanced, column), value(source["table"], baseline, column)
     out.update(advanced=a, baseline=b, rows=f"{advanced} − {baseline}")
     if a is None or b is None:
-        out["note"] = "; ".join(filter(None, [out["note"], f"the paper gives no {column} for {advanced if a is None else baseline}"]))
+        out["note"] = "; ".join(
+            filter(None, [out["note"], f"the paper gives no {column} for {advanced if a is None else baseline}"])
+        )
         return out
     out["delta"] = round(a - b, 6)
     return out

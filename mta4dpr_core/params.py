@@ -5,6 +5,7 @@ a profile only states what differs. Validation rejects unknown keys (suggesting
 the closest known one), wrong types, negative sizes, all-zero loss weights and
 fusion requests with fewer than two assistants, with a message naming the key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -79,7 +80,12 @@ DEFAULTS: dict = {
     # transformer_scorers_on_extra_tests: evaluate the teacher and transformer assistants on the extra test
     # sets too (encoding a 40,873-passage DL pool costs minutes per model on a CPU); students, static
     # models, BM25 and shipped runs always are
-    "evaluation": {"metric": "MRR@10", "depth": 100, "ignore_identical_ids": False, "transformer_scorers_on_extra_tests": True},
+    "evaluation": {
+        "metric": "MRR@10",
+        "depth": 100,
+        "ignore_identical_ids": False,
+        "transformer_scorers_on_extra_tests": True,
+    },
     "study": {
         "selection_methods": ["random", "footrule", "rbo", "kl"],
         # Table 3's ablations beside "w/o assistants" (always run): a profile may leave one out to fit its budget
@@ -89,8 +95,8 @@ DEFAULTS: dict = {
         "combination_seeds": 0,
         "paper_analogs": {},
         "baseline_models": [],
-        "teacher_candidates": [],   # scorer specs measured on training queries to choose the teacher
-        "teacher_hybrids": [],      # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
+        "teacher_candidates": [],  # scorer specs measured on training queries to choose the teacher
+        "teacher_hybrids": [],  # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
         "reference_runs": [],
         # the metric whose claims form the profile's one Holm family (claims.py); declared before any run.
         # In `study`, so it never enters a run's key. The paper's own primary is MRR@10 (MS MARCO dev).
@@ -100,19 +106,49 @@ DEFAULTS: dict = {
     "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0},
 }
 
-FREE_FORM = {"models.teacher", "models.student", "models.assistants", "study.student_sizes", "fusion.weights",
-             "study.paper_analogs", "study.baseline_models", "study.reference_runs",
-             "study.teacher_candidates", "study.teacher_hybrids"}
+FREE_FORM = {
+    "models.teacher",
+    "models.student",
+    "models.assistants",
+    "study.student_sizes",
+    "fusion.weights",
+    "study.paper_analogs",
+    "study.baseline_models",
+    "study.reference_runs",
+    "study.teacher_candidates",
+    "study.teacher_hybrids",
+}
 NON_NEGATIVE = {
-    "construction.k", "construction.rrf_c", "construction.mining_max_rank", "construction.encode_batch_size",
-    "construction.min_eval_queries", "study.combination_seeds", "training.steps", "training.queries_per_batch",
-    "training.negatives_per_query", "training.warmup_steps", "training.max_query_length",
-    "training.max_passage_length", "training.checkpoint_every", "iterations.count",
-    "loss.alpha", "loss.beta", "loss.gamma", "training.learning_rate", "training.weight_decay",
+    "construction.k",
+    "construction.rrf_c",
+    "construction.mining_max_rank",
+    "construction.encode_batch_size",
+    "construction.min_eval_queries",
+    "study.combination_seeds",
+    "training.steps",
+    "training.queries_per_batch",
+    "training.negatives_per_query",
+    "training.warmup_steps",
+    "training.max_query_length",
+    "training.max_passage_length",
+    "training.checkpoint_every",
+    "iterations.count",
+    "loss.alpha",
+    "loss.beta",
+    "loss.gamma",
+    "training.learning_rate",
+    "training.weight_decay",
     "evaluation.depth",
 }
-POSITIVE = {"construction.k", "training.steps", "training.queries_per_batch", "training.max_query_length",
-            "training.max_passage_length", "iterations.count", "construction.encode_batch_size"}
+POSITIVE = {
+    "construction.k",
+    "training.steps",
+    "training.queries_per_batch",
+    "training.max_query_length",
+    "training.max_passage_length",
+    "iterations.count",
+    "construction.encode_batch_size",
+}
 CHOICES = {
     "selection.method": {"kl", "footrule", "rbo", "random", "validation"},
     "fusion.temperature_rule": {"kl", "entropy", "fixed"},
@@ -142,14 +178,18 @@ def _choice_error(key, value, allowed, source):
 def _check_dataset_spec(key, spec, source):
     """``<collection>/<split>`` (e.g. ``scifact/train``) or ``ir_datasets:<id>``."""
     if not isinstance(spec, str):
-        raise ParamsError(key, f"expected a dataset spec like 'scifact/train', got {spec!r} ({_type_name(spec)})", source)
+        raise ParamsError(
+            key, f"expected a dataset spec like 'scifact/train', got {spec!r} ({_type_name(spec)})", source
+        )
     if spec.startswith("ir_datasets:"):
         if not spec.split(":", 1)[1].strip():
             raise ParamsError(key, f"dataset spec {spec!r} names no ir_datasets id", source)
         return
     collection, _, split = spec.rpartition("/")
     if not collection.strip() or not split.strip():
-        raise ParamsError(key, f"dataset spec {spec!r} must look like '<collection>/<split>', e.g. 'scifact/train'", source)
+        raise ParamsError(
+            key, f"dataset spec {spec!r} must look like '<collection>/<split>', e.g. 'scifact/train'", source
+        )
 
 
 def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
@@ -160,13 +200,19 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
         raise _choice_error(f"{key}.kind", kind, kinds, source)
     model = spec.get("model")
     if (kind in NEEDS_MODEL or "model" in spec) and not (isinstance(model, str) and model.strip()):
-        raise ParamsError(f"{key}.model", f"a `{kind}` model spec needs `model` (a model name or local path), got {model!r}", source)
+        raise ParamsError(
+            f"{key}.model", f"a `{kind}` model spec needs `model` (a model name or local path), got {model!r}", source
+        )
     flag = spec.get("no_public_checkpoint")
     if flag is not None:
         if not isinstance(flag, bool):
             raise ParamsError(f"{key}.no_public_checkpoint", f"expected a boolean (true/false), got {flag!r}", source)
         if flag and not (isinstance(model, str) and model.startswith(("/", ".", "~"))):
-            raise ParamsError(f"{key}.model", f"a spec with `no_public_checkpoint: true` needs a local path (e.g. /models/m2dpr), got {model!r}", source)
+            raise ParamsError(
+                f"{key}.model",
+                f"a spec with `no_public_checkpoint: true` needs a local path (e.g. /models/m2dpr), got {model!r}",
+                source,
+            )
     if kind == "ensemble":
         members = spec.get("members")
         if not isinstance(members, list) or not members:
@@ -175,13 +221,17 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
             _check_model_spec(f"{key}.members[{index}]", member, source)
         weights = spec.get("weights")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)):
-            raise ParamsError(f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source)
+            raise ParamsError(
+                f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source
+            )
     if kind == "cross_encoder" and spec.get("first_stage") is not None:
         _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
     if spec.get("warm_start") is not None:
         if kind != "hf":
-            raise ParamsError(f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source)
-        from .warm_start import WarmStartConfig
+            raise ParamsError(
+                f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source
+            )
+        from .warm_start_config import WarmStartConfig
 
         WarmStartConfig.from_spec(spec["warm_start"], key=f"{key}.warm_start", source=source)
     if kind == "run" and not isinstance(spec.get("paths"), list):
@@ -189,8 +239,15 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
 
 
 def _type_name(value):
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _check_type(key, default, value, source):
@@ -210,7 +267,7 @@ def _check_type(key, default, value, source):
         return value
     if isinstance(default, str) and not isinstance(value, str):
         # YAML 1.1 reads a bare off/no/on/yes as a boolean
-        hint = "; YAML reads a bare off/on as a boolean: quote it, e.g. \"off\"" if isinstance(value, bool) else ""
+        hint = '; YAML reads a bare off/on as a boolean: quote it, e.g. "off"' if isinstance(value, bool) else ""
         raise ParamsError(key, f"expected a string, got {value!r} ({_type_name(value)}){hint}", source)
     if isinstance(default, list) and not isinstance(value, list):
         raise ParamsError(key, f"expected a list, got {value!r} ({_type_name(value)})", source)
@@ -275,13 +332,16 @@ def validate(params: dict, source=None) -> dict:
     data = params["data"]
     if not isinstance(data["extra_test"], list):
         raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)
-    for key, spec in [("data.train", data["train"]), ("data.test", data["test"])] + \
-            [(f"data.extra_test[{i}]", spec) for i, spec in enumerate(data["extra_test"])]:
+    for key, spec in [("data.train", data["train"]), ("data.test", data["test"])] + [
+        (f"data.extra_test[{i}]", spec) for i, spec in enumerate(data["extra_test"])
+    ]:
         _check_dataset_spec(key, spec, source)
     for name in DATA_LIMITS:
         value = data[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ParamsError(f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source)
+            raise ParamsError(
+                f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source
+            )
     if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
         raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
     assistants = params["models"]["assistants"]
@@ -292,7 +352,9 @@ def validate(params: dict, source=None) -> dict:
     weights = params["fusion"]["weights"]
     if weights is not None:
         if not isinstance(weights, list) or len(weights) != len(assistants):
-            raise ParamsError("fusion.weights", f"expected a list of {len(assistants)} numbers (one per assistant)", source)
+            raise ParamsError(
+                "fusion.weights", f"expected a list of {len(assistants)} numbers (one per assistant)", source
+            )
         if any((not isinstance(w, (int, float))) or w < 0 for w in weights) or sum(weights) == 0:
             raise ParamsError("fusion.weights", "weights must be non-negative numbers, not all zero", source)
     for index, spec in enumerate(assistants):
@@ -304,11 +366,11 @@ def validate(params: dict, source=None) -> dict:
     if params["models"]["student"]:
         _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
     if params["models"]["teacher"] and params["models"]["independent_teacher"]:
-        from .teacher_choice import check_independence
+        from .independence import check_independence
 
         check_independence(params["models"]["teacher"], assistants, source)
     if params["models"]["independent_student"]:
-        from .teacher_choice import check_student_independence
+        from .independence import check_student_independence
 
         check_student_independence(params["models"]["student"], assistants, source)
         for index, spec in enumerate(params["study"]["student_sizes"] or []):
@@ -336,7 +398,9 @@ def parse_assignments(assignments, source="--set") -> dict:
         key = key.strip()
         where = f"{source} {item}"
         if not equals or not key or any(not part for part in key.split(".")):
-            raise ParamsError(key or "<none>", f"expected KEY=VALUE with a dotted key (e.g. training.steps=10), got {item!r}", where)
+            raise ParamsError(
+                key or "<none>", f"expected KEY=VALUE with a dotted key (e.g. training.steps=10), got {item!r}", where
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as error:
@@ -347,7 +411,9 @@ def parse_assignments(assignments, source="--set") -> dict:
         for depth, part in enumerate(parents):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ParamsError(".".join(parents[:depth + 1]), f"set both as a value and as a mapping in {source}", where)
+                raise ParamsError(
+                    ".".join(parents[: depth + 1]), f"set both as a value and as a mapping in {source}", where
+                )
             node = child
         node[last] = value
     return given
@@ -384,7 +450,9 @@ def load_params(path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise ParamsError("<file>", f"not valid UTF-8 (byte {raw[error.start:error.start + 1]!r})", f"{path}:{line}") from None
+        raise ParamsError(
+            "<file>", f"not valid UTF-8 (byte {raw[error.start : error.start + 1]!r})", f"{path}:{line}"
+        ) from None
     try:
         given = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:

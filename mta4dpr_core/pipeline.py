@@ -4,9 +4,11 @@ A notebook is a parameters cell, ``setup = Setup.from_params(params)``, one call
 below, and display cells. ``python -m mta4dpr_core.runner --no-notebooks`` runs
 the same functions without Jupyter.
 """
+
 from __future__ import annotations
 
 from . import plots, studies
+from .claims import check_claims, write_findings
 from .experiment import Setup
 from .grid import planned_runs, run_grid
 
@@ -17,8 +19,11 @@ def _run_planned(setup: Setup, stage: str):
 
 
 def data_prep(setup: Setup) -> dict:
-    return {"teacher_selection": studies.teacher_selection(setup), "statistics": studies.dataset_statistics(setup),
-            "baselines": studies.baselines(setup)}
+    return {
+        "teacher_selection": studies.teacher_selection(setup),
+        "statistics": studies.dataset_statistics(setup),
+        "baselines": studies.baselines(setup),
+    }
 
 
 def fusion(setup: Setup) -> dict:
@@ -55,8 +60,8 @@ def scale_and_cost(setup: Setup) -> dict:
 
 def summary(setup: Setup) -> dict:
     _run_planned(setup, "summary")
-    claims = studies.claims(setup)
-    findings = studies.write_findings(setup, claims)
+    claims = check_claims(setup)
+    findings = write_findings(setup, claims)
     forest = plots.claims_forest(claims)
     forest.save(studies.results_dir(setup.params) / "claims.png")
     return {"claims": claims, "findings": findings, "forest": forest}

@@ -4,6 +4,7 @@ Every function returns a :class:`Plot`: the last expression of a cell displays i
 rendered with ``bbox_inches="tight"`` at a fixed dpi (titles and labels are never clipped,
 whatever the backend), and ``plot.save(path)`` writes the same PNG.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,24 @@ DPI = 100
 ORIGINAL_COLOR = "#4C72B0"
 FUSED_COLOR = "#DD8452"
 TEACHER_COLOR = "#222222"
-PALETTE = ["#4C72B0", "#55A868", "#C44E52", "#8172B2", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD", "#DD8452",
-           "#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02"]
+PALETTE = [
+    "#4C72B0",
+    "#55A868",
+    "#C44E52",
+    "#8172B2",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#CCB974",
+    "#64B5CD",
+    "#DD8452",
+    "#1B9E77",
+    "#D95F02",
+    "#7570B3",
+    "#E7298A",
+    "#66A61E",
+    "#E6AB02",
+]
 
 
 class Plot:
@@ -28,8 +45,9 @@ class Plot:
 
     def png(self) -> bytes:
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15,
-                            metadata={"Software": None})
+        self.figure.savefig(
+            buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15, metadata={"Software": None}
+        )
         return buffer.getvalue()
 
     def _repr_png_(self):
@@ -66,6 +84,7 @@ def _wrap(text, width=60):
 
 # ---- 02: distributions and KL ------------------------------------------------------------------
 
+
 def distributions(frames, max_fused=1) -> Plot:
     """One panel per query (``walkthrough.query_distributions``): probability of each candidate
     (sorted by the teacher) under the teacher (black), each assistant, and the fused assistant
@@ -83,10 +102,18 @@ def distributions(frames, max_fused=1) -> Plot:
         x = np.arange(1, len(frame) + 1)
         ax.plot(x, frame["teacher"], color=TEACHER_COLOR, lw=2.4, marker="o", ms=4, label="teacher", zorder=5)
         for i, name in enumerate(names[:originals]):
-            ax.plot(x, frame[name], color=PALETTE[(i + 1) % len(PALETTE)], lw=1.3, marker=".",
-                    label=f"{name} (KL {kl.get(name, np.nan):.2f})")
+            ax.plot(
+                x,
+                frame[name],
+                color=PALETTE[(i + 1) % len(PALETTE)],
+                lw=1.3,
+                marker=".",
+                label=f"{name} (KL {kl.get(name, np.nan):.2f})",
+            )
         for name in fused:
-            ax.plot(x, frame[name], color=FUSED_COLOR, lw=2, ls="--", label=f"fused {name} (KL {kl.get(name, np.nan):.2f})")
+            ax.plot(
+                x, frame[name], color=FUSED_COLOR, lw=2, ls="--", label=f"fused {name} (KL {kl.get(name, np.nan):.2f})"
+            )
         for position in np.where(frame["positive"].to_numpy())[0]:
             ax.axvline(position + 1, color="#2ca02c", alpha=0.25, lw=6)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=2))
@@ -95,8 +122,12 @@ def distributions(frames, max_fused=1) -> Plot:
         ax.set_xlabel("candidate, ordered by teacher probability (green band = positive)")
         ax.set_ylabel("probability")
         ax.set_ylim(0, None)
-        ax.set_title(_wrap(f"{frame.attrs.get('query_id', '')}: {frame.attrs.get('query', '')}", 80), fontsize=10, loc="left")
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="KL(teacher ‖ ·) in nats", title_fontsize=8)
+        ax.set_title(
+            _wrap(f"{frame.attrs.get('query_id', '')}: {frame.attrs.get('query', '')}", 80), fontsize=10, loc="left"
+        )
+        ax.legend(
+            fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="KL(teacher ‖ ·) in nats", title_fontsize=8
+        )
     fig.suptitle("Teacher, assistant and fused distributions over one query's candidates", fontsize=11)
     return Plot(fig)
 
@@ -117,14 +148,22 @@ def kl_heatmap(matrix: pd.DataFrame, title="Mean KL(row ‖ column) over trainin
         threshold = np.nanmax(values) * 0.5 if np.isfinite(values).any() else 0
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if values[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if values[i, j] > threshold else "black",
+                )
     fig.colorbar(image, ax=ax, label="KL(P ‖ Q) in nats", shrink=0.8)
     ax.set_title(_wrap(title, 60), fontsize=10)
     return Plot(fig)
 
 
 # ---- 03: selection over training ------------------------------------------------------------
+
 
 def selection_shares(shares: pd.DataFrame, title="Assistant chosen per batch over training (KL selection)") -> Plot:
     """``walkthrough.selection_shares``: stacked area of each assistant's share per window of steps;
@@ -136,13 +175,21 @@ def selection_shares(shares: pd.DataFrame, title="Assistant chosen per batch ove
     members = shares.attrs.get("members", {})
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(shares.columns))]
     x = shares.index.to_numpy()
-    ax.stackplot(x, shares.to_numpy().T, labels=[f"{n} (fused)" if members.get(n, 1) > 1 else n for n in shares.columns],
-                 colors=colors, alpha=0.9, step="pre" if len(x) < 3 else None)
+    ax.stackplot(
+        x,
+        shares.to_numpy().T,
+        labels=[f"{n} (fused)" if members.get(n, 1) > 1 else n for n in shares.columns],
+        colors=colors,
+        alpha=0.9,
+        step="pre" if len(x) < 3 else None,
+    )
     for end in shares.attrs.get("iteration_ends", [])[:-1]:
         ax.axvline(end, color="black", ls=":", lw=1.2)
     ax.set_xlim(x.min(), x.max())
     ax.set_ylim(0, 100)
-    ax.set_xlabel(f"training step, all iterations (window of {shares.attrs.get('window', '?')} steps; dotted = new iteration)")
+    ax.set_xlabel(
+        f"training step, all iterations (window of {shares.attrs.get('window', '?')} steps; dotted = new iteration)"
+    )
     ax.set_ylabel("share of batches in window (%)")
     ax.set_title(_wrap(title, 70), fontsize=11)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="assistant", title_fontsize=8)
@@ -150,6 +197,7 @@ def selection_shares(shares: pd.DataFrame, title="Assistant chosen per batch ove
 
 
 # ---- 04: training curves --------------------------------------------------------------------
+
 
 def loss_curves(terms: pd.DataFrame, final: pd.DataFrame | None = None, smooth=5) -> Plot:
     """``walkthrough.loss_terms``: each loss term per step (one panel each; thin = raw, thick = moving
@@ -182,12 +230,18 @@ def loss_curves(terms: pd.DataFrame, final: pd.DataFrame | None = None, smooth=5
         ax.set_ylabel("loss (nats)", fontsize=9)
         ax.set_title(LOSS_LABELS.get(name, name), fontsize=10, loc="left")
     axes[-1, 0].set_xlabel("training step, all iterations (dotted = new iteration)")
-    fig.suptitle(f"Loss terms per training step ({terms['seed'].nunique()} seed(s); thick = {smooth}-step moving average)", fontsize=11)
+    fig.suptitle(
+        f"Loss terms per training step ({terms['seed'].nunique()} seed(s); thick = {smooth}-step moving average)",
+        fontsize=11,
+    )
     return Plot(fig)
 
 
-def metrics_per_iteration(table: pd.DataFrame, title="Student test metrics after each iteration (iteration 0 = before training)",
-                          baseline=None) -> Plot:
+def metrics_per_iteration(
+    table: pd.DataFrame,
+    title="Student test metrics after each iteration (iteration 0 = before training)",
+    baseline=None,
+) -> Plot:
     """``walkthrough.metrics_per_iteration``: each metric (percent) per iteration, ± std over seeds.
 
     ``baseline`` (optional, e.g. ``walkthrough.no_assistant_final(out['table1'])``): {metric: value in percent}
@@ -215,8 +269,18 @@ def metrics_per_iteration(table: pd.DataFrame, title="Student test metrics after
 
 # ---- 05: intervals --------------------------------------------------------------------------
 
-def interval_bars(df: pd.DataFrame, label: str, value: str, low: str | None = None, high: str | None = None,
-                  err: str | None = None, title="", xlabel=None, reference=None) -> Plot:
+
+def interval_bars(
+    df: pd.DataFrame,
+    label: str,
+    value: str,
+    low: str | None = None,
+    high: str | None = None,
+    err: str | None = None,
+    title="",
+    xlabel=None,
+    reference=None,
+) -> Plot:
     """Horizontal bars of ``df[value]`` per ``df[label]`` with an interval: [``low``, ``high``]
     columns (e.g. a 95% interval) or ± ``err`` (e.g. std over seeds); ``reference`` draws a vertical line."""
     frame = df[[c for c in (label, value, low, high, err) if c]].copy()
@@ -234,15 +298,33 @@ def interval_bars(df: pd.DataFrame, label: str, value: str, low: str | None = No
     ax = axes[0, 0]
     y = np.arange(len(frame))
     colors = [ORIGINAL_COLOR if v >= 0 else "#C44E52" for v in values]
-    ax.barh(y, values, color=colors, alpha=0.85,
-            xerr=None if lower is None else np.vstack([np.nan_to_num(lower), np.nan_to_num(upper)]), capsize=4,
-            error_kw={"elinewidth": 1.2, "ecolor": "black"})
+    ax.barh(
+        y,
+        values,
+        color=colors,
+        alpha=0.85,
+        xerr=None if lower is None else np.vstack([np.nan_to_num(lower), np.nan_to_num(upper)]),
+        capsize=4,
+        error_kw={"elinewidth": 1.2, "ecolor": "black"},
+    )
     ax.set_yticks(y, [str(v) for v in frame[label]])
     ax.invert_yaxis()
-    span = np.nanmax(np.abs(np.concatenate([values + np.nan_to_num(upper if upper is not None else 0),
-                                            values - np.nan_to_num(lower if lower is not None else 0)])))
+    span = np.nanmax(
+        np.abs(
+            np.concatenate(
+                [
+                    values + np.nan_to_num(upper if upper is not None else 0),
+                    values - np.nan_to_num(lower if lower is not None else 0),
+                ]
+            )
+        )
+    )
     for i, (yi, v) in enumerate(zip(y, values)):  # the value beyond the end of its interval
-        end = v + (np.nan_to_num(upper[i]) if upper is not None else 0) if v >= 0 else v - (np.nan_to_num(lower[i]) if lower is not None else 0)
+        end = (
+            v + (np.nan_to_num(upper[i]) if upper is not None else 0)
+            if v >= 0
+            else v - (np.nan_to_num(lower[i]) if lower is not None else 0)
+        )
         ax.text(end, yi, f"  {v:.2f}  ", va="center", ha="left" if v >= 0 else "right", fontsize=8)
     if reference is not None:
         ax.axvline(reference, color="black", lw=1)
@@ -251,7 +333,11 @@ def interval_bars(df: pd.DataFrame, label: str, value: str, low: str | None = No
     else:
         ax.set_xlim(0, span * 1.2 if span > 0 else 1)
     ax.set_xlabel(xlabel or value)
-    interval = "95% interval" if lower is not None and low else ("± std over seeds" if lower is not None else "one seed: no interval")
+    interval = (
+        "95% interval"
+        if lower is not None and low
+        else ("± std over seeds" if lower is not None else "one seed: no interval")
+    )
     ax.set_title(_wrap(f"{title} ({interval})" if title else interval, 70), fontsize=11)
     return Plot(fig)
 
@@ -261,10 +347,24 @@ def ablation_figure(table: pd.DataFrame, metric="MRR@10", label="variant") -> Pl
     "Δ high", else each variant's ``metric`` ± std over seeds."""
     if {"Δ", "Δ low", "Δ high"} <= set(table.columns):
         rows = table[table[label] != "MTA4DPR"] if (table[label] == "MTA4DPR").any() else table
-        return interval_bars(rows, label, "Δ", low="Δ low", high="Δ high", reference=0,
-                             title="Ablations: difference to MTA4DPR", xlabel="Δ test metric vs MTA4DPR (percentage points)")
-    return interval_bars(table, label, metric, err=f"{metric} ±" if f"{metric} ±" in table.columns else None,
-                         title=f"Ablations: test {metric}", xlabel=f"test {metric} (%)")
+        return interval_bars(
+            rows,
+            label,
+            "Δ",
+            low="Δ low",
+            high="Δ high",
+            reference=0,
+            title="Ablations: difference to MTA4DPR",
+            xlabel="Δ test metric vs MTA4DPR (percentage points)",
+        )
+    return interval_bars(
+        table,
+        label,
+        metric,
+        err=f"{metric} ±" if f"{metric} ±" in table.columns else None,
+        title=f"Ablations: test {metric}",
+        xlabel=f"test {metric} (%)",
+    )
 
 
 # ---- 07: every claim at a glance ------------------------------------------------------------------
@@ -272,7 +372,9 @@ def ablation_figure(table: pd.DataFrame, metric="MRR@10", label="variant") -> Pl
 VERDICT_COLORS = {"confirmed": "#55A868", "contradicted": "#C44E52", "inconclusive": "#8C8C8C", "borderline": "#CCB974"}
 
 
-def claims_forest(claims: pd.DataFrame, title="Every claim: our Δ with its 95% interval (seeds × queries), the paper's Δ beside it") -> Plot:
+def claims_forest(
+    claims: pd.DataFrame, title="Every claim: our Δ with its 95% interval (seeds × queries), the paper's Δ beside it"
+) -> Plot:
     """A forest plot of ``claims.csv``: one row per distinct quality comparison, grouped by the paper
     table it comes from; the interval coloured by the Holm-adjusted verdict; the paper's Δ (in its own
     metric, MRR@10 on MS MARCO for most) as an open diamond. Composite and timing rows are left out."""
@@ -300,7 +402,9 @@ def claims_forest(claims: pd.DataFrame, title="Every claim: our Δ with its 95% 
         ax.axhline(boundary + 0.5, color="#DDDDDD", lw=0.8)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items() if v in set(frame["verdict"])]
+    handles = [
+        Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items() if v in set(frame["verdict"])
+    ]
     handles.append(Line2D([], [], marker="D", mfc="none", mec="black", ls="", label="paper Δ (its own metric)"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     metric = str(frame["metric"].iloc[0]) if "metric" in frame else "primary metric"

@@ -21,6 +21,7 @@ True
 >>> autocast_dtype("auto", torch.device("cpu")) in (None, torch.bfloat16)
 True
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,7 +44,14 @@ def cpu_native_bf16() -> bool:
             return bool(query())
         except RuntimeError:
             pass
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"):
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in (
+        "SSE41",
+        "AVX",
+        "AVX2",
+        "AVX2_VNNI",
+        "AVX512_CORE",
+        "AVX512_CORE_VNNI",
+    ):
         return False
     try:
         flags = open("/proc/cpuinfo").read()
@@ -67,8 +75,12 @@ def autocast_dtype(setting: str, device: torch.device, where: str = "training.am
     if setting == "auto":
         return torch.bfloat16 if native_bf16(device) else None
     if setting == "bf16" and device.type == "cpu" and not cpu_native_bf16():
-        warnings.warn(f"{where}: bf16 on a CPU without native bf16 (no AVX512-BF16/AMX, or the capability is forced down) is "
-                      f"emulated, {EMULATED_BF16_SLOWDOWN}; use 'auto' to get float32 here", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{where}: bf16 on a CPU without native bf16 (no AVX512-BF16/AMX, or the capability is forced down) is "
+            f"emulated, {EMULATED_BF16_SLOWDOWN}; use 'auto' to get float32 here",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
 
 
@@ -79,6 +91,14 @@ def dtype_name(dtype) -> str:
 def describe(device: torch.device | None = None) -> dict:
     """What the manifest records about this machine's precision: capability, native bf16, what ``auto`` picks."""
     device = device or torch.device("cpu")
-    return {"device": device.type, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": native_bf16(device), "auto": dtype_name(autocast_dtype("auto", device)),
-            **{k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}}
+    return {
+        "device": device.type,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(device),
+        "auto": dtype_name(autocast_dtype("auto", device)),
+        **{
+            k: os.environ[k]
+            for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+            if k in os.environ
+        },
+    }

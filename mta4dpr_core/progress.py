@@ -16,6 +16,7 @@ Usage::
     for batch in progress.progress_bar(batches, desc="encode corpus", total=len(batches)):
         ...
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ from tqdm import tqdm as _tqdm
 ENABLE_VARIABLE = "MTA4DPR_PROGRESS"
 FILE_VARIABLE = "MTA4DPR_PROGRESS_FILE"
 FILE_INTERVAL_SECONDS = 10.0  # a bar writes at most one line per this many seconds into the progress file
-CLOSE_REPORT_SECONDS = 5.0    # a bar that ran at least this long reports its final count when it closes
+CLOSE_REPORT_SECONDS = 5.0  # a bar that ran at least this long reports its final count when it closes
 
 
 def enabled() -> bool:
@@ -93,8 +94,16 @@ def progress_bar(iterable=None, desc="", total=None, disable=False, **kwargs):
     off = disable or not enabled() or not _main_rank()
     if progress_file() and not off:
         # delay: short bars (a few batches) stay silent; long ones write a line every FILE_INTERVAL_SECONDS
-        options = dict(file=_LineFile(), mininterval=FILE_INTERVAL_SECONDS, maxinterval=FILE_INTERVAL_SECONDS * 3,
-                       delay=CLOSE_REPORT_SECONDS, ncols=100, ascii=True, leave=False, dynamic_ncols=False)
+        options = dict(
+            file=_LineFile(),
+            mininterval=FILE_INTERVAL_SECONDS,
+            maxinterval=FILE_INTERVAL_SECONDS * 3,
+            delay=CLOSE_REPORT_SECONDS,
+            ncols=100,
+            ascii=True,
+            leave=False,
+            dynamic_ncols=False,
+        )
         options.update(kwargs)
         bar = _Bar(iterable, desc=desc, total=total, **options)
         bar._report_close = True

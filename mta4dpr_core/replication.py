@@ -39,6 +39,7 @@ a relative improvement over a difference means nothing).
 
 No torch: this reads CSV files only.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,12 +72,15 @@ class MissingClaimsError(Mta4dprError, FileNotFoundError):
 
 # ---- reading ---------------------------------------------------------------------------------------------
 
+
 def read_claims(directory) -> pd.DataFrame:
     """``<directory>/claims.csv``; :class:`MissingClaimsError` naming the file when it is absent."""
     path = Path(directory) / "claims.csv"
     if not path.is_file():
-        raise MissingClaimsError(f"{path}: no claims.csv (run the profile's claims notebook first: "
-                                 f"python -m mta4dpr_core.runner --profile {Path(directory).name})")
+        raise MissingClaimsError(
+            f"{path}: no claims.csv (run the profile's claims notebook first: "
+            f"python -m mta4dpr_core.runner --profile {Path(directory).name})"
+        )
     df = pd.read_csv(path)
     if "claim" not in df.columns or "verdict" not in df.columns:
         raise Mta4dprError(f"{path}: not a claims table (no `claim` / `verdict` column)")
@@ -106,7 +110,11 @@ def _with_ids(df: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
     if "id" in df.columns:
         return df
     df = df.copy()
-    by_text = {} if reference is None or "id" not in reference.columns else dict(zip(reference["claim"].astype(str), reference["id"]))
+    by_text = (
+        {}
+        if reference is None or "id" not in reference.columns
+        else dict(zip(reference["claim"].astype(str), reference["id"]))
+    )
     df.insert(0, "id", [by_text.get(str(claim), f"text:{_slug(claim)}") for claim in df["claim"]])
     df.attrs["ids from text"] = True
     return df
@@ -114,26 +122,32 @@ def _with_ids(df: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
 
 # ---- the means behind ΔRI, from per_query.csv.gz where claims.csv lacks them -----------------------------
 
+
 def _per_query_runs(claim_id: str):
     """((advanced run, iteration), (baseline run, iteration)) in ``per_query.csv.gz`` for the comparisons of named
     runs; iteration None = each seed's last one. None where the claim is no such comparison."""
     final = None
-    fixed = {"mta4dpr-vs-no-assistant": (("mta4dpr", final), ("no_assistants", final)),
-             "mta4dpr-vs-one-iteration-kd": (("mta4dpr", final), ("one_iteration_kd", final)),
-             "removing-fusion": (("mta4dpr", final), ("no_fusion", final)),
-             "removing-iterations": (("mta4dpr", final), ("no_iterations", final)),
-             "iterations-teacher-only-kd": (("no_assistants", final), ("one_iteration_kd", final))}
+    fixed = {
+        "mta4dpr-vs-no-assistant": (("mta4dpr", final), ("no_assistants", final)),
+        "mta4dpr-vs-one-iteration-kd": (("mta4dpr", final), ("one_iteration_kd", final)),
+        "removing-fusion": (("mta4dpr", final), ("no_fusion", final)),
+        "removing-iterations": (("mta4dpr", final), ("no_iterations", final)),
+        "iterations-teacher-only-kd": (("no_assistants", final), ("one_iteration_kd", final)),
+    }
     if claim_id in fixed:
         return fixed[claim_id]
     if claim_id.startswith("kl-vs-"):
-        return ("mta4dpr", final), (f"selection_{claim_id[len('kl-vs-'):]}", final)
+        return ("mta4dpr", final), (f"selection_{claim_id[len('kl-vs-') :]}", final)
     match = re.fullmatch(r"iteration-(\d+)-to-(\d+)", claim_id)
     if match:
         return ("mta4dpr", int(match.group(2))), ("mta4dpr", int(match.group(1)))
     if claim_id.startswith("single-assistant-"):
-        return ("assistants " + claim_id[len("single-assistant-"):], final), ("no_assistants", final)  # run name resolved by slug
+        return ("assistants " + claim_id[len("single-assistant-") :], final), (
+            "no_assistants",
+            final,
+        )  # run name resolved by slug
     if claim_id.startswith("student-size-"):
-        label = claim_id[len("student-size-"):]
+        label = claim_id[len("student-size-") :]
         return (f"mta4dpr, {label}", final), (f"no_assistants, {label}", final)  # resolved by slug
     return None
 
@@ -185,6 +199,7 @@ def _metric_name(metric) -> str:
 
 # ---- the comparison --------------------------------------------------------------------------------------------
 
+
 def _significant(verdict) -> bool:
     return verdict in SIGNIFICANT
 
@@ -228,8 +243,9 @@ def _text(value) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
-def replication_table(original_dir, replication_dir, original_name: str = "SciFact",
-                      replication_name: str = "NFCorpus") -> pd.DataFrame:
+def replication_table(
+    original_dir, replication_dir, original_name: str = "SciFact", replication_name: str = "NFCorpus"
+) -> pd.DataFrame:
     """One row per claim id present in both ``<original_dir>/claims.csv`` and ``<replication_dir>/claims.csv``
     (in the original's order): id, claim, ``<original_name> Δ [95%]``, ``<original_name> verdict``, the same for
     the replication, ``replicates``, ``effect ratio``, ``ΔRI``, metric and family (definitions in the module
@@ -259,20 +275,43 @@ def replication_table(original_dir, replication_dir, original_name: str = "SciFa
                 (o_adv, o_base), (r_adv, r_base) = _means(o, original_dir), _means(r, replication_dir)
                 dri = delta_relative_improvement(o_adv, o_base, r_adv, r_base)
         claim = o.get("claim") if isinstance(o.get("claim"), str) else r.get("claim")
-        rows.append({"id": claim_id, "claim": claim,
-                     f"{original_name} Δ [95%]": _interval_text(o), f"{original_name} verdict": _text(o.get("verdict")),
-                     f"{replication_name} Δ [95%]": _interval_text(r), f"{replication_name} verdict": _text(r.get("verdict")),
-                     "replicates": replicates(o.get("verdict"), o.get("effect"), r.get("verdict"), r.get("effect")),
-                     "effect ratio": er, "ΔRI": dri,
-                     "metric": _text(metric_o) if same_metric else f"{metric_o} vs {metric_r}", "family": _text(family)})
-    columns = ["id", "claim", f"{original_name} Δ [95%]", f"{original_name} verdict", f"{replication_name} Δ [95%]",
-               f"{replication_name} verdict", "replicates", "effect ratio", "ΔRI", "metric", "family"]
+        rows.append(
+            {
+                "id": claim_id,
+                "claim": claim,
+                f"{original_name} Δ [95%]": _interval_text(o),
+                f"{original_name} verdict": _text(o.get("verdict")),
+                f"{replication_name} Δ [95%]": _interval_text(r),
+                f"{replication_name} verdict": _text(r.get("verdict")),
+                "replicates": replicates(o.get("verdict"), o.get("effect"), r.get("verdict"), r.get("effect")),
+                "effect ratio": er,
+                "ΔRI": dri,
+                "metric": _text(metric_o) if same_metric else f"{metric_o} vs {metric_r}",
+                "family": _text(family),
+            }
+        )
+    columns = [
+        "id",
+        "claim",
+        f"{original_name} Δ [95%]",
+        f"{original_name} verdict",
+        f"{replication_name} Δ [95%]",
+        f"{replication_name} verdict",
+        "replicates",
+        "effect ratio",
+        "ΔRI",
+        "metric",
+        "family",
+    ]
     df = pd.DataFrame(rows, columns=columns)
     df.attrs["names"] = (original_name, replication_name)
     df.attrs[f"only in {original_name}"] = [i for i in orig_rows if i not in repl_rows]
     df.attrs[f"only in {replication_name}"] = [i for i in repl_rows if i not in orig_rows]
-    df.attrs["ids from text"] = [name for name, side in ((original_name, original), (replication_name, replication))
-                                 if side.attrs.get("ids from text")]
+    df.attrs["ids from text"] = [
+        name
+        for name, side in ((original_name, original), (replication_name, replication))
+        if side.attrs.get("ids from text")
+    ]
     return df
 
 
@@ -284,8 +323,11 @@ def summary(df: pd.DataFrame) -> dict:
     family = df["family"] if "family" in df else pd.Series(["–"] * len(df), index=df.index)
     counted = df[family == QUALITY] if (family == QUALITY).any() else df
     categories = counted["replicates"].value_counts()
-    out = {"distinct comparisons": int(len(counted)), "replicated": int(categories.get("yes", 0)),
-           "contradicted direction": int(categories.get("no", 0))}
+    out = {
+        "distinct comparisons": int(len(counted)),
+        "replicated": int(categories.get("yes", 0)),
+        "contradicted direction": int(categories.get("no", 0)),
+    }
     out["inconclusive"] = out["distinct comparisons"] - out["replicated"] - out["contradicted direction"]
     for category in CATEGORIES[2:]:
         out[category] = int(categories.get(category, 0))
@@ -298,20 +340,27 @@ def summary(df: pd.DataFrame) -> dict:
 def summary_text(df: pd.DataFrame) -> str:
     s = summary(df)
     original, replication = df.attrs.get("names", ("original", "replication"))
-    lines = [f"Summary: {s['distinct comparisons']} distinct comparisons (the quality family) in both: {s['replicated']} replicated "
-             f"(the same significant verdict), {s['contradicted direction']} contradicted direction, {s['inconclusive']} inconclusive "
-             f"({s['same direction, not significant']} same direction but significant on one side only, {s['both inconclusive']} "
-             f"inconclusive on both" + (f", {s['one inconclusive']} with no direction on one side" if s["one inconclusive"] else "") + ")."]
+    lines = [
+        f"Summary: {s['distinct comparisons']} distinct comparisons (the quality family) in both: {s['replicated']} replicated "
+        f"(the same significant verdict), {s['contradicted direction']} contradicted direction, {s['inconclusive']} inconclusive "
+        f"({s['same direction, not significant']} same direction but significant on one side only, {s['both inconclusive']} "
+        f"inconclusive on both"
+        + (f", {s['one inconclusive']} with no direction on one side" if s["one inconclusive"] else "")
+        + ")."
+    ]
     for name in (original, replication):
         only = s.get(f"only in {name}", [])
         lines.append(f"Only in {name}: " + (", ".join(f"`{i}`" for i in only) if only else "none") + ".")
     if df.attrs.get("ids from text"):
-        lines.append(f"No id column in {' and '.join(df.attrs['ids from text'])}'s claims.csv (written before claims had ids): its "
-                     "ids come from the other side's claims with the same text; the rest are listed as only on one side.")
+        lines.append(
+            f"No id column in {' and '.join(df.attrs['ids from text'])}'s claims.csv (written before claims had ids): its "
+            "ids come from the other side's claims with the same text; the rest are listed as only on one side."
+        )
     return "\n".join(lines)
 
 
 # ---- writing ------------------------------------------------------------------------------------------------
+
 
 def _profile_label(results_root, profile: str) -> str:
     """The collection's display name from ``results/<profile>/manifest.json``'s params, else the profile name."""
@@ -336,12 +385,14 @@ def write_replication(results_root, original: str = "mini", replication: str = "
     shown = df.copy()
     shown["effect ratio"] = [None if math.isnan(v) else f"{v:.2f}" for v in df["effect ratio"]]
     shown["ΔRI"] = [None if math.isnan(v) else f"{v:+.3f}" for v in df["ΔRI"]]
-    title = (f"Replication: the claims of `{original}` ({names[0]}) on `{replication}` ({names[1]}), joined on the claim id. "
-             "Δ [95%]: our Δ in percent with its 95% interval; verdict: Holm-adjusted over each profile's own family. replicates: yes = "
-             "the same significant verdict on both; no = opposite directions with at least one side significant; same direction, not "
-             "significant = significant on one side only, the other's Δ the same way; both inconclusive = significant on neither. "
-             f"Effect ratio = {names[1]} Δ / {names[0]} Δ and ΔRI = RI({names[0]}) − RI({names[1]}), RI = (advanced − baseline) / "
-             "baseline on the mean scores, as repro_eval defines them for a replication")
+    title = (
+        f"Replication: the claims of `{original}` ({names[0]}) on `{replication}` ({names[1]}), joined on the claim id. "
+        "Δ [95%]: our Δ in percent with its 95% interval; verdict: Holm-adjusted over each profile's own family. replicates: yes = "
+        "the same significant verdict on both; no = opposite directions with at least one side significant; same direction, not "
+        "significant = significant on one side only, the other's Δ the same way; both inconclusive = significant on neither. "
+        f"Effect ratio = {names[1]} Δ / {names[0]} Δ and ΔRI = RI({names[0]}) − RI({names[1]}), RI = (advanced − baseline) / "
+        "baseline on the mean scores, as repro_eval defines them for a replication"
+    )
     T.write_table(shown, root, "replication", title)
     md = root / "replication.md"
     atomic_write_text(md, md.read_text() + "\n" + summary_text(df) + "\n")

@@ -28,6 +28,7 @@ last timings, as before. The proxy is deliberately simple: a shared model/encodi
 (``output.cache_dir``) left from another profile does not make a run warm, and a work directory
 emptied by hand makes it cold.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,7 +102,9 @@ def timing_estimates(runs: Path, results: Path, names, cold=False):
         if not cold:
             seconds = warm or _seconds(cold_manifest.get(name))
         else:
-            seconds = (_seconds(marker.get("seconds")) if marker.get("cold") else None) or _seconds(cold_manifest.get(name))
+            seconds = (_seconds(marker.get("seconds")) if marker.get("cold") else None) or _seconds(
+                cold_manifest.get(name)
+            )
             if seconds is None and warm is not None:
                 seconds = warm
                 lower.add(name)
@@ -132,7 +135,9 @@ class ProgressMonitor:
     and the bars inside the kernel) with the notebook, its position, elapsed time and an ETA;
     a heartbeat line when nothing was printed for ``heartbeat`` seconds."""
 
-    def __init__(self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0, lower_bounds=(), cold=False):
+    def __init__(
+        self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0, lower_bounds=(), cold=False
+    ):
         """``previous``: seconds by notebook (see :func:`timing_estimates`); ``lower_bounds``: notebooks whose
         seconds are only a lower bound (a warm timing on a cold start); ``cold``: the run starts cold."""
         self.profile, self.names, self.previous, self.log = profile, list(names), dict(previous), log
@@ -176,8 +181,10 @@ class ProgressMonitor:
         elapsed = time.perf_counter() - self.started_all
         where = f" {self.current}" if self.current else ""
         current = f", notebook {_format_seconds(time.perf_counter() - self.current_started)}" if self.current else ""
-        return (f"[{self.profile} {done}/{len(self.names)} done{where} | elapsed {_format_seconds(elapsed)}{current}"
-                f" | ETA {self.eta_text()}]")
+        return (
+            f"[{self.profile} {done}/{len(self.names)} done{where} | elapsed {_format_seconds(elapsed)}{current}"
+            f" | ETA {self.eta_text()}]"
+        )
 
     def skipped(self, name, seconds):
         self.finished[name] = 0.0
@@ -261,15 +268,19 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     previous, lower_bounds = timing_estimates(runs, results, names, cold)
     monitor = ProgressMonitor(profile, names, previous, log=log, lower_bounds=lower_bounds, cold=cold)
     work = resolve_path(params["output"]["runs_dir"]) / profile / "work"
-    log(f"[{profile}] {'cold' if cold else 'warm'} start ({work} {'is missing or empty' if cold else 'holds earlier runs'}); "
+    log(
+        f"[{profile}] {'cold' if cold else 'warm'} start ({work} {'is missing or empty' if cold else 'holds earlier runs'}); "
         f"ETA {monitor.eta_text()} from the {'last cold run' if cold else 'last run'}'s timings"
-        + (" (a warm run's where no cold one is recorded: a lower bound)" if lower_bounds else ""))
+        + (" (a warm run's where no cold one is recorded: a lower bound)" if lower_bounds else "")
+    )
     # the kernel inherits this: progress.report() and the bars append to it, the monitor prints it
     progress_path = runs / ".progress.log" if progress.enabled() else None
     saved_variable = os.environ.get(progress.FILE_VARIABLE)
     for name in names:
         source = NOTEBOOK_DIR / f"{name}.ipynb"
-        key = hashlib.sha256(json.dumps([source.read_text(), params, code, notebooks], sort_keys=True, default=str).encode()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps([source.read_text(), params, code, notebooks], sort_keys=True, default=str).encode()
+        ).hexdigest()
         marker = runs / f"{name}.done.json"
         done = read_json(marker)
         if not force and done is not None and done.get("key") == key:
@@ -287,8 +298,15 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
 
                 runs.mkdir(parents=True, exist_ok=True)
                 sections = {k: v for k, v in params.items()}
-                papermill.execute_notebook(str(source), str(runs / f"{name}.ipynb"), parameters=sections, kernel_name=KERNEL,
-                                           cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False)
+                papermill.execute_notebook(
+                    str(source),
+                    str(runs / f"{name}.ipynb"),
+                    parameters=sections,
+                    kernel_name=KERNEL,
+                    cwd=str(NOTEBOOK_DIR),
+                    progress_bar=False,
+                    log_output=False,
+                )
             else:
                 from .experiment import Setup
                 from .pipeline import STAGES
@@ -319,8 +337,15 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                 atomic_write_bytes(results / "notebooks" / f"{name}.ipynb", executed.read_bytes())
     total = round(sum(v for v in timings.values() if v), 1)
     ran = {name: seconds for name, seconds in timings.items() if name not in skipped}
-    write_manifest(params, {**timings, "total": total},
-                   {"notebooks": notebooks, "cold_start": cold, "cold_timings_seconds": cold_timings(results, runs, names, ran, cold)})
+    write_manifest(
+        params,
+        {**timings, "total": total},
+        {
+            "notebooks": notebooks,
+            "cold_start": cold,
+            "cold_timings_seconds": cold_timings(results, runs, names, ran, cold),
+        },
+    )
     log(f"[{profile}] all done: {total} s of notebook time; results in {results}")
     return timings
 
@@ -336,8 +361,14 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     parser.add_argument("--no-notebooks", action="store_true", help="run the stages directly, without papermill")
     parser.add_argument("--force", action="store_true", help="rerun notebooks even if finished")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override profile keys, e.g. data.train=X/train training.steps=10 seeds=[1,2] (values are YAML)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override profile keys, e.g. data.train=X/train training.steps=10 seeds=[1,2] (values are YAML)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else profile_path(args.profile)
@@ -361,7 +392,10 @@ def main(argv=None):
     except Exception as error:  # papermill wraps notebook errors; show the cause, not a traceback
         name = type(error).__name__
         if name == "PapermillExecutionError":
-            print(f"error: a notebook failed: {getattr(error, 'ename', '')}: {one_line(getattr(error, 'evalue', error))}", file=sys.stderr)
+            print(
+                f"error: a notebook failed: {getattr(error, 'ename', '')}: {one_line(getattr(error, 'evalue', error))}",
+                file=sys.stderr,
+            )
             return 1
         raise
     finally:

@@ -12,9 +12,9 @@ BM25 (bm25s), precomputed TREC runs, and a weighted ensemble of z-scored members
 Corpus encodings are cached under ``<cache>/encodings/<hash>.npy`` with a
 checksum, keyed by the encoder identity, a digest of the texts and the max length.
 """
+
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -61,10 +61,23 @@ class DenseScorer(Scorer):
     fingerprint of the weights to the key.
     """
 
-    def __init__(self, encoder, name, max_query_length=32, max_passage_length=256, batch_size=64,
-                 temperature=0.05, cache_dir=None, cache=True):
+    def __init__(
+        self,
+        encoder,
+        name,
+        max_query_length=32,
+        max_passage_length=256,
+        batch_size=64,
+        temperature=0.05,
+        cache_dir=None,
+        cache=True,
+    ):
         self.encoder, self.name = encoder, name
-        self.max_query_length, self.max_passage_length, self.batch_size = max_query_length, max_passage_length, batch_size
+        self.max_query_length, self.max_passage_length, self.batch_size = (
+            max_query_length,
+            max_passage_length,
+            batch_size,
+        )
         self.temperature = temperature
         self.cache_dir = Path(cache_dir or default_cache_dir())
         self.cache = cache
@@ -126,8 +139,9 @@ class BM25Scorer(Scorer):
         import Stemmer
 
         progress.quiet_libraries()  # importing bm25s sets its logger to DEBUG
-        return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False,
-                              return_ids=return_ids)
+        return bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False, return_ids=return_ids
+        )
 
     def prepare(self, corpus):
         import bm25s
@@ -138,8 +152,12 @@ class BM25Scorer(Scorer):
         tokenized = self._tokenize(corpus.texts)
         empty = sum(1 for ids in tokenized.ids if len(ids) == 0)
         if empty:
-            log.warning("%s: %d of %d passages have no BM25 token after stopwords and stemming; they score 0 "
-                        "for every query", self.name, empty, len(corpus))
+            log.warning(
+                "%s: %d of %d passages have no BM25 token after stopwords and stemming; they score 0 for every query",
+                self.name,
+                empty,
+                len(corpus),
+            )
         # a corpus without a single token (all stopwords/punctuation): bm25s cannot index it; everything scores 0
         self.retriever = bm25s.BM25(k1=self.k1, b=self.b) if empty < len(corpus) else None
         if self.retriever is not None:
@@ -153,14 +171,21 @@ class BM25Scorer(Scorer):
             tokens = self._tokenize(missing, return_ids=False)
             empty = 0
             for text, query_tokens in zip(missing, tokens):
-                if not query_tokens or self.retriever is None:  # e.g. "M&M's": nothing left after stopwords and stemming (bm25s raises on [])
+                if (
+                    not query_tokens or self.retriever is None
+                ):  # e.g. "M&M's": nothing left after stopwords and stemming (bm25s raises on [])
                     empty += 1
                     self._full[text] = np.zeros(len(self.corpus), np.float32)
                     continue
                 self._full[text] = self.retriever.get_scores(query_tokens).astype(np.float32)
             if empty:
-                log.warning("%s: %d of %d queries have no BM25 token after stopwords and stemming; they score 0 "
-                            "against every passage", self.name, empty, len(missing))
+                log.warning(
+                    "%s: %d of %d queries have no BM25 token after stopwords and stemming; they score 0 "
+                    "against every passage",
+                    self.name,
+                    empty,
+                    len(missing),
+                )
         out = np.stack([self._full[t] for t in texts]) if texts else np.zeros((0, len(self.corpus)), np.float32)
         # per-text rows, oldest dropped beyond the memory bound (but never this call's)
         limit = max(len(set(texts)), int(self.cache_bytes // (4 * max(1, len(self.corpus)))))
@@ -251,7 +276,9 @@ class EnsembleScorer(Scorer):
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         if missing:
             sample = np.broadcast_to(self.sample, (len(missing), len(self.sample)))
-            values = self.members[member_index].score([k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample))
+            values = self.members[member_index].score(
+                [k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample)
+            )
             for key, mean, std in zip(missing, values.mean(1), values.std(1).clip(min=1e-6)):
                 cache[key] = (mean, std)
         mean = np.array([cache[k][0] for k in keys], dtype=np.float32).reshape(-1, 1)
@@ -289,8 +316,17 @@ class CrossEncoderScorer(Scorer):
     two-class heads).
     """
 
-    def __init__(self, model, first_stage=None, name="cross-encoder", max_length=192, batch_size=64, rerank_depth=200,
-                 temperature=1.0, cache_dir=None):
+    def __init__(
+        self,
+        model,
+        first_stage=None,
+        name="cross-encoder",
+        max_length=192,
+        batch_size=64,
+        rerank_depth=200,
+        temperature=1.0,
+        cache_dir=None,
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -317,11 +353,18 @@ class CrossEncoderScorer(Scorer):
         out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
         with torch.inference_mode():
             starts = range(0, len(pairs), self.batch_size)
-            for start in progress.progress_bar(starts, desc=f"{self.name}: score pairs", total=len(starts), disable=len(starts) <= 1,
-                                               unit="batch"):
-                chunk = pairs[start:start + self.batch_size]
-                batch = self.tokenizer([query_texts[r] for r, _ in chunk], [self.corpus.texts[doc_idx[r, c]] for r, c in chunk],
-                                       padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+            for start in progress.progress_bar(
+                starts, desc=f"{self.name}: score pairs", total=len(starts), disable=len(starts) <= 1, unit="batch"
+            ):
+                chunk = pairs[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [query_texts[r] for r, _ in chunk],
+                    [self.corpus.texts[doc_idx[r, c]] for r, c in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
                 logits = self.model(**batch).logits.float()
                 values = logits[:, -1] if logits.shape[-1] > 1 else logits[:, 0]
                 for (r, c), v in zip(chunk, values.cpu().numpy()):
@@ -334,7 +377,7 @@ class CrossEncoderScorer(Scorer):
         _, candidates = self.first_stage.search(query_ids, query_texts, max(k, self.rerank_depth))
         # only the first stage's top `rerank_depth` are re-ranked (the paper: top 200); deeper
         # ranks (k > rerank_depth, e.g. R@1000) keep the first stage's order below them
-        head, tail = candidates[:, : self.rerank_depth], candidates[:, self.rerank_depth:k]
+        head, tail = candidates[:, : self.rerank_depth], candidates[:, self.rerank_depth : k]
         scores = self.score(query_ids, query_texts, head)
         scores = np.where(np.isnan(scores), -np.inf, scores)
         order = np.lexsort((head, -scores), axis=1)[:, :k]
@@ -383,13 +426,26 @@ def _build_scorer(spec: dict, cache_dir=None, runs_root=None, shared=None):
         return RunScorer([root / p for p in spec["paths"]], name=name, temperature=temperature)
     if kind == "cross_encoder":
         first_stage = build_scorer(spec["first_stage"], cache_dir, runs_root) if spec.get("first_stage") else None
-        return CrossEncoderScorer(spec["model"], first_stage, name=name, max_length=spec.get("max_length", 192),
-                                  batch_size=spec.get("batch_size", 64), rerank_depth=spec.get("rerank_depth", 200),
-                                  temperature=temperature, cache_dir=cache_dir)
+        return CrossEncoderScorer(
+            spec["model"],
+            first_stage,
+            name=name,
+            max_length=spec.get("max_length", 192),
+            batch_size=spec.get("batch_size", 64),
+            rerank_depth=spec.get("rerank_depth", 200),
+            temperature=temperature,
+            cache_dir=cache_dir,
+        )
     if kind == "ensemble":
         members = [build_scorer(m, cache_dir, runs_root, shared) for m in spec["members"]]
         return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)
     encoder = build_encoder(spec, cache_dir=cache_dir)
-    return DenseScorer(encoder, name, max_query_length=spec.get("max_query_length", 32),
-                       max_passage_length=spec.get("max_passage_length", 256), batch_size=spec.get("batch_size", 64),
-                       temperature=temperature, cache_dir=cache_dir)
+    return DenseScorer(
+        encoder,
+        name,
+        max_query_length=spec.get("max_query_length", 32),
+        max_passage_length=spec.get("max_passage_length", 256),
+        batch_size=spec.get("batch_size", 64),
+        temperature=temperature,
+        cache_dir=cache_dir,
+    )

@@ -3,6 +3,7 @@
 Without FAISS (say, a GPU machine whose CUDA has no faiss-gpu wheel) the same exact search
 runs in torch, on the GPU when there is one (:class:`TorchFlatIndex`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,7 +61,7 @@ class TorchFlatIndex:
         queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
         scores, indices = [], []
         for start in range(0, queries.shape[0], self.chunk):
-            top = torch.topk(queries[start:start + self.chunk] @ self.vectors.T, k, dim=1)
+            top = torch.topk(queries[start : start + self.chunk] @ self.vectors.T, k, dim=1)
             scores.append(top.values.cpu())
             indices.append(top.indices.cpu())
         if not scores:

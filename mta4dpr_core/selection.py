@@ -13,6 +13,7 @@ averaged over the batch's queries, and picks the best:
 
 The selection never touches gradients: it works on stored scores only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,11 +52,13 @@ def rank_biased_overlap(teacher: np.ndarray, candidates: np.ndarray, p: float = 
     deepest = np.maximum(ranks(teacher)[None], ranks(candidates))  # [A, B, C]
     flat = deepest.reshape(-1, count)
     offsets = (np.arange(flat.shape[0]) * count)[:, None]
-    hist = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * count).reshape(deepest.shape).astype(np.float64)
+    hist = (
+        np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * count).reshape(deepest.shape).astype(np.float64)
+    )
     overlap = np.cumsum(hist, axis=-1)  # X_d for d = 1..C
     depth = np.arange(1, count + 1)
-    weights = p ** depth
-    rbo = (overlap[..., -1] / count) * p ** count + (1 - p) / p * (overlap / depth * weights).sum(-1)
+    weights = p**depth
+    rbo = (overlap[..., -1] / count) * p**count + (1 - p) / p * (overlap / depth * weights).sum(-1)
     return rbo.mean(-1)
 
 

@@ -55,6 +55,7 @@ False
 >>> [round(float(x), 3) for x in holm([0.01, 0.04, 0.03])]
 [0.03, 0.06, 0.06]
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -64,29 +65,29 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
-RESAMPLES = 200_000         # see the module docstring: bound stability < 0.0005 across 20 generator seeds
-STABILITY_SEEDS = 20        # generator seeds behind the "borderline" check
+RESAMPLES = 200_000  # see the module docstring: bound stability < 0.0005 across 20 generator seeds
+STABILITY_SEEDS = 20  # generator seeds behind the "borderline" check
 VERDICTS = ("confirmed", "contradicted", "inconclusive", "borderline")
-_ROOT = 2024_17             # root of the resampling generators (numpy SeedSequence entropy)
-_CHUNK = 1024               # resamples drawn at a time (memory)
+_ROOT = 2024_17  # root of the resampling generators (numpy SeedSequence entropy)
+_CHUNK = 1024  # resamples drawn at a time (memory)
 
 
 @dataclass
 class Comparison:
-    ours: float            # mean over seeds and queries
+    ours: float  # mean over seeds and queries
     other: float
-    effect: float          # ours - other (in the paper's direction when higher_is_better)
-    low: float             # 95% interval of the effect (two-level bootstrap, the first generator seed)
+    effect: float  # ours - other (in the paper's direction when higher_is_better)
+    low: float  # 95% interval of the effect (two-level bootstrap, the first generator seed)
     high: float
-    seed_std: float        # sample std over seeds of the per-seed effect (nan for one seed)
-    seeds_holding: int     # seeds whose per-seed effect has the paper's sign
+    seed_std: float  # sample std over seeds of the per-seed effect (nan for one seed)
+    seeds_holding: int  # seeds whose per-seed effect has the paper's sign
     seeds: int
     queries: int
     verdict: str
-    p: float = float("nan")         # two-sided bootstrap p (the first generator seed)
-    p_holm: float = float("nan")    # Holm-adjusted over the family (= p for a family of one)
-    per_seed: tuple = ()            # the per-seed effects
-    seed_level: bool = True         # False when the seed level is degenerate (one seed)
+    p: float = float("nan")  # two-sided bootstrap p (the first generator seed)
+    p_holm: float = float("nan")  # Holm-adjusted over the family (= p for a family of one)
+    per_seed: tuple = ()  # the per-seed effects
+    seed_level: bool = True  # False when the seed level is degenerate (one seed)
     bound_spread: float = float("nan")  # largest range of a bound across the generator seeds
     resamples: int = 0
     higher_is_better: bool = True
@@ -121,8 +122,15 @@ def paired_interval(differences: np.ndarray, seed: int = 0, confidence: float = 
     if len(differences) < 2 or np.allclose(differences, differences[0]):
         value = float(differences.mean()) if len(differences) else float("nan")
         return value, value  # no spread: the interval is the point (a degenerate bootstrap)
-    result = stats.bootstrap((differences,), np.mean, confidence_level=confidence, n_resamples=5000, method="BCa",
-                             random_state=np.random.default_rng(seed), vectorized=True)
+    result = stats.bootstrap(
+        (differences,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=5000,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -152,7 +160,9 @@ def bootstrap_effects(diffs, resamples: int = RESAMPLES, generator_seed: int = 0
         if s == 1:
             seed_counts[s] = np.ones((resamples, 1))
         else:
-            seed_counts[s] = np.concatenate([_counts(i, s) for i in _indices(s, resamples, generator_seed, 0)]).astype(np.float64)
+            seed_counts[s] = np.concatenate([_counts(i, s) for i in _indices(s, resamples, generator_seed, 0)]).astype(
+                np.float64
+            )
     for q in sorted({d.shape[1] for d in diffs}):
         # the matrices with q queries, stacked and grouped by their number of seeds: [rows, q]
         groups = {}
@@ -161,16 +171,18 @@ def bootstrap_effects(diffs, resamples: int = RESAMPLES, generator_seed: int = 0
                 groups.setdefault(d.shape[0], []).append(k)
         order = [(s, members) for s, members in sorted(groups.items())]
         # float32 products: the sums of a resample are off by ~1e-7 of the largest |d| (far below the 0.0005 stability)
-        matrix = np.concatenate([diffs[k] for _, members in order for k in members]).T.astype(np.float32)   # [q, rows]
+        matrix = np.concatenate([diffs[k] for _, members in order for k in members]).T.astype(np.float32)  # [q, rows]
         effects = {s: np.empty((len(members), resamples)) for s, members in order}
         start = 0
         for chunk in _indices(q, resamples, generator_seed, 1):
             rows = len(chunk)
-            sums = _counts(chunk, q).astype(np.float32) @ matrix                                          # [chunk, rows]
+            sums = _counts(chunk, q).astype(np.float32) @ matrix  # [chunk, rows]
             offset = 0
             for s, members in order:
-                block = sums[:, offset:offset + len(members) * s].reshape(rows, len(members), s).astype(np.float64)
-                effects[s][:, start:start + rows] = np.einsum("cks,cs->kc", block, seed_counts[s][start:start + rows]) / (s * q)
+                block = sums[:, offset : offset + len(members) * s].reshape(rows, len(members), s).astype(np.float64)
+                effects[s][:, start : start + rows] = np.einsum(
+                    "cks,cs->kc", block, seed_counts[s][start : start + rows]
+                ) / (s * q)
                 offset += len(members) * s
             start += rows
         for s, members in order:
@@ -190,15 +202,24 @@ def _summary(effects: np.ndarray, confidence: float, scale: float = 1.0):
     return float(low), float(high), p
 
 
-def compare_many(pairs, higher_is_better=True, seed: int = 0, resamples: int = RESAMPLES,
-                 stability_seeds: int = STABILITY_SEEDS, confidence: float = CONFIDENCE) -> list[Comparison]:
+def compare_many(
+    pairs,
+    higher_is_better=True,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    stability_seeds: int = STABILITY_SEEDS,
+    confidence: float = CONFIDENCE,
+) -> list[Comparison]:
     """:func:`compare` for many ``(ours, other)`` pairs at once: pairs with as many queries share the
     query resamples (one draw per generator seed for the whole batch). ``higher_is_better``: one
     flag or one per pair. Each verdict is that of a family of one; see :func:`family_verdicts`."""
     flags = [higher_is_better] * len(pairs) if isinstance(higher_is_better, bool) else list(higher_is_better)
     diffs, base = [], []
     for ours, other in pairs:
-        ours, other = np.atleast_2d(np.asarray(ours, dtype=np.float64)), np.atleast_2d(np.asarray(other, dtype=np.float64))
+        ours, other = (
+            np.atleast_2d(np.asarray(ours, dtype=np.float64)),
+            np.atleast_2d(np.asarray(other, dtype=np.float64)),
+        )
         if ours.shape[1] != other.shape[1]:
             raise ValueError(f"paired comparison needs the same queries, got {ours.shape[1]} and {other.shape[1]}")
         if ours.shape[1] == 0:
@@ -220,18 +241,38 @@ def compare_many(pairs, higher_is_better=True, seed: int = 0, resamples: int = R
         low, high, p = (float(x) for x in draws[k, 0])
         spread = float(max(np.ptp(draws[k, :, 0]), np.ptp(draws[k, :, 1])))
         sign = 1 if flag else -1
-        result = Comparison(ours=float(ours.mean()), other=float(other.mean()), effect=effect, low=low, high=high,
-                            seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-                            seeds_holding=int((sign * per_seed > 0).sum()), seeds=len(per_seed), queries=diff.shape[1],
-                            verdict="inconclusive", p=p, p_holm=p, per_seed=tuple(float(x) for x in per_seed),
-                            seed_level=len(per_seed) > 1, bound_spread=spread, resamples=resamples, higher_is_better=flag,
-                            draws={"low": draws[k, :, 0].copy(), "high": draws[k, :, 1].copy(), "p": draws[k, :, 2].copy()})
+        result = Comparison(
+            ours=float(ours.mean()),
+            other=float(other.mean()),
+            effect=effect,
+            low=low,
+            high=high,
+            seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+            seeds_holding=int((sign * per_seed > 0).sum()),
+            seeds=len(per_seed),
+            queries=diff.shape[1],
+            verdict="inconclusive",
+            p=p,
+            p_holm=p,
+            per_seed=tuple(float(x) for x in per_seed),
+            seed_level=len(per_seed) > 1,
+            bound_spread=spread,
+            resamples=resamples,
+            higher_is_better=flag,
+            draws={"low": draws[k, :, 0].copy(), "high": draws[k, :, 1].copy(), "p": draws[k, :, 2].copy()},
+        )
         results.append(result)
     return family_verdicts(results, adjust=False)
 
 
-def compare(ours: np.ndarray, other: np.ndarray, higher_is_better: bool = True, seed: int = 0, resamples: int = RESAMPLES,
-            stability_seeds: int = STABILITY_SEEDS) -> Comparison:
+def compare(
+    ours: np.ndarray,
+    other: np.ndarray,
+    higher_is_better: bool = True,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    stability_seeds: int = STABILITY_SEEDS,
+) -> Comparison:
     """``ours`` and ``other``: per-query metrics, shape (seeds, queries), rows paired by seed (a single
     row is broadcast over the other side's seeds). The two-level bootstrap of the module docstring;
     ``stability_seeds=1`` skips the borderline check (an interval only)."""
@@ -258,7 +299,7 @@ def family_verdicts(comparisons, alpha: float = ALPHA, adjust: bool = True) -> l
     comparisons = list(comparisons)
     if not comparisons:
         return []
-    p = np.array([c.draws["p"] if c.draws else [c.p] for c in comparisons])             # [k, generators]
+    p = np.array([c.draws["p"] if c.draws else [c.p] for c in comparisons])  # [k, generators]
     adjusted = np.stack([holm(p[:, g]) for g in range(p.shape[1])], axis=1) if adjust else p
     out = []
     for c, row in zip(comparisons, adjusted):

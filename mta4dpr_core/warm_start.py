@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -40,49 +40,9 @@ from . import progress
 from .atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 from .encoders import default_device
 from .precision import autocast_dtype, dtype_name
+from .warm_start_config import WarmStartConfig  # noqa: F401  (the settings; re-exported)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WarmStartConfig:
-    target: str = "all-MiniLM-L6-v2"  # a mean-pooled sentence encoder whose embedding the [CLS] learns
-    texts: str = "msmarco-trecdl"  # a corpus directory under data.root (BEIR or MS MARCO TSV layout)
-    passages: int = 4000  # passages sampled from it; as many query-length crops are added
-    steps: int = 400
-    batch_size: int = 64
-    learning_rate: float = 3e-4
-    warmup_steps: int = 20
-    max_length: int = 96
-    amp: str = "auto"  # "auto" (bf16 where native, else float32), "bf16" or "off": see mta4dpr_core/precision.py
-    seed: int = 0
-
-    @classmethod
-    def from_spec(cls, spec: dict, key="models.student.warm_start", source=None):
-        from .errors import ParamsError
-
-        if not isinstance(spec, dict):
-            raise ParamsError(key, f"expected a mapping of warm-start settings, got {spec!r}", source)
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(spec) - set(known))
-        if unknown:
-            raise ParamsError(f"{key}.{unknown[0]}", f"unknown warm-start key; known keys: {sorted(known)}", source)
-        config = cls(**spec)
-        for name in ("passages", "steps", "batch_size", "max_length"):
-            value = getattr(config, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParamsError(f"{key}.{name}", f"expected a positive integer, got {value!r}", source)
-        for name in ("target", "texts"):
-            value = getattr(config, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ParamsError(f"{key}.{name}", f"expected a non-empty string, got {value!r}", source)
-        for name in ("learning_rate",):
-            value = getattr(config, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ParamsError(f"{key}.{name}", f"expected a positive number (write 3.0e-4, not 3e-4, in YAML), got {value!r}", source)
-        if config.amp not in ("auto", "bf16", "off"):
-            raise ParamsError(f"{key}.amp", f"must be 'auto', 'bf16' or 'off', got {config.amp!r}", source)
-        return config
 
 
 def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
@@ -93,7 +53,7 @@ def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
         words = text.split()
         length = rng.randint(shortest, longest)
         start = rng.randint(0, max(0, len(words) - length))
-        crops.append(" ".join(words[start:start + length]))
+        crops.append(" ".join(words[start : start + length]))
     return crops
 
 
@@ -101,12 +61,15 @@ def warm_start(student, target, texts, config: WarmStartConfig) -> list:
     """Train ``student`` in place so its pooled vector matches ``target``'s (cosine loss); the loss log."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    vectors = torch.as_tensor(target.encode(texts, max_length=config.max_length, batch_size=128, desc="warm-start targets"))
+    vectors = torch.as_tensor(
+        target.encode(texts, max_length=config.max_length, batch_size=128, desc="warm-start targets")
+    )
     vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
     device = next(student.parameters()).device
     optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, 1 - step / config.steps))
+        optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, 1 - step / config.steps)
+    )
     amp_dtype = autocast_dtype(config.amp, device, where="models.student.warm_start.amp")
     losses = []
     student.train()
@@ -143,13 +106,26 @@ def warm_started(student, spec: dict, data_root, cache_dir):
     texts = passages + query_length_crops(passages, rng)
     target = TransformerEncoder.from_name(config.target, pooling="mean", normalize=True, cache_dir=cache_dir)
     started = time.time()
-    log.info("warm start of the student's [CLS] (%d steps on %d texts of %s); cached after", config.steps, len(texts), config.texts)
+    log.info(
+        "warm start of the student's [CLS] (%d steps on %d texts of %s); cached after",
+        config.steps,
+        len(texts),
+        config.texts,
+    )
     losses = warm_start(student, target, texts, config)
     save_torch(path, student.state_dict())
-    atomic_write_json(path.with_suffix(".json"), {
-        "config": asdict(config), "precision": dtype_name(autocast_dtype(config.amp, next(student.parameters()).device)),
-        "student": student_identity, "texts": len(texts), "seconds": round(time.time() - started, 1),
-        "loss_first_10": float(np.mean(losses[:10])), "loss_last_10": float(np.mean(losses[-10:]))})
+    atomic_write_json(
+        path.with_suffix(".json"),
+        {
+            "config": asdict(config),
+            "precision": dtype_name(autocast_dtype(config.amp, next(student.parameters()).device)),
+            "student": student_identity,
+            "texts": len(texts),
+            "seconds": round(time.time() - started, 1),
+            "loss_first_10": float(np.mean(losses[:10])),
+            "loss_last_10": float(np.mean(losses[-10:])),
+        },
+    )
     return student
 
 

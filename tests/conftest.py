@@ -5,6 +5,7 @@ The shared data lives at ``../shared/data`` relative to the repository root
 reason when it is missing. Tests marked ``slow`` run only with ``--runslow`` (or
 ``MTA4DPR_RUN_SLOW=1``).
 """
+
 from __future__ import annotations
 
 import os
@@ -86,6 +87,7 @@ def minilm_encoder():
 # Tiny synthetic problems (no model files needed)
 # ---------------------------------------------------------------------------
 
+
 def word_tokenizer(words):
     """A whitespace word-level ``tokenizers.Tokenizer`` over ``words`` (id 0 = [UNK])."""
     from tokenizers import Tokenizer
@@ -125,7 +127,9 @@ def make_training_data(n_queries=12, n_docs=40, k=6, m=3, n_positives=1, seed=0)
     is_positive = np.zeros(candidates.shape, bool)
     is_positive[:, :n_positives] = True
     teacher = rng.normal(size=candidates.shape).astype(np.float32) + 4.0 * is_positive
-    assistants = np.stack([teacher + rng.normal(scale=1.0 + a, size=teacher.shape) for a in range(m)]).astype(np.float32)
+    assistants = np.stack([teacher + rng.normal(scale=1.0 + a, size=teacher.shape) for a in range(m)]).astype(
+        np.float32
+    )
     data = TrainingData(
         query_ids=[str(i) for i in range(n_queries)],
         query_texts=[f"q{i}" for i in range(n_queries)],

@@ -5,6 +5,7 @@ Caches covered: corpus encodings (``<cache_dir>/encodings/<key>.npy``), the pair
 (``.npz``), training checkpoints (``last.pt``), iteration states (``state.pt``) and the
 ``TrainingData`` arrays. Everything is tiny and synthetic (conftest's static encoder and data).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,21 +16,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import MatrixScorer, make_training_data, tiny_static_encoder
+
 from mta4dpr_core import atomic
 from mta4dpr_core import training as training_module
-from mta4dpr_core.atomic import load_array, read_checksummed, save_array, save_npz, save_torch, try_load_npz, try_load_torch
+from mta4dpr_core.atomic import (
+    load_array,
+    read_checksummed,
+    save_array,
+    save_npz,
+    save_torch,
+    try_load_npz,
+    try_load_torch,
+)
 from mta4dpr_core.construction import PairScoreStore, TrainingData, score_with_cache
 from mta4dpr_core.data import Corpus
 from mta4dpr_core.scorers import DenseScorer
 from mta4dpr_core.tables import write_table
 from mta4dpr_core.training import TrainConfig, train_student
 
-
 # ---------------------------------------------------------------------------------------------
 # Ways to damage a cache file (each must be detected)
 # ---------------------------------------------------------------------------------------------
+
 
 def flip_a_byte(path: Path):
     data = bytearray(path.read_bytes())
@@ -80,6 +89,7 @@ def verifies(path) -> bool:
 # Corpus encodings
 # ---------------------------------------------------------------------------------------------
 
+
 def _counting_scorer(cache_dir):
     encoder = tiny_static_encoder(4, 30, dim=8, seed=0)
     calls = {"n": 0}
@@ -125,6 +135,7 @@ def test_corrupted_encoding_cache_is_rejected_and_rebuilt(damage, tmp_path, capl
 # The pair-score store
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("damage", DAMAGE, ids=damage_ids)
 def test_corrupted_pair_score_store_is_rejected_and_rebuilt(damage, tmp_path, caplog):
     rng = np.random.default_rng(0)
@@ -164,10 +175,24 @@ def test_corrupted_pair_score_store_is_rejected_and_rebuilt(damage, tmp_path, ca
 # Training checkpoints (last.pt) and iteration states (state.pt)
 # ---------------------------------------------------------------------------------------------
 
+
 def _config(**overrides):
-    base = dict(steps=6, queries_per_batch=6, negatives_per_query=3, learning_rate=0.05, weight_decay=0.0, warmup_steps=1,
-                max_query_length=8, max_passage_length=8, checkpoint_every=3, amp="off", gamma=1.0, student_temperature=0.1,
-                assistant_temperatures=[1.0, 1.0, 1.0], seed=13)
+    base = dict(
+        steps=6,
+        queries_per_batch=6,
+        negatives_per_query=3,
+        learning_rate=0.05,
+        weight_decay=0.0,
+        warmup_steps=1,
+        max_query_length=8,
+        max_passage_length=8,
+        checkpoint_every=3,
+        amp="off",
+        gamma=1.0,
+        student_temperature=0.1,
+        assistant_temperatures=[1.0, 1.0, 1.0],
+        seed=13,
+    )
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -205,7 +230,10 @@ def test_corrupted_training_checkpoint_is_rejected_and_training_restarts(damage,
 @pytest.mark.parametrize("damage", DAMAGE, ids=damage_ids)
 def test_corrupted_iteration_state_is_rejected(damage, tmp_path, caplog):
     path = tmp_path / "iteration1" / "state.pt"
-    save_torch(path, {"model": {"w": torch.arange(1000.0)}, "history": [{"iteration": 1}], "selections": [], "pool": ["a", "b"]})
+    save_torch(
+        path,
+        {"model": {"w": torch.arange(1000.0)}, "history": [{"iteration": 1}], "selections": [], "pool": ["a", "b"]},
+    )
     assert try_load_torch(path)["pool"] == ["a", "b"]
     damage(path)
     with caplog.at_level(logging.WARNING):
@@ -216,6 +244,7 @@ def test_corrupted_iteration_state_is_rejected(damage, tmp_path, caplog):
 # ---------------------------------------------------------------------------------------------
 # TrainingData arrays
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("array", ["candidates", "teacher_scores", "assistant_scores", "query_rows"])
 @pytest.mark.parametrize("damage", DAMAGE, ids=damage_ids)
@@ -243,6 +272,7 @@ def test_corrupted_training_data_is_rejected_and_rebuilt(array, damage, tmp_path
 # ---------------------------------------------------------------------------------------------
 # Writes go through a temporary file in the same directory and a rename
 # ---------------------------------------------------------------------------------------------
+
 
 class CrashingOs:
     """``os`` as seen by mta4dpr_core.atomic, with ``replace`` failing (a crash before the rename),

@@ -1,4 +1,5 @@
 """tools/compare_results.py: tables matched by their text columns, worst difference against a tolerance."""
+
 from __future__ import annotations
 
 import subprocess
@@ -32,10 +33,16 @@ def test_compare_results_tolerance_and_row_matching(tmp_path):
 def test_a_true_false_column_labels_rows_instead_of_being_subtracted(tmp_path):
     left, right = tmp_path / "left", tmp_path / "right"
     left.mkdir(), right.mkdir()
-    pd.DataFrame({"candidate": ["x", "y"], "chosen": [True, False], "score": [70.0, 60.0]}).to_csv(left / "selection.csv", index=False)
-    pd.DataFrame({"candidate": ["y", "x"], "chosen": [False, True], "score": [60.0, 70.2]}).to_csv(right / "selection.csv", index=False)
+    pd.DataFrame({"candidate": ["x", "y"], "chosen": [True, False], "score": [70.0, 60.0]}).to_csv(
+        left / "selection.csv", index=False
+    )
+    pd.DataFrame({"candidate": ["y", "x"], "chosen": [False, True], "score": [60.0, 70.2]}).to_csv(
+        right / "selection.csv", index=False
+    )
     done = _run(left, right, "--tolerance", "0.5")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0.2" in done.stdout
-    pd.DataFrame({"candidate": ["y", "x"], "chosen": [True, False], "score": [60.0, 70.0]}).to_csv(right / "selection.csv", index=False)
+    pd.DataFrame({"candidate": ["y", "x"], "chosen": [True, False], "score": [60.0, 70.0]}).to_csv(
+        right / "selection.csv", index=False
+    )
     assert _run(left, right).returncode == 2  # another row chosen: the rows no longer match

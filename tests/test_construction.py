@@ -1,10 +1,11 @@
 """Training-data construction (3.2.1): RRF, candidate merging, the pair-score cache, mining, storage."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import MatrixScorer, make_training_data
+
 from mta4dpr_core.construction import (
     PairScoreStore,
     TrainingData,
@@ -24,11 +25,14 @@ NAN = np.nan
 
 # --- reciprocal rank fusion --------------------------------------------------------------------
 
+
 def test_reciprocal_rank_fusion_by_hand():
-    scores = np.array([
-        [[3.0, 1.0, 2.0, NAN, NAN]],  # ranks d0=1, d2=2, d1=3; d3 not ranked
-        [[NAN, 5.0, 4.0, 1.0, NAN]],  # ranks d1=1, d2=2, d3=3; d0 not ranked
-    ])
+    scores = np.array(
+        [
+            [[3.0, 1.0, 2.0, NAN, NAN]],  # ranks d0=1, d2=2, d1=3; d3 not ranked
+            [[NAN, 5.0, 4.0, 1.0, NAN]],  # ranks d1=1, d2=2, d3=3; d0 not ranked
+        ]
+    )
     fused = reciprocal_rank_fusion(scores, c=60)
     expected = [1 / 61, 1 / 63 + 1 / 61, 1 / 62 + 1 / 62, 1 / 63, -np.inf]
     np.testing.assert_allclose(fused[0], expected)
@@ -62,6 +66,7 @@ def test_retrieve_negatives_excludes_positives():
 
 
 # --- pair-score store --------------------------------------------------------------------------
+
 
 def test_pair_score_store_roundtrip(tmp_path):
     path = tmp_path / "scores" / "s.npz"
@@ -98,7 +103,9 @@ def test_score_with_cache_scores_only_unseen_pairs(tmp_path):
     second = np.array([[1, 2, 10], [3, 4, 5], [6, 11, -1], [7, 8, 9]])  # 2 new pairs, rows 1 and 3 fully cached
     stats = {}
     out = score_with_cache(scorer, ids, ids, rows, second, store, stats)
-    np.testing.assert_array_equal(out, np.where(second >= 0, np.take_along_axis(matrix, np.maximum(second, 0), 1), np.nan))
+    np.testing.assert_array_equal(
+        out, np.where(second >= 0, np.take_along_axis(matrix, np.maximum(second, 0), 1), np.nan)
+    )
     assert scorer.pairs_scored == 9 + 2
     assert stats == {"pairs_scored": 2, "pairs_cached": 9}
     store.save()
@@ -120,6 +127,7 @@ def test_split_eval_queries_seeded_and_sized():
 
 # --- mining the student's failures -------------------------------------------------------------
 
+
 def _placing(n_docs, target_ranks, seed):
     """Scores over ``n_docs`` where doc ``d`` lands at 1-based rank ``r`` for each (d, r) in target_ranks."""
     rng = np.random.default_rng(seed)
@@ -140,17 +148,28 @@ def test_mine_student_failures_picks_exactly_teacher_right_student_wrong(tmp_pat
     for row, docs in enumerate(positives):
         teacher[row, docs[0]] = 10.0  # the teacher ranks a positive first ...
     teacher[4, int(np.argmax(student[4]))] = 20.0  # ... except on query 4, where the student's top negative wins
-    teacher[6, 6] = -10.0                          # ... and on query 6, where every student negative beats it
+    teacher[6, 6] = -10.0  # ... and on query 6, where every student negative beats it
     ids = [f"q{i}" for i in range(7)]
     stats = {}
-    rows, negatives = mine_student_failures(MatrixScorer(ids, student, "student"), MatrixScorer(ids, teacher, "teacher"),
-                                            ids, ids, positives, np.arange(7), k, max_rank,
-                                            PairScoreStore(tmp_path / "t.npz", n_docs), stats)
+    rows, negatives = mine_student_failures(
+        MatrixScorer(ids, student, "student"),
+        MatrixScorer(ids, teacher, "teacher"),
+        ids,
+        ids,
+        positives,
+        np.arange(7),
+        k,
+        max_rank,
+        PairScoreStore(tmp_path / "t.npz", n_docs),
+        stats,
+    )
     assert rows.tolist() == [1, 2, 5]  # ranks 2, 15 and 3 (first positive); not 1, 16, or teacher-wrong ones
     for row, negs in zip(rows, negatives):
         expected = [d for d in np.argsort(-student[row], kind="stable").tolist() if d not in positives[row]][:k]
         assert negs.tolist() == expected
-    empty_rows, empty_negs = mine_student_failures(None, None, ids, ids, positives, np.zeros(0, np.int64), k, max_rank, None, {})
+    empty_rows, empty_negs = mine_student_failures(
+        None, None, ids, ids, positives, np.zeros(0, np.int64), k, max_rank, None, {}
+    )
     assert empty_rows.shape == (0,) and empty_negs.shape == (0, k)
 
 
@@ -165,7 +184,9 @@ def test_build_training_data_with_fake_scorers(tmp_path):
     teacher = MatrixScorer(ids, rng.normal(size=(n_queries, n_docs)), "teacher")
     eval_mask = np.zeros(n_queries, bool)
     eval_mask[[2, 5]] = True
-    data = build_training_data(split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path)
+    data = build_training_data(
+        split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path
+    )
     assert data.query_rows.tolist() == [0, 1, 3, 4, 6, 7]
     assert data.candidates.shape == (6, 2 + k)  # widest positive list (2) + k hard negatives
     positives = split.positives(corpus)
@@ -182,12 +203,15 @@ def test_build_training_data_with_fake_scorers(tmp_path):
     assert data.assistant_names == ["a", "b"] and data.origin.tolist() == [0] * 6
     # a second build finds every pair in the stores
     before = teacher.pairs_scored
-    again = build_training_data(split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path)
+    again = build_training_data(
+        split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path
+    )
     assert teacher.pairs_scored == before and again.stats["pairs_scored"] == 0
     np.testing.assert_array_equal(again.candidates, data.candidates)
 
 
 # --- storage -----------------------------------------------------------------------------------
+
 
 def test_training_data_round_trip_and_corruption(tmp_path):
     data, _ = make_training_data(n_queries=6, n_docs=20, k=4, m=2)

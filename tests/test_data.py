@@ -1,4 +1,5 @@
 """Loaders on the real shared data (BEIR layout, TREC DL), TREC runs, subsampling, MS MARCO TSV layout."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,8 @@ from mta4dpr_core.data import (
 )
 from mta4dpr_core.errors import DataError
 
-
 # --- SciFact (BEIR layout), counts from PROVENANCE.md / the BEIR statistics ---------------------
+
 
 def test_scifact_counts(scifact):
     assert scifact.name == "scifact"
@@ -54,6 +55,7 @@ def test_query_ids_in_natural_order(scifact):
 
 # --- TREC DL (BEIR layout with graded judgments) ----------------------------------------------
 
+
 def test_trecdl_counts_and_relevance_level(trecdl):
     assert len(trecdl.corpus) == 40873
     assert set(trecdl.splits) == {"dl19", "dl20"}
@@ -83,6 +85,7 @@ def test_resolve_split(data_root, scifact):
 
 # --- TREC runs ---------------------------------------------------------------------------------
 
+
 def test_load_trec_run_dl19_bm25(trecdl_dir, trecdl):
     run = load_trec_run(trecdl_dir / "runs" / "dl19.BM25.trec.gz")
     assert set(run) == set(trecdl.splits["dl19"].query_ids)
@@ -99,6 +102,7 @@ def test_load_trec_run_plain_text(tmp_path):
 
 
 # --- subsampling -------------------------------------------------------------------------------
+
 
 def test_subsample_split_is_seeded_and_consistent(scifact):
     train = scifact.splits["train"]
@@ -133,22 +137,32 @@ def test_subsample_corpus_keeps_judged_passages(scifact):
 
 def test_restrict_split_drops_unjudged_and_empty_queries():
     corpus = Corpus(ids=["a", "b", "c"], texts=["x", "y", "z"])
-    split = Split("t", ["1", "2", "3"], ["one", "two", "three"],
-                  {"1": {"a": 1, "zz": 1}, "2": {"zz": 1}, "3": {"b": 0, "c": 2}}, relevance_level=1)
+    split = Split(
+        "t",
+        ["1", "2", "3"],
+        ["one", "two", "three"],
+        {"1": {"a": 1, "zz": 1}, "2": {"zz": 1}, "3": {"b": 0, "c": 2}},
+        relevance_level=1,
+    )
     out = restrict_split(split, corpus)
     assert out.query_ids == ["1", "3"]
     assert out.query_texts == ["one", "three"]
     assert out.qrels == {"1": {"a": 1}, "3": {"b": 0, "c": 2}}
-    graded = restrict_split(Split("t", ["1", "3"], ["one", "three"], {"1": {"a": 1}, "3": {"c": 2}}, relevance_level=2), corpus)
+    graded = restrict_split(
+        Split("t", ["1", "3"], ["one", "three"], {"1": {"a": 1}, "3": {"c": 2}}, relevance_level=2), corpus
+    )
     assert graded.query_ids == ["3"]  # query 1's only judgment is below the relevance level
 
 
 # --- MS MARCO TSV layout -----------------------------------------------------------------------
 
+
 def test_msmarco_tsv_layout(tmp_path):
     root = tmp_path / "tiny-msmarco"
     root.mkdir()
-    (root / "collection.tsv").write_text("0\tThe capital of France is Paris.\n1\tBerlin is in Germany.\n2\tRome is old.\n")
+    (root / "collection.tsv").write_text(
+        "0\tThe capital of France is Paris.\n1\tBerlin is in Germany.\n2\tRome is old.\n"
+    )
     (root / "queries.train.tsv").write_text("100\twhat is the capital of france\n101\twhere is berlin\n")
     (root / "qrels.train.tsv").write_text("100\t0\t0\t1\n101\t0\t1\t1\n101\t0\t2\t0\n")
     collection = load_collection(root)

@@ -5,6 +5,7 @@ stage twice with the runner CLI (``--no-notebooks --only 04``), each time into f
 results directories (the encoding cache is shared); the CSV and Markdown tables must be equal byte
 for byte, every run's history bit-identical, and the seed recorded in ``manifest.json``.
 """
+
 from __future__ import annotations
 
 import json

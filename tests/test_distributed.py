@@ -15,6 +15,7 @@ batch and compares. Scenarios:
 
 The ranks also encode a corpus one shard each and rank 0 merges it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,9 +50,16 @@ def make_data(n_queries=12, width=6, m=3):
     is_positive[:, 0] = True
     is_positive[5, 1] = True  # two positives
     return TrainingData(
-        [f"q{i}" for i in range(n_queries)], [f"query {i} about topic {i % 5} and more" for i in range(n_queries)],
-        np.arange(n_queries, dtype=np.int64), candidates, is_positive, rng.normal(size=(n_queries, width)).astype(np.float32),
-        rng.normal(size=(m, n_queries, width)).astype(np.float32), ["a", "b", "c"], np.zeros(n_queries, np.int8))
+        [f"q{i}" for i in range(n_queries)],
+        [f"query {i} about topic {i % 5} and more" for i in range(n_queries)],
+        np.arange(n_queries, dtype=np.int64),
+        candidates,
+        is_positive,
+        rng.normal(size=(n_queries, width)).astype(np.float32),
+        rng.normal(size=(m, n_queries, width)).astype(np.float32),
+        ["a", "b", "c"],
+        np.zeros(n_queries, np.int8),
+    )
 
 
 def wordllama_tokenizer():
@@ -71,16 +79,33 @@ def make_student(kind):
     from mta4dpr_core.models import resolve_model
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("all-MiniLM-L6-v2").path))
     return TransformerEncoder(BertModel(config), tokenizer, pooling="cls_last3", normalize=True, name="tiny-bert")
 
 
 def make_config(queries):
-    return TrainConfig(steps=1, queries_per_batch=queries, negatives_per_query=3, learning_rate=0.5, weight_decay=0.01,
-                       warmup_steps=1, max_query_length=16, max_passage_length=24, assistant_temperatures=[1.0, 0.5, 2.0],
-                       checkpoint_every=0, seed=3)
+    return TrainConfig(
+        steps=1,
+        queries_per_batch=queries,
+        negatives_per_query=3,
+        learning_rate=0.5,
+        weight_decay=0.01,
+        warmup_steps=1,
+        max_query_length=16,
+        max_passage_length=24,
+        assistant_temperatures=[1.0, 0.5, 2.0],
+        checkpoint_every=0,
+        seed=3,
+    )
 
 
 @contextlib.contextmanager
@@ -115,7 +140,9 @@ def _torchrun_worker(out_dir, backend="gloo"):
         assert world == 2, world
         results = {name: run_scenario(name) for name in SCENARIOS}
         encoder = make_student("static")
-        merged = distributed.encode_corpus_distributed(encoder, PASSAGES, Path(out_dir) / "shards", max_length=24, batch_size=4)
+        merged = distributed.encode_corpus_distributed(
+            encoder, PASSAGES, Path(out_dir) / "shards", max_length=24, batch_size=4
+        )
         if rank == 0:
             results["merged"] = torch.from_numpy(merged)
             torch.save(results, Path(out_dir) / "ddp.pt")
@@ -125,8 +152,24 @@ def _torchrun_worker(out_dir, backend="gloo"):
 def ddp_results(tmp_path_factory):
     pytest.importorskip("wordllama")
     out_dir = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MTA4DPR_PROGRESS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).resolve()), str(out_dir)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MTA4DPR_PROGRESS": "0",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(Path(__file__).resolve()),
+        str(out_dir),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     return torch.load(out_dir / "ddp.pt", weights_only=False)
@@ -146,7 +189,9 @@ def test_ddp_step_equals_single_process(ddp_results, name):
     assert moved > 1e-3  # the step did change the parameters
     if SCENARIOS[name][0] == "bert":
         pooler = [k for k in single["state"] if "pooler" in k]
-        assert pooler and all(torch.equal(single["state"][k], initial[k]) and torch.equal(ddp["state"][k], initial[k]) for k in pooler)
+        assert pooler and all(
+            torch.equal(single["state"][k], initial[k]) and torch.equal(ddp["state"][k], initial[k]) for k in pooler
+        )
 
 
 def test_distributed_encoding_equals_single_process(ddp_results):
@@ -163,9 +208,13 @@ def test_sharded_encoding_merges_to_unsharded(tmp_path):
     encoder = make_student("static")
     texts = PASSAGES[:23]
     reference = encoder.encode(texts, max_length=24, batch_size=5)
-    paths = [distributed.encode_corpus_sharded(encoder, texts, i, 4, tmp_path, max_length=24, batch_size=5) for i in range(4)]
+    paths = [
+        distributed.encode_corpus_sharded(encoder, texts, i, 4, tmp_path, max_length=24, batch_size=5) for i in range(4)
+    ]
     assert [np.load(p).shape[0] for p in paths] == [5, 6, 6, 6]
-    np.testing.assert_allclose(distributed.merge_shards(tmp_path, 4, expected_total=len(texts), texts=texts), reference, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        distributed.merge_shards(tmp_path, 4, expected_total=len(texts), texts=texts), reference, rtol=1e-6, atol=1e-6
+    )
 
     # streamed merge into a checksummed .npy that the scorers' cache loader accepts
     merged_path = distributed.merge_shards(tmp_path, 4, out_path=tmp_path / "cache" / "merged.npy")
@@ -223,9 +272,24 @@ def test_nccl_one_gpu_step_equals_single_process(tmp_path):
     """``torchrun --nproc_per_node 1`` with NCCL: train_student wraps the student in DDP whenever a
     process group exists, so one GPU runs the multi-GPU code path (NCCL all-reduce of the gradients,
     bf16 autocast) and must give the single-process step."""
-    env = {**os.environ, "MTA4DPR_PROGRESS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", str(Path(__file__).resolve()),
-               str(tmp_path), "nccl"]
+    env = {
+        **os.environ,
+        "MTA4DPR_PROGRESS": "0",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "1",
+        str(Path(__file__).resolve()),
+        str(tmp_path),
+        "nccl",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=False)["bert_sgd"]

@@ -1,13 +1,20 @@
 """Encoders: pooling, truncation, agreement with reference libraries, batching, the encoding cache."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_static_encoder
+
 from mta4dpr_core.data import Corpus
-from mta4dpr_core.encoders import OnnxEncoder, StaticEncoder, TransformerEncoder, encode_in_batches, length_sorted_batches
+from mta4dpr_core.encoders import (
+    OnnxEncoder,
+    StaticEncoder,
+    TransformerEncoder,
+    encode_in_batches,
+    length_sorted_batches,
+)
 from mta4dpr_core.models import resolve_model
 from mta4dpr_core.scorers import DenseScorer
 
@@ -31,12 +38,19 @@ def tiny_bert():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     return BertModel(config).eval()
 
 
 # --- pooling -----------------------------------------------------------------------------------
+
 
 def test_pooling_modes_by_hand(tiny_bert, minilm_tokenizer):
     batch = minilm_tokenizer(TEXTS, padding=True, truncation=True, max_length=32, return_tensors="pt")
@@ -58,7 +72,9 @@ def test_pooling_modes_by_hand(tiny_bert, minilm_tokenizer):
     assert not np.allclose(got["cls"], got["cls_last3"], atol=1e-3)
     normalized = TransformerEncoder(tiny_bert, minilm_tokenizer, pooling="cls_last3", normalize=True).encode(TEXTS, 32)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(normalized, got["cls_last3"] / np.linalg.norm(got["cls_last3"], axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(
+        normalized, got["cls_last3"] / np.linalg.norm(got["cls_last3"], axis=1, keepdims=True), atol=1e-5
+    )
 
 
 def test_unknown_pooling_rejected(tiny_bert, minilm_tokenizer):
@@ -88,6 +104,7 @@ def test_layer_truncation_equals_intermediate_hidden_state(minilm_encoder):
 
 
 # --- agreement with the reference libraries ----------------------------------------------------
+
 
 def test_minilm_mean_pooled_equals_sentence_transformers(minilm_encoder):
     from sentence_transformers import SentenceTransformer
@@ -129,11 +146,14 @@ def test_static_encoder_equals_wordllama_embed():
     ours = encoder.encode(TEXTS, max_length=256)
     assert ours.shape == (4, 256)
     np.testing.assert_allclose(ours, reference.embed(TEXTS, norm=True), atol=1e-6)
-    raw = StaticEncoder(encoder.embedding.weight.detach().numpy(), encoder.tokenizer, normalize=False).encode(TEXTS, 256)
+    raw = StaticEncoder(encoder.embedding.weight.detach().numpy(), encoder.tokenizer, normalize=False).encode(
+        TEXTS, 256
+    )
     np.testing.assert_allclose(raw, reference.embed(TEXTS, norm=False), atol=1e-5)
 
 
 # --- batching ----------------------------------------------------------------------------------
+
 
 def test_length_sorted_batching_restores_order():
     rng = np.random.default_rng(0)
@@ -158,7 +178,9 @@ def test_length_sorted_batching_restores_order():
 def test_static_encoder_batch_size_does_not_change_vectors():
     encoder = tiny_static_encoder(5, 10)
     texts = ["q1 d2 d3", "d4", "q0 q1 q2 q3 d9", "unknownword d1", "d5 d5"]
-    np.testing.assert_allclose(encoder.encode(texts, 16, batch_size=2), encoder.encode(texts, 16, batch_size=100), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode(texts, 16, batch_size=2), encoder.encode(texts, 16, batch_size=100), atol=1e-6
+    )
     table = encoder.embedding.weight.detach().numpy()
     # word ids: [UNK]=0, q0..q4 = 1..5, d0..d9 = 6..15
     expected = table[[2, 8, 9]].mean(0)
@@ -169,6 +191,7 @@ def test_static_encoder_batch_size_does_not_change_vectors():
 
 
 # --- the encoding cache ------------------------------------------------------------------------
+
 
 class Counting:
     """Wraps an encoder and counts its ``encode`` calls."""

@@ -13,6 +13,7 @@
   noise, and the exported student loaded with sentence-transformers alone, following its README,
   scores the package's own nDCG@10 for the run within 0.1 points.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,18 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_training_data, tiny_static_encoder
+
 from mta4dpr_core import export
 
-TEXTS = ["the cat sat on the mat", "dog", "red blue cats runs fast fast fast", "unknownword", "the the the",
-         "a dog on a red mat and a blue cat"]
+TEXTS = [
+    "the cat sat on the mat",
+    "dog",
+    "red blue cats runs fast fast fast",
+    "unknownword",
+    "the the the",
+    "a dog on a red mat and a blue cat",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +41,24 @@ def tiny_bert(tmp_path_factory):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     directory = tmp_path_factory.mktemp("bert")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "the a and cat dog sat on mat runs fast ##s red blue".split()
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ] + "the a and cat dog sat on mat runs fast ##s red blue".split()
     (directory / "vocab.txt").write_text("\n".join(words))
     tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
-                        max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
     return BertModel(config), tokenizer
 
 
@@ -49,7 +68,9 @@ def _sentence_transformer(path):
     return SentenceTransformer(str(path), device="cpu")
 
 
-@pytest.mark.parametrize("pooling, normalize", [("cls_last3", True), ("cls_last3", False), ("cls", True), ("mean", True), ("mean", False)])
+@pytest.mark.parametrize(
+    "pooling, normalize", [("cls_last3", True), ("cls_last3", False), ("cls", True), ("mean", True), ("mean", False)]
+)
 def test_transformer_student_round_trip(tiny_bert, pooling, normalize, tmp_path):
     from mta4dpr_core.encoders import TransformerEncoder
 
@@ -105,10 +126,15 @@ def test_load_student_from_a_checkpoint(tmp_path, monkeypatch):
         trained.embedding.weight.mul_(2.0)
     save_torch(tmp_path / "iteration2" / "state.pt", {"model": trained.state_dict(), "history": [], "pool": []})
     save_torch(tmp_path / "iteration1" / "state.pt", {"model": {}, "history": [], "pool": []})
-    monkeypatch.setattr(experiment, "build_student", lambda spec, cache_dir=None, seed=0: tiny_static_encoder(4, 8, dim=16))
+    monkeypatch.setattr(
+        experiment, "build_student", lambda spec, cache_dir=None, seed=0: tiny_static_encoder(4, 8, dim=16)
+    )
     assert export.last_iteration(tmp_path) == 2
-    params = {**DEFAULTS, "models": {**DEFAULTS["models"], "student": {"kind": "static", "model": "tiny"}},
-              "output": {**DEFAULTS["output"], "cache_dir": str(tmp_path / "cache")}}
+    params = {
+        **DEFAULTS,
+        "models": {**DEFAULTS["models"], "student": {"kind": "static", "model": "tiny"}},
+        "output": {**DEFAULTS["output"], "cache_dir": str(tmp_path / "cache")},
+    }
     loaded = export.load_student(params, tmp_path / "iteration2" / "state.pt")
     np.testing.assert_array_equal(loaded.encode(STATIC_TEXTS, 64), trained.encode(STATIC_TEXTS, 64))
     with pytest.raises(export.ExportError, match="no readable checkpoint"):
@@ -117,9 +143,9 @@ def test_load_student_from_a_checkpoint(tmp_path, monkeypatch):
 
 def _rows(with_texts):
     data, passages = make_training_data(n_queries=6, n_docs=30, k=4, m=2, n_positives=2)
-    data.candidates[1, -1] = -1          # padding
-    data.teacher_scores[2, 3] = np.nan    # a pair not scored
-    data.origin[5] = 1                    # a mined row
+    data.candidates[1, -1] = -1  # padding
+    data.teacher_scores[2, 3] = np.nan  # a pair not scored
+    data.origin[5] = 1  # a mined row
     # the data's query list is the split's: rows 0..5 trained, two more held out for eval
     data.query_ids += ["e1", "e2"]
     data.query_texts += ["evaluation query one", "ünïcode 查询 🙂"]
@@ -130,8 +156,9 @@ def _rows(with_texts):
 
 def _same(a, b):
     if isinstance(a, float) or isinstance(b, float):
-        return (a is None and b is None) or (a is not None and b is not None and (math.isclose(a, b, rel_tol=1e-6) or
-                                                                                  (math.isnan(a) and math.isnan(b))))
+        return (a is None and b is None) or (
+            a is not None and b is not None and (math.isclose(a, b, rel_tol=1e-6) or (math.isnan(a) and math.isnan(b)))
+        )
     if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
         if a is None or b is None:
             return a is None and b is None
@@ -199,19 +226,41 @@ def test_cli_reports_missing_run_and_bad_set(tmp_path, capsys):
     import yaml
 
     profile = tmp_path / "p.yaml"
-    profile.write_text(yaml.safe_dump({"profile": "p", "models": {"teacher": {"kind": "bm25", "name": "bm25"},
-                                                                  "student": {"kind": "static", "model": "wordllama"}}}))
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "profile": "p",
+                "models": {
+                    "teacher": {"kind": "bm25", "name": "bm25"},
+                    "student": {"kind": "static", "model": "wordllama"},
+                },
+            }
+        )
+    )
     run_dir = tmp_path / "seed1" / "mta4dpr-x"
     code = export.main(["student", "--profile", str(profile), "--run-dir", str(run_dir), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "no stored iteration" in err
-    code = export.main(["data", "--profile", str(profile), "--set", "training.stepz=3", "--run-dir", str(run_dir), "--out", str(tmp_path / "o")])
+    code = export.main(
+        [
+            "data",
+            "--profile",
+            str(profile),
+            "--set",
+            "training.stepz=3",
+            "--run-dir",
+            str(run_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--set training.stepz=3" in err and "did you mean `training.steps`?" in err
     assert not (tmp_path / "o").exists()
 
 
 # --- which student a run holds ------------------------------------------------------------------
+
 
 def _tiny_builder(monkeypatch):
     """build_student -> a tiny static encoder of the spec's ``dim`` (default 16); ``normalize`` honoured."""
@@ -241,14 +290,20 @@ def _fake_run(tmp_path, dim, result=None, restricted=True):
 def _tiny_params(tmp_path, sizes=()):
     from mta4dpr_core.params import DEFAULTS
 
-    return {**DEFAULTS, "profile": "p", "models": {**DEFAULTS["models"], "student": {"kind": "static", "model": "tiny"}},
-            "study": {**DEFAULTS["study"], "student_sizes": list(sizes)},
-            "output": {**DEFAULTS["output"], "cache_dir": str(tmp_path / "cache")}}
+    return {
+        **DEFAULTS,
+        "profile": "p",
+        "models": {**DEFAULTS["models"], "student": {"kind": "static", "model": "tiny"}},
+        "study": {**DEFAULTS["study"], "student_sizes": list(sizes)},
+        "output": {**DEFAULTS["output"], "cache_dir": str(tmp_path / "cache")},
+    }
 
 
 def test_run_student_spec_finds_the_size_that_fits(tmp_path, monkeypatch):
     _tiny_builder(monkeypatch)
-    params = _tiny_params(tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}, {"kind": "static", "model": "tiny"}])
+    params = _tiny_params(
+        tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}, {"kind": "static", "model": "tiny"}]
+    )
     run_dir, trained = _fake_run(tmp_path, dim=8)
     assert export.run_student_spec(params, run_dir) == {"kind": "static", "model": "tiny", "dim": 8}
     loaded = export.load_student(params, run_dir / "iteration1" / "state.pt", export.run_student_spec(params, run_dir))
@@ -269,29 +324,45 @@ def test_a_student_that_fits_no_spec_is_a_one_line_error(tmp_path, monkeypatch, 
     _tiny_builder(monkeypatch)
     run_dir, _ = _fake_run(tmp_path, dim=8)
     profile = tmp_path / "p.yaml"
-    profile.write_text(yaml.safe_dump({"profile": "p", "models": {"teacher": {"kind": "bm25", "name": "bm25"},
-                                                                  "student": {"kind": "static", "model": "tiny"}},
-                                       "output": {"cache_dir": str(tmp_path / "cache")}}))
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "profile": "p",
+                "models": {"teacher": {"kind": "bm25", "name": "bm25"}, "student": {"kind": "static", "model": "tiny"}},
+                "output": {"cache_dir": str(tmp_path / "cache")},
+            }
+        )
+    )
     with pytest.raises(export.ExportError, match=r"fit none of the profile's students .*dimension 16.*--student"):
         export.run_student_spec(_tiny_params(tmp_path), run_dir)
-    for argv in (["student", "--run-dir", str(run_dir)],                                       # nothing fits: 16-d profile
-                 ["student", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
-                 ["data", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
-                 ["student", "--checkpoint", str(run_dir / "iteration1" / "state.pt")]):       # a run's checkpoint: the run's spec
+    for argv in (
+        ["student", "--run-dir", str(run_dir)],  # nothing fits: 16-d profile
+        ["student", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
+        ["data", "--run-dir", str(run_dir), "--student", "{kind: static, model: tiny, dim: 4}"],
+        ["student", "--checkpoint", str(run_dir / "iteration1" / "state.pt")],
+    ):  # a run's checkpoint: the run's spec
         code = export.main([*argv, "--profile", str(profile), "--out", str(tmp_path / "out")])
         captured = capsys.readouterr()
         assert code == 2 and captured.out == "", argv
-        assert captured.err.startswith("error: ") and captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+        assert (
+            captured.err.startswith("error: ") and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+        ), captured.err
         assert "--student" in captured.err and ("[6, 8]" in captured.err or "dimension" in captured.err), captured.err
     assert not (tmp_path / "out").exists()
     # several specs fit (same shapes, different normalisation): ambiguous, also one line
-    params = _tiny_params(tmp_path, [{"kind": "static", "model": "tiny", "dim": 8}, {"kind": "static", "model": "tiny", "dim": 8,
-                                                                                      "normalize": False}])
+    params = _tiny_params(
+        tmp_path,
+        [
+            {"kind": "static", "model": "tiny", "dim": 8},
+            {"kind": "static", "model": "tiny", "dim": 8, "normalize": False},
+        ],
+    )
     with pytest.raises(export.ExportError, match="fit several students"):
         export.run_student_spec(params, run_dir)
 
 
 # --- permissions ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def umask_022():
@@ -342,12 +413,26 @@ def size_run(tmp_path_factory, scifact_dir):
 
     directory = tmp_path_factory.mktemp("size-run")
     params = load_params(profile_path("smoke"))
-    params = deep_update(params, {"data": {"root": str(scifact_dir.parent), "max_train_queries": 60, "max_test_queries": 20,
-                                           "max_corpus": 300, "extra_test": []},
-                                  "training": {"steps": 10, "checkpoint_every": 5}, "iterations": {"count": 2},
-                                  "study": {"student_sizes": [SIZE_SPEC]},
-                                  "output": {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"),
-                                             "cache_dir": str(REPO_ROOT / ".cache")}})
+    params = deep_update(
+        params,
+        {
+            "data": {
+                "root": str(scifact_dir.parent),
+                "max_train_queries": 60,
+                "max_test_queries": 20,
+                "max_corpus": 300,
+                "extra_test": [],
+            },
+            "training": {"steps": 10, "checkpoint_every": 5},
+            "iterations": {"count": 2},
+            "study": {"student_sizes": [SIZE_SPEC]},
+            "output": {
+                "runs_dir": str(directory / "runs"),
+                "results_dir": str(directory / "results"),
+                "cache_dir": str(REPO_ROOT / ".cache"),
+            },
+        },
+    )
     profile = directory / "profile.yaml"
     profile.write_text(yaml.safe_dump(params, sort_keys=False))
     setup = Setup.from_params(params)
@@ -408,7 +493,7 @@ def test_exported_student_size_matches_the_package_metric(size_run, scifact_dir,
     info = json.loads((out / "mta4dpr_export.json").read_text())
     assert info["student_spec"] == SIZE_SPEC and info["student"]["dim"] == 64
     readme = (out / "README.md").read_text()
-    assert "enable_truncation(64)" in readme and "enable_truncation(256)" in readme and '{title} {text}' in readme
+    assert "enable_truncation(64)" in readme and "enable_truncation(256)" in readme and "{title} {text}" in readme
     files, dirs = _modes(out)
     assert set(files.values()) == {"0o644"} and set(dirs.values()) == {"0o755"}, (files, dirs)
 
@@ -426,6 +511,8 @@ def test_exported_student_size_matches_the_package_metric(size_run, scifact_dir,
     run = {q: {corpus.ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(split.query_ids)}
     ours = 100 * evaluate(run, split.qrels, ("nDCG@10",), split.relevance_level)["nDCG@10"]
     package = 100 * result["final"]["test"]["nDCG@10"]
-    print(f"nDCG@10 on {len(split.query_ids)} SciFact test queries over {len(corpus)} passages: "
-          f"sentence-transformers {ours:.4f}, package {package:.4f}, difference {ours - package:+.4f}")
+    print(
+        f"nDCG@10 on {len(split.query_ids)} SciFact test queries over {len(corpus)} passages: "
+        f"sentence-transformers {ours:.4f}, package {package:.4f}, difference {ours - package:+.4f}"
+    )
     assert abs(ours - package) <= 0.1

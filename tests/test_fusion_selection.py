@@ -1,4 +1,5 @@
 """Fused assistants (3.2.2) and per-batch assistant selection (3.2.3)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,16 @@ def _random_probs(rng, shape):
 
 # --- fusion ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("m", [2, 3, 4, 5])
 def test_number_of_fused_subsets(m):
     subsets = fused_assistant_subsets(m)
-    assert len(subsets) == 2 ** m - m - 1
+    assert len(subsets) == 2**m - m - 1
     assert len(set(subsets)) == len(subsets)
     assert all(len(s) >= 2 and list(s) == sorted(s) and max(s) < m for s in subsets)
     assert [len(s) for s in subsets] == sorted(len(s) for s in subsets)  # by size
     probs = _random_probs(np.random.default_rng(m), (m, 3, 6))
-    assert candidate_distributions(probs, subsets).shape == (2 ** m - 1, 3, 6)
+    assert candidate_distributions(probs, subsets).shape == (2**m - 1, 3, 6)
 
 
 def test_fused_is_mean_of_distributions():
@@ -61,6 +63,7 @@ def test_softmax_temperature_and_padding():
 
 # --- divergences and rank distances ------------------------------------------------------------
 
+
 def test_kl_by_hand():
     teacher = np.array([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3]])
     candidates = np.array([teacher, [[1 / 3] * 3, [0.2, 0.2, 0.6]]])
@@ -73,10 +76,14 @@ def test_kl_by_hand():
 def test_ranks_and_footrule_by_hand():
     assert ranks(np.array([0.1, 0.7, 0.2])).tolist() == [2, 0, 1]
     assert ranks(np.array([0.5, 0.5, 0.9])).tolist() == [1, 2, 0]  # ties broken by position
-    teacher = np.array([[0.6, 0.3, 0.1]])                  # ranks 0 1 2
-    candidates = np.array([[[0.1, 0.3, 0.6]],              # ranks 2 1 0 -> |0-2| + 0 + |2-0| = 4
-                           [[0.3, 0.6, 0.1]],              # ranks 1 0 2 -> 1 + 1 + 0 = 2
-                           [[0.5, 0.4, 0.1]]])             # same order -> 0
+    teacher = np.array([[0.6, 0.3, 0.1]])  # ranks 0 1 2
+    candidates = np.array(
+        [
+            [[0.1, 0.3, 0.6]],  # ranks 2 1 0 -> |0-2| + 0 + |2-0| = 4
+            [[0.3, 0.6, 0.1]],  # ranks 1 0 2 -> 1 + 1 + 0 = 2
+            [[0.5, 0.4, 0.1]],
+        ]
+    )  # same order -> 0
     np.testing.assert_allclose(spearman_footrule(teacher, candidates), [4, 2, 0])
 
 
@@ -89,8 +96,8 @@ def _rbo_loop(teacher_scores, candidate_scores, p):
     overlap = 0
     for d in range(1, count + 1):
         overlap = len(set(a[:d]) & set(b[:d]))
-        total += overlap / d * p ** d
-    return overlap / count * p ** count + (1 - p) / p * total
+        total += overlap / d * p**d
+    return overlap / count * p**count + (1 - p) / p * total
 
 
 def test_rbo_identical_rankings_is_one():
@@ -100,10 +107,10 @@ def test_rbo_identical_rankings_is_one():
 
 
 def test_rbo_small_example_by_hand():
-    teacher = np.array([[0.5, 0.3, 0.2]])      # order 0 1 2
+    teacher = np.array([[0.5, 0.3, 0.2]])  # order 0 1 2
     reversed_ = np.array([[[0.2, 0.3, 0.5]]])  # order 2 1 0: X_1 = 0, X_2 = 1, X_3 = 3
     p = 0.5
-    expected = (3 / 3) * p ** 3 + (1 - p) / p * (0 / 1 * p + 1 / 2 * p ** 2 + 3 / 3 * p ** 3)
+    expected = (3 / 3) * p**3 + (1 - p) / p * (0 / 1 * p + 1 / 2 * p**2 + 3 / 3 * p**3)
     np.testing.assert_allclose(rank_biased_overlap(teacher, reversed_, p), [expected])
 
 
@@ -118,6 +125,7 @@ def test_rbo_matches_loop_on_random_rankings(p):
 
 
 # --- selection ---------------------------------------------------------------------------------
+
 
 def test_select_assistant_argmin_and_argmax():
     rng = np.random.default_rng(5)

@@ -5,6 +5,7 @@ scripts, emoji, control characters, duplicates; plus seeded random mixes of them
 hundreds of positives through construction and training, and ``evaluation.ignore_identical_ids``
 for collections whose queries are also passages.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,27 +13,27 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import MatrixScorer, tiny_static_encoder
+
 from mta4dpr_core.data import Corpus, Split, load_collection
 from mta4dpr_core.scorers import BM25Scorer, DenseScorer
 
 ODD_TEXTS = [
-    "M&M's",                                   # nothing left after stopwords and stemming
-    "the and of to a",                         # stopwords only
-    "?!... --- ;;; ()[]{} ''",                 # punctuation only
+    "M&M's",  # nothing left after stopwords and stemming
+    "the and of to a",  # stopwords only
+    "?!... --- ;;; ()[]{} ''",  # punctuation only
     "'",
-    "x",                                       # shorter than a BM25 token
-    "Ελληνικά κείμενα για την ανάκτηση",       # Greek
-    "Поиск информации по запросу",             # Cyrillic
-    "情報検索の研究",                             # Japanese
-    "استرجاع المعلومات",                        # Arabic (right to left)
-    "🙂🙂🙂 🚀",                                  # emoji only
+    "x",  # shorter than a BM25 token
+    "Ελληνικά κείμενα για την ανάκτηση",  # Greek
+    "Поиск информации по запросу",  # Cyrillic
+    "情報検索の研究",  # Japanese
+    "استرجاع المعلومات",  # Arabic (right to left)
+    "🙂🙂🙂 🚀",  # emoji only
     "cats 🐱 and dogs 🐶 living together",
     "tab\tseparated\u00a0nbsp\u200bzero-width",
-    "aspirin " * 3000,                         # very long
+    "aspirin " * 3000,  # very long
     "protein folding in cells",
-    "protein folding in cells",                # duplicate text
+    "protein folding in cells",  # duplicate text
     "PROTEIN Folding IN Cells",
     "e = mc^2 ∑∫√ ≤ ≥",
 ]
@@ -40,18 +41,37 @@ ODD_TEXTS = [
 
 def _random_texts(n, seed):
     rng = np.random.default_rng(seed)
-    pieces = ["the", "M&M's", "!!", "protein", "情報", "🙂", "ß", "naïve", "", " ", "a" * 50, "cells", "Поиск", "\u200b", "42"]
+    pieces = [
+        "the",
+        "M&M's",
+        "!!",
+        "protein",
+        "情報",
+        "🙂",
+        "ß",
+        "naïve",
+        "",
+        " ",
+        "a" * 50,
+        "cells",
+        "Поиск",
+        "\u200b",
+        "42",
+    ]
     return [" ".join(rng.choice(pieces, size=rng.integers(1, 12)).tolist()).strip() or "?" for _ in range(n)]
 
 
 # --- BM25 ------------------------------------------------------------------------------------------
+
 
 def _bm25_warnings(caplog):
     return [r for r in caplog.records if r.name == "mta4dpr_core.scorers" and "no BM25 token" in r.getMessage()]
 
 
 def test_bm25_query_without_tokens_scores_zero_with_one_warning(caplog):
-    corpus = Corpus([f"d{i}" for i in range(4)], ["candy like M&M's", "protein folding", "the cell", "folding proteins in cells"])
+    corpus = Corpus(
+        [f"d{i}" for i in range(4)], ["candy like M&M's", "protein folding", "the cell", "folding proteins in cells"]
+    )
     scorer = BM25Scorer().prepare(corpus)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mta4dpr_core.scorers"):
@@ -64,7 +84,9 @@ def test_bm25_query_without_tokens_scores_zero_with_one_warning(caplog):
     assert np.array_equal(scorer.score(["q"], ["M&M's"], np.array([[1, -1]]))[0, :1], [0.0])
 
 
-@pytest.mark.parametrize("corpus_texts", [ODD_TEXTS, ["M&M's", "!!!"], _random_texts(40, 0)], ids=["odd", "no-token-at-all", "random"])
+@pytest.mark.parametrize(
+    "corpus_texts", [ODD_TEXTS, ["M&M's", "!!!"], _random_texts(40, 0)], ids=["odd", "no-token-at-all", "random"]
+)
 def test_bm25_fuzz(corpus_texts, caplog):
     corpus = Corpus([f"d{i}" for i in range(len(corpus_texts))], list(corpus_texts))
     scorer = BM25Scorer().prepare(corpus)
@@ -77,6 +99,7 @@ def test_bm25_fuzz(corpus_texts, caplog):
 
 
 # --- a dense (static) encoder --------------------------------------------------------------------
+
 
 def test_static_dense_scorer_fuzz(tmp_path):
     encoder = tiny_static_encoder(4, 8, dim=16)
@@ -94,6 +117,7 @@ def test_static_dense_scorer_fuzz(tmp_path):
 
 
 # --- BEIR loaders ----------------------------------------------------------------------------------
+
 
 def _write_beir(directory, doc_texts, query_texts):
     directory.mkdir(parents=True)
@@ -121,6 +145,7 @@ def test_beir_loader_keeps_odd_texts(texts, tmp_path):
 
 # --- hundreds of positives per query -------------------------------------------------------------
 
+
 def test_hundreds_of_positives_per_query(tmp_path):
     from mta4dpr_core.construction import build_training_data
     from mta4dpr_core.training import TrainConfig, train_student
@@ -135,7 +160,9 @@ def test_hundreds_of_positives_per_query(tmp_path):
     teacher = MatrixScorer(ids, rng.normal(size=(n_queries, n_docs)), "teacher")
     eval_mask = np.zeros(n_queries, bool)
     eval_mask[1] = True
-    data = build_training_data(split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path)
+    data = build_training_data(
+        split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path
+    )
     assert data.candidates.shape == (5, many + k)
     positives = split.positives(corpus)
     for r, row in enumerate(data.query_rows):
@@ -144,16 +171,36 @@ def test_hundreds_of_positives_per_query(tmp_path):
         assert (hard >= 0).all() and not set(hard.tolist()) & set(positives[row])
     # the previous student mines failures over the same many-positive rows
     student = MatrixScorer(ids, rng.normal(size=(n_queries, n_docs)), "student")
-    mined = build_training_data(split, corpus, assistants, teacher, k=k, rrf_c=60, eval_mask=eval_mask, work_dir=tmp_path,
-                                previous_student=student, mining=True, mining_max_rank=400)
+    mined = build_training_data(
+        split,
+        corpus,
+        assistants,
+        teacher,
+        k=k,
+        rrf_c=60,
+        eval_mask=eval_mask,
+        work_dir=tmp_path,
+        previous_student=student,
+        mining=True,
+        mining_max_rank=400,
+    )
     assert mined.candidates.shape[1] == many + k
-    config = TrainConfig(steps=2, queries_per_batch=4, negatives_per_query=3, warmup_steps=0, learning_rate=1e-2,
-                         assistant_temperatures=[1.0, 1.0], amp="off", seed=0)
+    config = TrainConfig(
+        steps=2,
+        queries_per_batch=4,
+        negatives_per_query=3,
+        warmup_steps=0,
+        learning_rate=1e-2,
+        assistant_temperatures=[1.0, 1.0],
+        amp="off",
+        seed=0,
+    )
     record = train_student(tiny_static_encoder(n_queries, n_docs), data, corpus.texts, config)
     assert len(record) == 2 and all(np.isfinite(r["total"]) for r in record)
 
 
 # --- queries that are also passages ----------------------------------------------------------------
+
 
 def test_drop_identical_ids():
     from mta4dpr_core.metrics import drop_identical_ids, evaluate

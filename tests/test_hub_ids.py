@@ -5,6 +5,7 @@ No network: the list in tests/paper_models.yaml was checked against the hub page
 checks the profiles against the list. Run it on a copy of a profile with ``MTA4DPR_PAPER_PROFILES``
 (paths separated by ``os.pathsep``) to check another file the same way.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,8 +20,11 @@ from mta4dpr_core.models import _model_specs, check_models_available, looks_loca
 from mta4dpr_core.params import REPO_ROOT, from_mapping, load_params
 
 REGISTRY = yaml.safe_load((Path(__file__).parent / "paper_models.yaml").read_text())
-PROFILES = [Path(p) for p in os.environ.get("MTA4DPR_PAPER_PROFILES", "").split(os.pathsep) if p] or \
-    [REPO_ROOT / "params" / "paper_msmarco.yaml", REPO_ROOT / "params" / "paper_nq.yaml"]
+PROFILES = [Path(p) for p in os.environ.get("MTA4DPR_PAPER_PROFILES", "").split(os.pathsep) if p] or [
+    REPO_ROOT / "params" / "paper_msmarco.yaml",
+    REPO_ROOT / "params" / "paper_nq.yaml",
+]
+
 
 # which registry roles a spec may name, by where it sits and its kind
 def allowed_roles(key: str, spec: dict) -> set:
@@ -42,19 +46,29 @@ def profile_problems(path: Path) -> list:
         where = f"{path.name}: {key}.model = {model!r}"
         if looks_local(model):
             if not spec.get("no_public_checkpoint"):
-                problems.append(f"{where}: a local path needs `no_public_checkpoint: true` (or use a hub id from tests/paper_models.yaml)")
+                problems.append(
+                    f"{where}: a local path needs `no_public_checkpoint: true` (or use a hub id from tests/paper_models.yaml)"
+                )
             elif spec.get("name", key.split(".")[-1]) not in REGISTRY["no_public_checkpoint"]:
-                problems.append(f"{where}: {spec.get('name')!r} is not listed under no_public_checkpoint in tests/paper_models.yaml")
+                problems.append(
+                    f"{where}: {spec.get('name')!r} is not listed under no_public_checkpoint in tests/paper_models.yaml"
+                )
             continue
         if model not in listed:
             close = difflib.get_close_matches(model, list(listed), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else "; add it to tests/paper_models.yaml after checking its hub page"
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else "; add it to tests/paper_models.yaml after checking its hub page"
+            )
             problems.append(f"{where}: not a known hub id of the paper's models{hint}")
             continue
         role, allowed = listed[model]["role"], allowed_roles(key, spec)
         if role not in allowed:
-            problems.append(f"{where}: listed as {listed[model]['architecture']} ({role}), but a `{spec['kind']}` spec here "
-                            f"needs a {' or '.join(sorted(allowed))}")
+            problems.append(
+                f"{where}: listed as {listed[model]['architecture']} ({role}), but a `{spec['kind']}` spec here "
+                f"needs a {' or '.join(sorted(allowed))}"
+            )
     return problems
 
 
@@ -83,11 +97,17 @@ def test_a_misspelt_or_misplaced_id_is_caught(tmp_path):
     misspelt = tmp_path / "misspelt.yaml"
     misspelt.write_text(text.replace("intfloat/simlm-msmarco-reranker", "intfloat/simlm-msmarco-rerank"))
     [problem] = profile_problems(misspelt)
-    assert "models.teacher.model = 'intfloat/simlm-msmarco-rerank'" in problem and "did you mean 'intfloat/simlm-msmarco-reranker'" in problem
+    assert (
+        "models.teacher.model = 'intfloat/simlm-msmarco-rerank'" in problem
+        and "did you mean 'intfloat/simlm-msmarco-reranker'" in problem
+    )
     # a pre-trained encoder as the cross-encoder teacher, a reranker as an assistant
     swapped = tmp_path / "swapped.yaml"
-    swapped.write_text(text.replace("model: intfloat/simlm-msmarco-reranker", "model: intfloat/simlm-base-msmarco")
-                       .replace("model: caskcsg/cotmae_base_msmarco_retriever", "model: intfloat/simlm-msmarco-reranker"))
+    swapped.write_text(
+        text.replace("model: intfloat/simlm-msmarco-reranker", "model: intfloat/simlm-base-msmarco").replace(
+            "model: caskcsg/cotmae_base_msmarco_retriever", "model: intfloat/simlm-msmarco-reranker"
+        )
+    )
     problems = profile_problems(swapped)
     assert len(problems) == 2, problems
     assert "models.teacher.model" in problems[0] and "needs a cross_encoder" in problems[0]
@@ -98,12 +118,20 @@ def test_a_misspelt_or_misplaced_id_is_caught(tmp_path):
     assert any("needs `no_public_checkpoint: true`" in p for p in profile_problems(unmarked))
 
 
-@pytest.mark.parametrize("profile, missing", [
-    ("paper_msmarco", ["models.assistants[3].model (m2dpr): local path /models/m2dpr"]),
-    ("paper_nq", ["models.teacher.model (ernie-search): local path /models/ernie-search",
-                  "models.assistants[0].model (rocketqav1): local path /models/rocketqav1",
-                  "models.assistants[1].model (pair): local path /models/pair"]),
-])
+@pytest.mark.parametrize(
+    "profile, missing",
+    [
+        ("paper_msmarco", ["models.assistants[3].model (m2dpr): local path /models/m2dpr"]),
+        (
+            "paper_nq",
+            [
+                "models.teacher.model (ernie-search): local path /models/ernie-search",
+                "models.assistants[0].model (rocketqav1): local path /models/rocketqav1",
+                "models.assistants[1].model (pair): local path /models/pair",
+            ],
+        ),
+    ],
+)
 def test_missing_local_checkpoints_fail_before_any_work(profile, missing, tmp_path, monkeypatch):
     if any(Path(m.split("local path ")[1]).exists() for m in missing):
         pytest.skip("this machine has the converted checkpoints")
@@ -121,7 +149,11 @@ def test_missing_local_checkpoints_fail_before_any_work(profile, missing, tmp_pa
 
     monkeypatch.setattr(experiment.Setup, "from_params", classmethod(lambda cls, *a, **k: pytest.fail("work started")))
     given = yaml.safe_load((REPO_ROOT / "params" / f"{profile}.yaml").read_text())
-    given["output"] = {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "cache_dir": str(tmp_path / "cache")}
+    given["output"] = {
+        "runs_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "cache_dir": str(tmp_path / "cache"),
+    }
     copy = tmp_path / f"{profile}.yaml"
     copy.write_text(yaml.safe_dump(given))
     with pytest.raises(ModelNotFoundError, match=missing[0].split(": ")[1]):

@@ -1,4 +1,5 @@
 """The student loss (3.2.4) term by term against hand computations."""
+
 from __future__ import annotations
 
 import math
@@ -54,17 +55,21 @@ def test_in_batch_contrastive_by_hand(batch):
     expected = 0.0
     for b in range(B):
         row = [float(q[b] @ p[j]) / TAU for j in range(B * C)]  # every passage of the batch
-        expected -= _log_softmax(row)[b * C]                    # the positive is the first of b's candidates
+        expected -= _log_softmax(row)[b * C]  # the positive is the first of b's candidates
     assert terms["contrastive"].item() == pytest.approx(expected / B, rel=1e-5)
     assert set(terms) == {"contrastive", "total"}
 
 
 def test_candidate_only_contrastive_by_hand(batch):
     q, p, teacher, _ = batch
-    terms = MTA4DPRLoss(alpha=1.0, beta=0.0, gamma=0.0, student_temperature=TAU, in_batch_negatives=False)(q, p, teacher)
+    terms = MTA4DPRLoss(alpha=1.0, beta=0.0, gamma=0.0, student_temperature=TAU, in_batch_negatives=False)(
+        q, p, teacher
+    )
     expected = -sum(_log_softmax(row)[0] for row in _own_scores(q, p)) / B
     assert terms["contrastive"].item() == pytest.approx(expected, rel=1e-5)
-    in_batch = MTA4DPRLoss(alpha=1.0, beta=0.0, gamma=0.0, student_temperature=TAU, in_batch_negatives=True)(q, p, teacher)
+    in_batch = MTA4DPRLoss(alpha=1.0, beta=0.0, gamma=0.0, student_temperature=TAU, in_batch_negatives=True)(
+        q, p, teacher
+    )
     assert in_batch["contrastive"].item() > terms["contrastive"].item()  # more negatives, larger loss
 
 
@@ -76,7 +81,9 @@ def test_total_is_weighted_sum(batch):
     assert terms["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     other = MTA4DPRLoss(alpha=0.7, beta=0.3, gamma=2.0, student_temperature=TAU)(q, p, teacher, assistant)
     assert other["total"].item() == pytest.approx(
-        0.7 * terms["contrastive"].item() + 0.3 * terms["kl_teacher"].item() + 2.0 * terms["kl_assistant"].item(), rel=1e-6)
+        0.7 * terms["contrastive"].item() + 0.3 * terms["kl_teacher"].item() + 2.0 * terms["kl_assistant"].item(),
+        rel=1e-6,
+    )
     # no assistant (or gamma = 0): the term is absent
     assert "kl_assistant" not in MTA4DPRLoss(student_temperature=TAU)(q, p, teacher)
     assert "kl_assistant" not in MTA4DPRLoss(gamma=0.0, student_temperature=TAU)(q, p, teacher, assistant)

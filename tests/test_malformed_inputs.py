@@ -7,6 +7,7 @@ validator (the exception, its ``path``/``line`` or ``key``) and through ``runner
 (exit code 2, one ``error: ...`` line on stderr, no results directory). A few representative cases
 also run the runner CLI as a subprocess.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -32,6 +33,7 @@ SOME_LINE = object()  # the error names a line, which one depends on where the g
 # Building blocks: a BEIR slice of SciFact, a tiny MS MARCO TSV collection, profiles
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scifact_slice(scifact_dir):
     """Raw lines (bytes) of a small, consistent slice of SciFact: 6 train + 6 test judgments,
@@ -43,12 +45,20 @@ def scifact_slice(scifact_dir):
     judged = [line.split(b"\t") for split in qrels.values() for line in split[1:]]
     query_ids = {fields[0].decode() for fields in judged}
     doc_ids = {fields[1].decode() for fields in judged}
-    queries = [line for line in (scifact_dir / "queries.jsonl").read_bytes().splitlines(keepends=True)
-               if json.loads(line)["_id"] in query_ids]
+    queries = [
+        line
+        for line in (scifact_dir / "queries.jsonl").read_bytes().splitlines(keepends=True)
+        if json.loads(line)["_id"] in query_ids
+    ]
     with gzip.open(scifact_dir / "corpus.jsonl.gz", "rb") as handle:
         corpus = [line for number, line in enumerate(handle) if number < 12 or json.loads(line)["_id"] in doc_ids]
     assert len(queries) == len(query_ids) and len(corpus) >= len(doc_ids)
-    return {"corpus.jsonl": corpus, "queries.jsonl": queries, "qrels/train.tsv": qrels["train"], "qrels/test.tsv": qrels["test"]}
+    return {
+        "corpus.jsonl": corpus,
+        "queries.jsonl": queries,
+        "qrels/train.tsv": qrels["train"],
+        "qrels/test.tsv": qrels["test"],
+    }
 
 
 class Files:
@@ -91,8 +101,15 @@ def beir(tmp_path, scifact_slice):
 def tsv(tmp_path):
     """``<tmp>/data/tsvtoy``: a hand-written MS MARCO TSV collection."""
     files = Files(tmp_path / "data" / "tsvtoy")
-    files.write("collection.tsv", [b"0\tThe capital of France is Paris.\n", b"1\tBerlin is the capital of Germany.\n",
-                                   b"2\tRome is an old city.\n", b"3\tMadrid is in Spain.\n"])
+    files.write(
+        "collection.tsv",
+        [
+            b"0\tThe capital of France is Paris.\n",
+            b"1\tBerlin is the capital of Germany.\n",
+            b"2\tRome is an old city.\n",
+            b"3\tMadrid is in Spain.\n",
+        ],
+    )
     files.write("queries.train.tsv", [b"100\twhat is the capital of france\n", b"101\twhere is berlin\n"])
     files.write("queries.test.tsv", [b"200\twhich city is old\n", b"201\twhere is madrid\n"])
     files.write("qrels.train.tsv", [b"100\t0\t0\t1\n", b"101\t0\t1\t1\n"])
@@ -104,8 +121,11 @@ def base_profile(tmp_path) -> dict:
     """The smoke profile with every output directory under ``tmp_path``."""
     params = yaml.safe_load((REPO_ROOT / "params" / "smoke.yaml").read_text())
     params["profile"] = "malformed"
-    params["output"] = {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
-                        "cache_dir": str(tmp_path / "cache")}
+    params["output"] = {
+        "runs_dir": str(tmp_path / "runs"),
+        "results_dir": str(tmp_path / "results"),
+        "cache_dir": str(tmp_path / "cache"),
+    }
     return params
 
 
@@ -117,7 +137,9 @@ def write_profile(tmp_path, params, name="profile.yaml") -> Path:
 
 def data_profile(tmp_path, collection) -> Path:
     params = base_profile(tmp_path)
-    params["data"].update(root=str(tmp_path / "data"), train=f"{collection}/train", test=f"{collection}/test", extra_test=[])
+    params["data"].update(
+        root=str(tmp_path / "data"), train=f"{collection}/train", test=f"{collection}/test", extra_test=[]
+    )
     return write_profile(tmp_path, params)
 
 
@@ -157,6 +179,7 @@ def assert_runner_fails_cleanly(code, err, location, fragment, tmp_path, exact=T
 # Data cases: (edit the files) -> (file, line, message fragment)
 # ---------------------------------------------------------------------------------------------
 
+
 def truncated_json_line(files):
     files.edit("corpus.jsonl", 3, lambda line: line[: len(line) // 2] + b"\n")
     return "corpus.jsonl", 3, "malformed JSON"
@@ -167,6 +190,7 @@ def missing_id(files):
         obj = json.loads(line)
         del obj["_id"]
         return json.dumps(obj).encode() + b"\n"
+
     files.edit("corpus.jsonl", 2, drop_id)
     return "corpus.jsonl", 2, "missing `_id`"
 
@@ -227,6 +251,7 @@ def empty_passage_text(files):
     def blank(line):
         obj = json.loads(line)
         return json.dumps({**obj, "title": "", "text": "   "}).encode() + b"\n"
+
     files.edit("corpus.jsonl", 5, blank)
     return "corpus.jsonl", 5, "empty text for id"
 
@@ -245,7 +270,9 @@ def corrupt_gzip(files):
     data = gzip.compress(b"".join(files.lines("corpus.jsonl")), mtime=0)
     middle = len(data) // 2
     (files.dir / "corpus.jsonl").unlink()
-    (files.dir / "corpus.jsonl.gz").write_bytes(data[:middle] + bytes(b ^ 0x5A for b in data[middle:middle + 64]) + data[middle + 64:])
+    (files.dir / "corpus.jsonl.gz").write_bytes(
+        data[:middle] + bytes(b ^ 0x5A for b in data[middle : middle + 64]) + data[middle + 64 :]
+    )
     return "corpus.jsonl.gz", SOME_LINE, "corrupt or truncated gzip data"
 
 
@@ -256,9 +283,25 @@ def truncated_gzip(files):
     return "corpus.jsonl.gz", SOME_LINE, "corrupt or truncated gzip data"
 
 
-BEIR_CASES = [truncated_json_line, missing_id, empty_id, duplicate_corpus_id, duplicate_query_id, qrels_unknown_document,
-              qrels_unknown_query, qrels_duplicate_judgment, qrels_wrong_column_count, qrels_non_integer_grade, non_utf8_bytes,
-              json_line_not_an_object, empty_passage_text, empty_query_text, empty_corpus_file, corrupt_gzip, truncated_gzip]
+BEIR_CASES = [
+    truncated_json_line,
+    missing_id,
+    empty_id,
+    duplicate_corpus_id,
+    duplicate_query_id,
+    qrels_unknown_document,
+    qrels_unknown_query,
+    qrels_duplicate_judgment,
+    qrels_wrong_column_count,
+    qrels_non_integer_grade,
+    non_utf8_bytes,
+    json_line_not_an_object,
+    empty_passage_text,
+    empty_query_text,
+    empty_corpus_file,
+    corrupt_gzip,
+    truncated_gzip,
+]
 
 
 def collection_tsv_wrong_column_count(files):
@@ -301,9 +344,16 @@ def collection_tsv_non_utf8(files):
     return "collection.tsv", 3, "not valid UTF-8"
 
 
-TSV_CASES = [collection_tsv_wrong_column_count, collection_tsv_missing_text_column, collection_tsv_empty_text,
-             collection_tsv_duplicate_id, queries_tsv_duplicate_id, trec_qrels_non_integer_grade, trec_qrels_unknown_document,
-             collection_tsv_non_utf8]
+TSV_CASES = [
+    collection_tsv_wrong_column_count,
+    collection_tsv_missing_text_column,
+    collection_tsv_empty_text,
+    collection_tsv_duplicate_id,
+    queries_tsv_duplicate_id,
+    trec_qrels_non_integer_grade,
+    trec_qrels_unknown_document,
+    collection_tsv_non_utf8,
+]
 
 
 def _check_data_case(files, case, tmp_path, capsys):
@@ -352,19 +402,24 @@ def test_missing_data_path(tmp_path, capsys):
     with pytest.raises(DataError, match="data directory does not exist"):
         resolve_split(tmp_path / "nowhere", "scifact/train")
     code, err = run_main(write_profile(tmp_path, params), capsys)
-    assert_runner_fails_cleanly(code, err, re.escape(f"{tmp_path / 'nowhere' / 'scifact'}: "), "set `data.root`", tmp_path)
+    assert_runner_fails_cleanly(
+        code, err, re.escape(f"{tmp_path / 'nowhere' / 'scifact'}: "), "set `data.root`", tmp_path
+    )
 
 
 def test_split_that_does_not_exist(beir, tmp_path, capsys):
     params = base_profile(tmp_path)
     params["data"].update(root=str(tmp_path / "data"), train="toy/dev", test="toy/test", extra_test=[])
     code, err = run_main(write_profile(tmp_path, params), capsys)
-    assert_runner_fails_cleanly(code, err, re.escape(f"{beir.dir}: "), "split 'dev' not found; available: ['test', 'train']", tmp_path)
+    assert_runner_fails_cleanly(
+        code, err, re.escape(f"{beir.dir}: "), "split 'dev' not found; available: ['test', 'train']", tmp_path
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Params cases: (edit the profile mapping) -> (key, message fragment); or raw YAML text
 # ---------------------------------------------------------------------------------------------
+
 
 def _set(params, dotted, value):
     node = params
@@ -383,32 +438,86 @@ def _duplicate_assistant_names(params):
 
 
 PARAMS_CASES = [
-    ("unknown_key", lambda p: p["training"].update(stpes=10), "training.stpes", "unknown key; did you mean `training.steps`?"),
+    (
+        "unknown_key",
+        lambda p: p["training"].update(stpes=10),
+        "training.stpes",
+        "unknown key; did you mean `training.steps`?",
+    ),
     ("unknown_section", lambda p: p.update(trainng={"steps": 1}), "trainng", "did you mean `training`?"),
     ("wrong_type", lambda p: _set(p, "training.steps", "ten"), "training.steps", "expected an integer, got 'ten'"),
-    ("boolean_for_integer", lambda p: _set(p, "training.steps", True), "training.steps", "expected an integer, got True"),
+    (
+        "boolean_for_integer",
+        lambda p: _set(p, "training.steps", True),
+        "training.steps",
+        "expected an integer, got True",
+    ),
     ("section_not_a_mapping", lambda p: p.update(training=5), "training", "expected a mapping, got 5"),
     ("negative_k", lambda p: _set(p, "construction.k", -1), "construction.k", "must be >= 0, got -1"),
     ("zero_steps", lambda p: _set(p, "training.steps", 0), "training.steps", "must be > 0, got 0"),
-    ("loss_weights_all_zero", lambda p: p.update(loss={"alpha": 0, "beta": 0, "gamma": 0.0}), "loss", "alpha, beta and gamma are all zero"),
+    (
+        "loss_weights_all_zero",
+        lambda p: p.update(loss={"alpha": 0, "beta": 0, "gamma": 0.0}),
+        "loss",
+        "alpha, beta and gamma are all zero",
+    ),
     ("fusion_with_one_assistant", _single_assistant, "fusion.enabled", "fusion needs at least 2 assistants, got 1"),
-    ("unknown_selection_method", lambda p: _set(p, "selection.method", "kll"), "selection.method", "did you mean 'kl'?"),
-    ("eval_fraction_out_of_range", lambda p: _set(p, "construction.eval_fraction", 1.5), "construction.eval_fraction",
-     "must be in [0, 1), got 1.5"),
+    (
+        "unknown_selection_method",
+        lambda p: _set(p, "selection.method", "kll"),
+        "selection.method",
+        "did you mean 'kl'?",
+    ),
+    (
+        "eval_fraction_out_of_range",
+        lambda p: _set(p, "construction.eval_fraction", 1.5),
+        "construction.eval_fraction",
+        "must be in [0, 1), got 1.5",
+    ),
     ("rbo_p_out_of_range", lambda p: _set(p, "selection.rbo_p", 1.0), "selection.rbo_p", "must be in (0, 1)"),
     ("duplicate_assistant_names", _duplicate_assistant_names, "models.assistants", "assistant names must be unique"),
-    ("dataset_spec_without_slash", lambda p: _set(p, "data.train", "scifact"), "data.train",
-     "dataset spec 'scifact' must look like '<collection>/<split>'"),
-    ("extra_test_spec_without_split", lambda p: _set(p, "data.extra_test", ["msmarco-trecdl/"]), "data.extra_test[0]",
-     "must look like '<collection>/<split>'"),
-    ("negative_data_limit", lambda p: _set(p, "data.max_corpus", -5), "data.max_corpus", "non-negative integer, got -5"),
-    ("unknown_model_kind", lambda p: p["models"]["assistants"][0].update(kind="onxx"), "models.assistants[0].kind",
-     "did you mean 'onnx'?"),
-    ("dense_model_without_model_name", lambda p: p["models"]["assistants"][1].pop("model"), "models.assistants[1].model",
-     "needs `model`"),
-    ("unknown_student_kind", lambda p: _set(p, "models.student", {"kind": "statik", "model": "wordllama"}), "models.student.kind",
-     "did you mean 'static'?"),
-    ("fusion_weights_wrong_length", lambda p: _set(p, "fusion.weights", [1.0, 2.0, 3.0]), "fusion.weights", "expected a list of 2 numbers"),
+    (
+        "dataset_spec_without_slash",
+        lambda p: _set(p, "data.train", "scifact"),
+        "data.train",
+        "dataset spec 'scifact' must look like '<collection>/<split>'",
+    ),
+    (
+        "extra_test_spec_without_split",
+        lambda p: _set(p, "data.extra_test", ["msmarco-trecdl/"]),
+        "data.extra_test[0]",
+        "must look like '<collection>/<split>'",
+    ),
+    (
+        "negative_data_limit",
+        lambda p: _set(p, "data.max_corpus", -5),
+        "data.max_corpus",
+        "non-negative integer, got -5",
+    ),
+    (
+        "unknown_model_kind",
+        lambda p: p["models"]["assistants"][0].update(kind="onxx"),
+        "models.assistants[0].kind",
+        "did you mean 'onnx'?",
+    ),
+    (
+        "dense_model_without_model_name",
+        lambda p: p["models"]["assistants"][1].pop("model"),
+        "models.assistants[1].model",
+        "needs `model`",
+    ),
+    (
+        "unknown_student_kind",
+        lambda p: _set(p, "models.student", {"kind": "statik", "model": "wordllama"}),
+        "models.student.kind",
+        "did you mean 'static'?",
+    ),
+    (
+        "fusion_weights_wrong_length",
+        lambda p: _set(p, "fusion.weights", [1.0, 2.0, 3.0]),
+        "fusion.weights",
+        "expected a list of 2 numbers",
+    ),
     ("no_seeds", lambda p: p.update(seeds=[]), "seeds", "expected a non-empty list of integers"),
 ]
 
@@ -467,8 +576,14 @@ def test_model_that_resolves_nowhere(tmp_path, capsys, monkeypatch):
     params["models"]["assistants"][0]["model"] = GHOST
     code, err = run_main(write_profile(tmp_path, params), capsys)
     # the teacher's transformer loads before the assistant fails and may log to stderr: only the error line is checked
-    assert_runner_fails_cleanly(code, err, re.escape(f"model '{GHOST}' resolved nowhere; tried:"),
-                                f"local path {GHOST} (does not exist)", tmp_path, exact=False)
+    assert_runner_fails_cleanly(
+        code,
+        err,
+        re.escape(f"model '{GHOST}' resolved nowhere; tried:"),
+        f"local path {GHOST} (does not exist)",
+        tmp_path,
+        exact=False,
+    )
     line = next(line for line in err.splitlines() if line.startswith("error: "))
     assert f"offline packages (none ships {GHOST}" in line and f"Hugging Face hub {GHOST}" in line
     from mta4dpr_core.models import resolve_model
@@ -481,10 +596,17 @@ def test_model_that_resolves_nowhere(tmp_path, capsys, monkeypatch):
 # The runner CLI as a subprocess, for representative cases
 # ---------------------------------------------------------------------------------------------
 
+
 def run_cli(profile: Path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MTA4DPR_PROGRESS": "0"}
-    return subprocess.run([sys.executable, "-m", "mta4dpr_core.runner", "--profile", str(profile), "--no-notebooks", "--only", "04"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mta4dpr_core.runner", "--profile", str(profile), "--no-notebooks", "--only", "04"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _cli_truncated_json(tmp_path, beir, tsv):
@@ -500,7 +622,11 @@ def _cli_collection_tsv_columns(tmp_path, beir, tsv):
 def _cli_unknown_key(tmp_path, beir, tsv):
     params = base_profile(tmp_path)
     params.setdefault("selection", {})["methd"] = "kl"
-    return write_profile(tmp_path, params), re.escape("params key `selection.methd`"), "did you mean `selection.method`?"
+    return (
+        write_profile(tmp_path, params),
+        re.escape("params key `selection.methd`"),
+        "did you mean `selection.method`?",
+    )
 
 
 def _cli_invalid_yaml(tmp_path, beir, tsv):
@@ -513,11 +639,18 @@ def _cli_model_nowhere(tmp_path, beir, tsv):
     params = base_profile(tmp_path)
     params["data"].update(extra_test=[])
     params["models"]["teacher"]["members"][1]["model"] = GHOST  # the first model loaded: nothing else on stderr
-    return write_profile(tmp_path, params), re.escape(f"model '{GHOST}' resolved nowhere; tried:"), f"Hugging Face hub {GHOST}"
+    return (
+        write_profile(tmp_path, params),
+        re.escape(f"model '{GHOST}' resolved nowhere; tried:"),
+        f"Hugging Face hub {GHOST}",
+    )
 
 
-@pytest.mark.parametrize("case", [_cli_truncated_json, _cli_collection_tsv_columns, _cli_unknown_key, _cli_invalid_yaml, _cli_model_nowhere],
-                         ids=lambda case: case.__name__[5:])
+@pytest.mark.parametrize(
+    "case",
+    [_cli_truncated_json, _cli_collection_tsv_columns, _cli_unknown_key, _cli_invalid_yaml, _cli_model_nowhere],
+    ids=lambda case: case.__name__[5:],
+)
 def test_runner_cli_fails_cleanly(case, tmp_path, beir, tsv):
     profile, location, fragment = case(tmp_path, beir, tsv)
     result = run_cli(profile)
@@ -526,7 +659,9 @@ def test_runner_cli_fails_cleanly(case, tmp_path, beir, tsv):
 
 
 def test_at_least_24_malformed_inputs():
-    count = len(BEIR_CASES) + len(TSV_CASES) + len(PARAMS_CASES) + len(YAML_CASES) + 5  # + run file, data root, split, no file, model
+    count = (
+        len(BEIR_CASES) + len(TSV_CASES) + len(PARAMS_CASES) + len(YAML_CASES) + 5
+    )  # + run file, data root, split, no file, model
     assert count >= 24
 
 
@@ -553,10 +688,15 @@ def test_malformed_set_override(name, assignment, key, fragment, tmp_path, capsy
     with pytest.raises(ParamsError) as caught:
         apply_overrides(load_params(profile), [assignment])
     assert caught.value.key == key
-    assert_one_clear_line(str(caught.value), "^" + re.escape(f"--set {assignment}") + r".*: params key " + re.escape(f"`{key}`: "),
-                          fragment)
+    assert_one_clear_line(
+        str(caught.value),
+        "^" + re.escape(f"--set {assignment}") + r".*: params key " + re.escape(f"`{key}`: "),
+        fragment,
+    )
     capsys.readouterr()
-    code = runner.main(["--profile", str(profile), "--no-notebooks", "--only", "04", "--set", "training.steps=3", assignment])
+    code = runner.main(
+        ["--profile", str(profile), "--no-notebooks", "--only", "04", "--set", "training.steps=3", assignment]
+    )
     err = capsys.readouterr().err
     assert_runner_fails_cleanly(code, err, re.escape("--set ") + r".*" + re.escape(f"`{key}`"), fragment, tmp_path)
 
@@ -565,8 +705,18 @@ def test_set_overrides_merge_and_parse_yaml(tmp_path):
     from mta4dpr_core.params import apply_overrides
 
     params = load_params(write_profile(tmp_path, base_profile(tmp_path)))
-    changed = apply_overrides(params, ["data.train=mine/train", "data.test=mine/test", "training.steps=10", "seeds=[1, 2]",
-                                       "models.student.dim=64", "evaluation.ignore_identical_ids=true", "profile=mine"])
+    changed = apply_overrides(
+        params,
+        [
+            "data.train=mine/train",
+            "data.test=mine/test",
+            "training.steps=10",
+            "seeds=[1, 2]",
+            "models.student.dim=64",
+            "evaluation.ignore_identical_ids=true",
+            "profile=mine",
+        ],
+    )
     assert changed["data"]["train"] == "mine/train" and changed["data"]["test"] == "mine/test"
     assert changed["training"]["steps"] == 10 and changed["seeds"] == [1, 2] and changed["profile"] == "mine"
     assert changed["models"]["student"] == {**params["models"]["student"], "dim": 64}

@@ -1,4 +1,5 @@
 """Offline-first model resolution."""
+
 from __future__ import annotations
 
 import pytest
@@ -70,7 +71,9 @@ def test_unknown_name_lists_everything_tried(tmp_path):
 def test_missing_offline_package_is_reported(monkeypatch, tmp_path):
     """A known model whose package is not installed says so (and still tries the hub)."""
     monkeypatch.setitem(models.OFFLINE, models.WORDLLAMA, lambda _cache: None)
-    with pytest.raises(ModelNotFoundError, match=r"offline package for dleemiller/word-llama-l2-supercat \(not installed\)"):
+    with pytest.raises(
+        ModelNotFoundError, match=r"offline package for dleemiller/word-llama-l2-supercat \(not installed\)"
+    ):
         resolve_model("wordllama", cache_dir=tmp_path)
 
 

@@ -3,6 +3,7 @@
 
 Everything here is cheap: synthetic frames and arrays, the smoke profile's params without its data,
 and the generator's notebooks built in memory."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,9 +21,18 @@ from mta4dpr_core.selection import kl_divergence
 
 
 def _frame():
-    return pd.DataFrame({"model": ["a", "b", "c"], "seeds": [5.0, 5.0, 3.0], "tiny": [1e-05, 2e-06, 0.0],
-                         "empty": [np.nan, np.nan, np.nan], "nDCG@10": [50.123, 51.0, 49.5], "nDCG@10 ±": [0.2, np.nan, 0.31],
-                         "Δ": [-0.001, 0.5, -1.254]}, index=[101, 202, 303])
+    return pd.DataFrame(
+        {
+            "model": ["a", "b", "c"],
+            "seeds": [5.0, 5.0, 3.0],
+            "tiny": [1e-05, 2e-06, 0.0],
+            "empty": [np.nan, np.nan, np.nan],
+            "nDCG@10": [50.123, 51.0, 49.5],
+            "nDCG@10 ±": [0.2, np.nan, 0.31],
+            "Δ": [-0.001, 0.5, -1.254],
+        },
+        index=[101, 202, 303],
+    )
 
 
 def test_show_hides_the_index():
@@ -114,12 +124,25 @@ def _synthetic_setup():
     positive = np.zeros((rows, width), bool)
     positive[:, 0] = True
     teacher = rng.normal(size=(rows, width)).astype(np.float32)
-    assistants = np.stack([teacher + rng.normal(scale=s, size=teacher.shape) for s in (0.3, 1.0, 2.0)]).astype(np.float32)
+    assistants = np.stack([teacher + rng.normal(scale=s, size=teacher.shape) for s in (0.3, 1.0, 2.0)]).astype(
+        np.float32
+    )
     names = ["a", "b", "c"][:m]
-    data = TrainingData([f"q{i}" for i in range(rows)], [f"query text {i}" for i in range(rows)], np.arange(rows), candidates,
-                        positive, teacher, assistants, names, np.zeros(rows, np.int8))
+    data = TrainingData(
+        [f"q{i}" for i in range(rows)],
+        [f"query text {i}" for i in range(rows)],
+        np.arange(rows),
+        candidates,
+        positive,
+        teacher,
+        assistants,
+        names,
+        np.zeros(rows, np.int8),
+    )
     params = load_params(profile_path("smoke"))
-    setup = SimpleNamespace(params=params, assistants=[SimpleNamespace(name=n, temperature=1.0, temperature_given=False) for n in names])
+    setup = SimpleNamespace(
+        params=params, assistants=[SimpleNamespace(name=n, temperature=1.0, temperature_given=False) for n in names]
+    )
     return setup, data
 
 
@@ -127,22 +150,43 @@ def test_worked_batch_on_synthetic_data():
     setup, data = _synthetic_setup()
     table = walkthrough.worked_batch(setup, data, batch_size=4)
     kl = table[walkthrough.KL_COLUMN]
-    assert len(table) == 2 ** 3 - 1  # 3 originals and 4 fused
+    assert len(table) == 2**3 - 1  # 3 originals and 4 fused
     assert table["chosen"].sum() == 1 and bool(table.loc[kl.idxmin(), "chosen"])
     assert len(table.attrs["queries"]) == 4 and table.attrs["step"] == 1
     assert table.attrs["same_as_run"] is False  # another batch size than training's
     assert list(walkthrough.batch_queries(table).columns) == ["query id", "query"]
     again = walkthrough.worked_batch(setup, data, batch_size=4)
     assert again.attrs["queries"] == table.attrs["queries"]  # the trainer's seeded generator: the same batch
-    runs = [{"seed": table.attrs["seed"], "selections": [{"iteration": 1, "step": 1, "assistant": table.attrs["chosen"]}]}]
+    runs = [
+        {"seed": table.attrs["seed"], "selections": [{"iteration": 1, "step": 1, "assistant": table.attrs["chosen"]}]}
+    ]
     assert walkthrough.recorded_choice(runs, table.attrs["seed"]) == table.attrs["chosen"]
     assert "not comparable" in walkthrough.check_worked_batch(table, runs)
 
 
 def test_step_trace_and_its_file(tmp_path):
-    runs = [{"seed": seed, "selections": [{"iteration": it, "step": st, "assistant": "a", "members": 1, "select_seconds": 0.0,
-                                           "step_seconds": 0.1, "total": 1.5, "contrastive": 2.5, "kl_teacher": 0.25,
-                                           "kl_assistant": 0.0125} for it in (1, 2) for st in range(1, 21)]} for seed in (13, 42)]
+    runs = [
+        {
+            "seed": seed,
+            "selections": [
+                {
+                    "iteration": it,
+                    "step": st,
+                    "assistant": "a",
+                    "members": 1,
+                    "select_seconds": 0.0,
+                    "step_seconds": 0.1,
+                    "total": 1.5,
+                    "contrastive": 2.5,
+                    "kl_teacher": 0.25,
+                    "kl_assistant": 0.0125,
+                }
+                for it in (1, 2)
+                for st in range(1, 21)
+            ],
+        }
+        for seed in (13, 42)
+    ]
     trace = walkthrough.step_trace(runs)
     assert len(trace) == 80 and trace["global step"].max() == 40
     walkthrough.write_step_trace(trace, tmp_path, {"loss": {"alpha": 0.2, "beta": 1.0, "gamma": 15.0}})
@@ -153,6 +197,7 @@ def test_step_trace_and_its_file(tmp_path):
 
 
 # ---- the notebook generator ---------------------------------------------------------------------------------
+
 
 def _generator():
     spec = importlib.util.spec_from_file_location("make_notebooks", REPO_ROOT / "tools" / "make_notebooks.py")
@@ -168,8 +213,15 @@ def _has_magic(source: str) -> bool:
 def test_generator_builds_valid_notebooks_with_valid_code():
     nbformat = pytest.importorskip("nbformat")
     notebooks = _generator().build_notebooks()
-    assert sorted(notebooks) == ["01_data_prep", "02_fusion", "03_selection_study", "04_training", "05_ablations",
-                                 "06_scale_and_cost", "07_summary"]
+    assert sorted(notebooks) == [
+        "01_data_prep",
+        "02_fusion",
+        "03_selection_study",
+        "04_training",
+        "05_ablations",
+        "06_scale_and_cost",
+        "07_summary",
+    ]
     for name, nb in notebooks.items():
         nbformat.validate(nb)
         for index, cell in enumerate(nb.cells):
@@ -189,14 +241,22 @@ def test_generator_content():
     for name in ("01_data_prep", "02_fusion", "03_selection_study", "04_training"):
         assert "## Method" in markdown(name), name
     assert r"\mathrm{RRF}" in markdown("01_data_prep") and r"\mathrm{softmax}" in markdown("02_fusion")
-    assert r"\arg\min" in markdown("03_selection_study") and "walkthrough.worked_batch(setup, data)" in code("03_selection_study")
+    assert r"\arg\min" in markdown("03_selection_study") and "walkthrough.worked_batch(setup, data)" in code(
+        "03_selection_study"
+    )
     assert 'params["loss"]' in code("04_training") and "student@k" in markdown("04_training")
     assert "max_rows=15" in code("04_training")
     for name in notebooks:
         assert not re.search(r"display\(out\[", code(name)), name  # every table through show()
     assert "Where the student sits" in markdown("07_summary")
-    for name, needle in [("03_selection_study", "Δ vs KL = "), ("04_training", "Δ vs no assistant = "), ("04_training", "Δ vs previous = "),
-                         ("05_ablations", "Δ vs MTA4DPR = "), ("05_ablations", "Δ vs none = "), ("06_scale_and_cost", "Δ vs no assistant = ")]:
+    for name, needle in [
+        ("03_selection_study", "Δ vs KL = "),
+        ("04_training", "Δ vs no assistant = "),
+        ("04_training", "Δ vs previous = "),
+        ("05_ablations", "Δ vs MTA4DPR = "),
+        ("05_ablations", "Δ vs none = "),
+        ("06_scale_and_cost", "Δ vs no assistant = "),
+    ]:
         assert needle in markdown(name), (name, needle)
 
 

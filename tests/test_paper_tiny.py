@@ -7,6 +7,7 @@ pool) are built by ``mta4dpr_core.tiny_models`` into a tmp directory; runs and r
 tmp directory too (never the repository's results/). The encodings cache is shared with the other
 tests (``$MTA4DPR_TEST_CACHE`` or the repository's ``.cache``).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,21 @@ from mta4dpr_core.runner import notebook_names
 
 PROFILE = REPO_ROOT / "params" / "paper_tiny.yaml"
 ASSET_PREFIX = ".cache/paper_tiny"
-TABLES = ["data_statistics", "baselines", "fusion_kl", "table5", "figure2_data", "table1", "table2", "table4", "table3", "table6",
-          "table8", "table9", "claims"]
+TABLES = [
+    "data_statistics",
+    "baselines",
+    "fusion_kl",
+    "table5",
+    "figure2_data",
+    "table1",
+    "table2",
+    "table4",
+    "table3",
+    "table6",
+    "table8",
+    "table9",
+    "claims",
+]
 
 
 def _relocate(value, assets: Path):
@@ -33,7 +47,7 @@ def _relocate(value, assets: Path):
     if isinstance(value, list):
         return [_relocate(v, assets) for v in value]
     if isinstance(value, str) and value.startswith(ASSET_PREFIX):
-        return str(assets) + value[len(ASSET_PREFIX):]
+        return str(assets) + value[len(ASSET_PREFIX) :]
     return value
 
 
@@ -41,7 +55,11 @@ def write_profile(directory: Path, assets: Path) -> Path:
     """params/paper_tiny.yaml with its asset paths moved to ``assets`` and its outputs to ``directory``."""
     params = _relocate(yaml.safe_load(PROFILE.read_text()), assets)
     cache = Path(os.environ.get("MTA4DPR_TEST_CACHE", REPO_ROOT / ".cache"))
-    params["output"] = {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"), "cache_dir": str(cache)}
+    params["output"] = {
+        "runs_dir": str(directory / "runs"),
+        "results_dir": str(directory / "results"),
+        "cache_dir": str(cache),
+    }
     path = directory / "paper_tiny.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
@@ -79,7 +97,11 @@ def test_tiny_assets(tiny_assets):
     assert 250 <= len(collection.corpus) <= 350
     assert not set(collection.splits["train"].query_ids) & set(collection.splits["dev.small"].query_ids)
     cross = AutoConfig.from_pretrained(str(tiny_assets / "models" / "cross-encoder-l1"))
-    assert cross.architectures == ["BertForSequenceClassification"] and cross.num_labels == 1 and cross.num_hidden_layers == 1
+    assert (
+        cross.architectures == ["BertForSequenceClassification"]
+        and cross.num_labels == 1
+        and cross.num_hidden_layers == 1
+    )
     assert AutoConfig.from_pretrained(str(tiny_assets / "models" / "bert-l1")).num_hidden_layers == 1
 
 
@@ -89,15 +111,29 @@ def test_tiny_models_are_deterministic(tiny_assets, tmp_path):
 
     build_models(tmp_path)
     for name in ("bert-l1", "cross-encoder-l1"):
-        assert (tmp_path / name / "model.safetensors").read_bytes() == (tiny_assets / "models" / name / "model.safetensors").read_bytes()
+        assert (tmp_path / name / "model.safetensors").read_bytes() == (
+            tiny_assets / "models" / name / "model.safetensors"
+        ).read_bytes()
 
 
 def test_all_notebooks_run(tiny_assets, tmp_path):
     profile = write_profile(tmp_path, tiny_assets)
-    env = {**os.environ, "MTA4DPR_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "MTA4DPR_PROGRESS": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mta4dpr_core.runner", "--profile", str(profile)], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "mta4dpr_core.runner", "--profile", str(profile)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     seconds = time.perf_counter() - started
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     notebooks = tmp_path / "runs" / "paper_tiny" / "notebooks"
@@ -122,10 +158,26 @@ def test_paper_scorers_on_tiny_models(tiny_assets, tmp_path):
 
     collection = load_collection(tiny_assets / "data" / "msmarco-passage")
     models = tiny_assets / "models"
-    first = {"name": "first", "kind": "hf", "model": str(models / "bert-l1"), "pooling": "cls", "normalize": False,
-             "max_query_length": 16, "max_passage_length": 32}
-    teacher = build_scorer({"name": "ce", "kind": "cross_encoder", "model": str(models / "cross-encoder-l1"), "max_length": 48,
-                            "rerank_depth": 5, "first_stage": first}, cache_dir=tmp_path).prepare(collection.corpus)
+    first = {
+        "name": "first",
+        "kind": "hf",
+        "model": str(models / "bert-l1"),
+        "pooling": "cls",
+        "normalize": False,
+        "max_query_length": 16,
+        "max_passage_length": 32,
+    }
+    teacher = build_scorer(
+        {
+            "name": "ce",
+            "kind": "cross_encoder",
+            "model": str(models / "cross-encoder-l1"),
+            "max_length": 48,
+            "rerank_depth": 5,
+            "first_stage": first,
+        },
+        cache_dir=tmp_path,
+    ).prepare(collection.corpus)
     split = collection.splits["dev.small"]
     ids, texts = split.query_ids[:3], split.query_texts[:3]
     _, stage_one = teacher.first_stage.search(ids, texts, 12)
@@ -141,4 +193,6 @@ def test_paper_scorers_on_tiny_models(tiny_assets, tmp_path):
     vectors = teacher.first_stage.doc_embeddings
     assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0)  # no normalisation
     query = teacher.first_stage.encode_queries(texts[:1])
-    np.testing.assert_allclose(teacher.first_stage.score(ids[:1], texts[:1], docs[:1, :4]), query @ vectors[docs[0, :4]].T, rtol=1e-4)
+    np.testing.assert_allclose(
+        teacher.first_stage.score(ids[:1], texts[:1], docs[:1, :4]), query @ vectors[docs[0, :4]].T, rtol=1e-4
+    )

@@ -1,4 +1,5 @@
 """Params profiles: loading, defaults merge and the main validation errors."""
+
 from __future__ import annotations
 
 import copy
@@ -57,15 +58,18 @@ def test_integer_valued_float_is_accepted_as_integer():
         from_mapping({"training": {"steps": 10.5}})
 
 
-@pytest.mark.parametrize("given, key, message", [
-    ({"trainng": {"steps": 1}}, "trainng", "did you mean `training`"),
-    ({"training": {"stpes": 1}}, "training.stpes", "did you mean `training.steps`"),
-    ({"training": {"steps": "ten"}}, "training.steps", "expected an integer"),
-    ({"construction": {"k": -1}}, "construction.k", "must be >= 0"),
-    ({"loss": {"alpha": 0, "beta": 0, "gamma": 0}}, "loss", "all zero"),
-    ({"models": {"assistants": [{"name": "only", "kind": "bm25"}]}}, "fusion.enabled", "at least 2 assistants"),
-    ({"selection": {"method": "kll"}}, "selection.method", "did you mean 'kl'"),
-])
+@pytest.mark.parametrize(
+    "given, key, message",
+    [
+        ({"trainng": {"steps": 1}}, "trainng", "did you mean `training`"),
+        ({"training": {"stpes": 1}}, "training.stpes", "did you mean `training.steps`"),
+        ({"training": {"steps": "ten"}}, "training.steps", "expected an integer"),
+        ({"construction": {"k": -1}}, "construction.k", "must be >= 0"),
+        ({"loss": {"alpha": 0, "beta": 0, "gamma": 0}}, "loss", "all zero"),
+        ({"models": {"assistants": [{"name": "only", "kind": "bm25"}]}}, "fusion.enabled", "at least 2 assistants"),
+        ({"selection": {"method": "kll"}}, "selection.method", "did you mean 'kl'"),
+    ],
+)
 def test_validation_errors_name_the_key(given, key, message):
     with pytest.raises(ParamsError) as caught:
         from_mapping(given, source="profile.yaml")

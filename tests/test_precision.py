@@ -1,4 +1,5 @@
 """``amp: auto`` picks bf16 only where the CPU computes it natively; an explicit bf16 elsewhere warns."""
+
 import json
 import os
 import subprocess
@@ -11,14 +12,18 @@ from mta4dpr_core import precision
 from mta4dpr_core.params import ParamsError, load_params, profile_path
 
 FORCED_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-PROBE = ("import json, warnings, torch; from mta4dpr_core import precision as p; warnings.simplefilter('always')\n"
-         "with warnings.catch_warnings(record=True) as w:\n"
-         "    p.autocast_dtype('bf16', torch.device('cpu'))\n"
-         "print(json.dumps({**p.describe(), 'warned': [str(x.message) for x in w]}))")
+PROBE = (
+    "import json, warnings, torch; from mta4dpr_core import precision as p; warnings.simplefilter('always')\n"
+    "with warnings.catch_warnings(record=True) as w:\n"
+    "    p.autocast_dtype('bf16', torch.device('cpu'))\n"
+    "print(json.dumps({**p.describe(), 'warned': [str(x.message) for x in w]}))"
+)
 
 
 def _probe(extra_env):
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **extra_env}, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env={**os.environ, **extra_env}, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -58,5 +63,5 @@ def test_profiles_that_compare_across_cpus_pin_float32():
 def test_a_bare_yaml_off_gets_a_hint(tmp_path):
     profile = tmp_path / "p.yaml"
     profile.write_text(profile_path("smoke").read_text().replace('amp: "off"', "amp: off"))
-    with pytest.raises(ParamsError, match='quote it'):
+    with pytest.raises(ParamsError, match="quote it"):
         load_params(profile)

@@ -1,4 +1,5 @@
 """Progress lines: off with MTA4DPR_PROGRESS=0, into the runner's file otherwise; the runner's ETA."""
+
 from __future__ import annotations
 
 import logging

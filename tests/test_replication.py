@@ -1,5 +1,6 @@
 """The replication table (mta4dpr_core.replication) on two tiny synthetic claims.csv files, and the captions
 built from the profile's collection (studies.collection_label)."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,16 +18,52 @@ from mta4dpr_core import tables as T
 from mta4dpr_core.statistics import delta_relative_improvement, effect_ratio
 
 # claims.CLAIM_COLUMNS (checked against the module below)
-CLAIM_COLUMNS = ["id", "claim", "table", "also in", "paper Δ", "paper table", "effect", "low", "high", "p", "p (Holm)", "verdict",
-                 "effect ratio", "ΔRI", "seeds holding", "seeds", "seed std", "per-seed effect", "family", "comparison", "metric",
-                 "ours", "other", "queries", "bound spread", "paper note", "steps"]
+CLAIM_COLUMNS = [
+    "id",
+    "claim",
+    "table",
+    "also in",
+    "paper Δ",
+    "paper table",
+    "effect",
+    "low",
+    "high",
+    "p",
+    "p (Holm)",
+    "verdict",
+    "effect ratio",
+    "ΔRI",
+    "seeds holding",
+    "seeds",
+    "seed std",
+    "per-seed effect",
+    "family",
+    "comparison",
+    "metric",
+    "ours",
+    "other",
+    "queries",
+    "bound spread",
+    "paper note",
+    "steps",
+]
 Q = "quality"
 METRIC = "nDCG@10 (%)"
 
 
 def claim(id, verdict, effect=None, low=None, high=None, ours=None, other=None, family=Q, text=None, metric=METRIC):
-    return {"id": id, "claim": text or f"claim {id}", "effect": effect, "low": low, "high": high, "verdict": verdict,
-            "family": family, "metric": metric if effect is not None else None, "ours": ours, "other": other}
+    return {
+        "id": id,
+        "claim": text or f"claim {id}",
+        "effect": effect,
+        "low": low,
+        "high": high,
+        "verdict": verdict,
+        "family": family,
+        "metric": metric if effect is not None else None,
+        "ours": ours,
+        "other": other,
+    }
 
 
 # (id, original row, replication row)
@@ -40,8 +77,17 @@ ORIGINAL = [
     claim("iterations-x-assistants", "confirmed", 1.1, 0.1, 2.1, ours=1.8, other=0.7),
     claim("only-original", "confirmed", 1.0, 0.5, 1.5, ours=51.0, other=50.0),
     claim("every-thing", "confirmed", family="composite (summary of its parts; not counted)"),
-    claim("selection-overhead", "confirmed", -5.4, -5.41, -5.39, ours=0.35, other=5.76, family=R.TIMING,
-          metric="share of step time (%)"),
+    claim(
+        "selection-overhead",
+        "confirmed",
+        -5.4,
+        -5.41,
+        -5.39,
+        ours=0.35,
+        other=5.76,
+        family=R.TIMING,
+        metric="share of step time (%)",
+    ),
 ]
 REPLICATION = [  # another order, and the display text of one claim changed: the id is the key
     claim("only-replication", "inconclusive", 0.1, -0.5, 0.7, ours=40.1, other=40.0),
@@ -53,8 +99,17 @@ REPLICATION = [  # another order, and the display text of one claim changed: the
     claim("borderline-vs-confirmed", "confirmed", 0.9, 0.1, 1.7, ours=40.9, other=40.0),
     claim("iterations-x-assistants", "confirmed", 0.55, 0.05, 1.05, ours=1.0, other=0.45),
     claim("every-thing", "inconclusive", family="composite (summary of its parts; not counted)"),
-    claim("selection-overhead", "confirmed", -5.7, -5.71, -5.69, ours=0.06, other=5.76, family=R.TIMING,
-          metric="share of step time (%)"),
+    claim(
+        "selection-overhead",
+        "confirmed",
+        -5.7,
+        -5.71,
+        -5.69,
+        ours=0.06,
+        other=5.76,
+        family=R.TIMING,
+        metric="share of step time (%)",
+    ),
 ]
 
 
@@ -79,8 +134,19 @@ def test_claim_columns_match_the_claims_module():
 
 def test_join_on_id_and_agreement_categories(pair):
     df = R.replication_table(*pair)
-    assert list(df.columns) == ["id", "claim", "SciFact Δ [95%]", "SciFact verdict", "NFCorpus Δ [95%]", "NFCorpus verdict",
-                                "replicates", "effect ratio", "ΔRI", "metric", "family"]
+    assert list(df.columns) == [
+        "id",
+        "claim",
+        "SciFact Δ [95%]",
+        "SciFact verdict",
+        "NFCorpus Δ [95%]",
+        "NFCorpus verdict",
+        "replicates",
+        "effect ratio",
+        "ΔRI",
+        "metric",
+        "family",
+    ]
     by_id = df.set_index("id")
     # one row per id in both, in the original's order; a changed display text does not break the join
     assert list(df["id"]) == [r["id"] for r in ORIGINAL if r["id"] != "only-original"]
@@ -89,10 +155,17 @@ def test_join_on_id_and_agreement_categories(pair):
     assert df.attrs["only in NFCorpus"] == ["only-replication"]
     assert by_id.loc["same-confirmed", "SciFact Δ [95%]"] == "+2.00 [+1.00, +3.00]"
     assert by_id.loc["same-confirmed", "NFCorpus verdict"] == "confirmed"
-    expected = {"same-confirmed": "yes", "opposite-significant": "no", "one-side-same-way": "same direction, not significant",
-                "neither": "both inconclusive", "one-side-other-way": "no",
-                "borderline-vs-confirmed": "same direction, not significant",  # borderline is not significant
-                "iterations-x-assistants": "yes", "every-thing": "one inconclusive", "selection-overhead": "yes"}
+    expected = {
+        "same-confirmed": "yes",
+        "opposite-significant": "no",
+        "one-side-same-way": "same direction, not significant",
+        "neither": "both inconclusive",
+        "one-side-other-way": "no",
+        "borderline-vs-confirmed": "same direction, not significant",  # borderline is not significant
+        "iterations-x-assistants": "yes",
+        "every-thing": "one inconclusive",
+        "selection-overhead": "yes",
+    }
     assert by_id["replicates"].to_dict() == expected
 
 
@@ -155,7 +228,9 @@ def test_matches_repro_eval_on_per_topic_scores(tmp_path):
         row = claim("x", "confirmed", d, d - 1, d + 1, ours=100 * a.mean(), other=100 * b.mean())
         directory = tmp_path / name
         directory.mkdir()
-        pd.DataFrame([row]).reindex(columns=CLAIM_COLUMNS).to_csv(directory / "claims.csv", index=False)  # full precision
+        pd.DataFrame([row]).reindex(columns=CLAIM_COLUMNS).to_csv(
+            directory / "claims.csv", index=False
+        )  # full precision
         return directory
 
     row = R.replication_table(side(orig_a, orig_b, "o"), side(rep_a, rep_b, "r")).iloc[0]
@@ -168,14 +243,20 @@ def test_means_from_per_query_when_claims_lack_them(tmp_path):
     records = []
     for seed in (1, 2):
         for q, (first, last, base) in enumerate([(0.1, 0.6, 0.5), (0.2, 0.8, 0.4)]):
-            records += [("mta4dpr", seed, 1, "test", q, "nDCG@10", first), ("mta4dpr", seed, 2, "test", q, "nDCG@10", last),
-                        ("no_assistants", seed, 2, "test", q, "nDCG@10", base), ("no_assistants", seed, 2, "test", q, "MRR@10", 0.9)]
+            records += [
+                ("mta4dpr", seed, 1, "test", q, "nDCG@10", first),
+                ("mta4dpr", seed, 2, "test", q, "nDCG@10", last),
+                ("no_assistants", seed, 2, "test", q, "nDCG@10", base),
+                ("no_assistants", seed, 2, "test", q, "MRR@10", 0.9),
+            ]
     rows = [claim("mta4dpr-vs-no-assistant", "confirmed", 25.0, 20.0, 30.0)]
     original = write_claims(tmp_path / "o", rows)
     df = pd.DataFrame(records, columns=["run", "seed", "iteration", "test set", "query_id", "metric", "value"])
     (original / "per_query.csv.gz").write_bytes(gzip.compress(df.to_csv(index=False).encode()))
     assert R.means_from_per_query(original, "mta4dpr-vs-no-assistant") == pytest.approx((70.0, 45.0))
-    replication = write_claims(tmp_path / "r", [claim("mta4dpr-vs-no-assistant", "confirmed", 5.0, 1.0, 9.0, ours=55.0, other=50.0)])
+    replication = write_claims(
+        tmp_path / "r", [claim("mta4dpr-vs-no-assistant", "confirmed", 5.0, 1.0, 9.0, ours=55.0, other=50.0)]
+    )
     row = R.replication_table(original, replication).iloc[0]
     assert row["ΔRI"] == pytest.approx((70 - 45) / 45 - (55 - 50) / 50)
     assert row["effect ratio"] == pytest.approx(5.0 / 25.0)
@@ -191,7 +272,9 @@ def test_missing_claims_file_is_named(tmp_path, pair):
 
 def test_write_replication(tmp_path):
     write_claims(tmp_path / "mini", ORIGINAL, params={"data": {"test": "scifact/test", "train": "scifact/train"}})
-    write_claims(tmp_path / "nfcorpus", REPLICATION, params={"data": {"test": "nfcorpus/test", "train": "nfcorpus/train"}})
+    write_claims(
+        tmp_path / "nfcorpus", REPLICATION, params={"data": {"test": "nfcorpus/test", "train": "nfcorpus/train"}}
+    )
     df = R.write_replication(tmp_path, "mini", "nfcorpus")
     assert "SciFact Δ [95%]" in df.columns and "NFCorpus verdict" in df.columns
     written = pd.read_csv(tmp_path / "replication.csv")
@@ -205,8 +288,14 @@ def test_write_replication(tmp_path):
 # ---- captions from the profile's collection -------------------------------------------------------------------
 
 NFCORPUS = {"profile": "nfcorpus", "data": {"train": "nfcorpus/train", "test": "nfcorpus/test", "extra_test": []}}
-MINI = {"profile": "mini", "data": {"train": "scifact/train", "test": "scifact/test",
-                                     "extra_test": ["msmarco-trecdl/dl19", "msmarco-trecdl/dl20"]}}
+MINI = {
+    "profile": "mini",
+    "data": {
+        "train": "scifact/train",
+        "test": "scifact/test",
+        "extra_test": ["msmarco-trecdl/dl19", "msmarco-trecdl/dl20"],
+    },
+}
 
 
 def test_collection_label():

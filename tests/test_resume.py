@@ -24,16 +24,17 @@ glob, then the test kills it), in run order:
 
 The heavier ones are marked slow (``MTA4DPR_RUN_SLOW=1``); three run by default.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import make_training_data, tiny_static_encoder
+from tiny_profile import assert_same_results, results_of, run_and_kill, run_to_completion, score_store_names, work_of
+
 from mta4dpr_core import training as training_module
 from mta4dpr_core.encoders import StaticEncoder
 from mta4dpr_core.training import TrainConfig, train_student
-from tiny_profile import assert_same_results, results_of, run_and_kill, run_to_completion, score_store_names, work_of
 
 STAGES = ["01", "03", "04"]
 RUN = "runs/tiny/work/seed13"
@@ -41,7 +42,9 @@ RUN = "runs/tiny/work/seed13"
 KILL_POINTS = [
     pytest.param("runs/tiny/work/scores/teacher-*.npz.sha256", id="pair_store"),
     pytest.param(f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt.sha256", id="training_checkpoint"),
-    pytest.param(f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt", id="torn_checkpoint", marks=pytest.mark.slow),
+    pytest.param(
+        f"{RUN}/selection_random-*/iteration1/checkpoints/last.pt", id="torn_checkpoint", marks=pytest.mark.slow
+    ),
     pytest.param(f"{RUN}/*/iteration1/state.pt.sha256", id="iteration_state", marks=pytest.mark.slow),
     pytest.param(f"{RUN}/*/result.json", id="first_result", marks=pytest.mark.slow),
     pytest.param("results/tiny/table5.csv", id="first_table", marks=pytest.mark.slow),
@@ -63,12 +66,24 @@ def test_the_uninterrupted_run_exercises_the_resume_paths(uninterrupted):
     from tiny_profile import run_results
 
     runs = run_results(uninterrupted)
-    assert sorted(variant for _, variant in runs) == ["mta4dpr", "no_assistants", "one_iteration_kd", "selection_random"]
+    assert sorted(variant for _, variant in runs) == [
+        "mta4dpr",
+        "no_assistants",
+        "one_iteration_kd",
+        "selection_random",
+    ]
     main = runs[("seed13", "mta4dpr")]
     assert [entry["iteration"] for entry in main["history"]] == [1, 2]
     assert main["history"][0]["replaced"] is not None and "student@1" in main["history"][0]["pool"]
-    assert {"baselines.csv", "data_statistics.csv", "table5.csv", "figure2_data.csv", "table1.csv", "table2.csv",
-            "table4.csv"} <= {p.name for p in results_of(uninterrupted).glob("*.csv")}
+    assert {
+        "baselines.csv",
+        "data_statistics.csv",
+        "table5.csv",
+        "figure2_data.csv",
+        "table1.csv",
+        "table2.csv",
+        "table4.csv",
+    } <= {p.name for p in results_of(uninterrupted).glob("*.csv")}
 
 
 @pytest.mark.parametrize("marker", KILL_POINTS)
@@ -92,6 +107,7 @@ def test_killed_and_resumed_run_gives_identical_results(marker, uninterrupted, t
 # Checkpoint resume with dropout: torch's RNG is part of what a resumed step must reproduce
 # ---------------------------------------------------------------------------------------------
 
+
 class DropoutStatic(StaticEncoder):
     """A static encoder with dropout on the token embeddings (like a transformer student in train mode)."""
 
@@ -114,9 +130,22 @@ class Crash(Exception):
 
 def test_checkpoint_resume_with_dropout_is_bit_identical(tmp_path, monkeypatch):
     data, passages = make_training_data(n_queries=12, n_docs=30, k=5, m=3)
-    config = TrainConfig(steps=10, queries_per_batch=6, negatives_per_query=3, learning_rate=0.05, weight_decay=0.0, warmup_steps=1,
-                         max_query_length=8, max_passage_length=8, checkpoint_every=4, amp="off", gamma=1.0,
-                         student_temperature=0.1, assistant_temperatures=[1.0, 1.0, 1.0], seed=13)
+    config = TrainConfig(
+        steps=10,
+        queries_per_batch=6,
+        negatives_per_query=3,
+        learning_rate=0.05,
+        weight_decay=0.0,
+        warmup_steps=1,
+        max_query_length=8,
+        max_passage_length=8,
+        checkpoint_every=4,
+        amp="off",
+        gamma=1.0,
+        student_temperature=0.1,
+        assistant_temperatures=[1.0, 1.0, 1.0],
+        seed=13,
+    )
     torch.manual_seed(0)
     straight = dropout_student()
     straight_record = train_student(straight, data, passages, config, checkpoint_dir=tmp_path / "straight")

@@ -6,6 +6,7 @@ warm rerun's ``timings_seconds``, and a warm rerun must leave the cold timings a
 driven for real (``run_profile``, no notebooks) with each stage replaced by a stub that creates the
 work directory, as the real stages do, and sleeps a little.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ import yaml
 from mta4dpr_core import runner
 
 NAMES = ["01_data_prep", "02_fusion"]
-WARM = {"01_data_prep": 11.0, "02_fusion": 9.0}          # a warm rerun's timings: 20 s
-COLD = {"01_data_prep": 600.0, "02_fusion": 1200.0}      # the cold run's: 30 min
+WARM = {"01_data_prep": 11.0, "02_fusion": 9.0}  # a warm rerun's timings: 20 s
+COLD = {"01_data_prep": 600.0, "02_fusion": 1200.0}  # the cold run's: 30 min
 
 
 @pytest.fixture
@@ -28,11 +29,22 @@ def profile(tmp_path, monkeypatch):
     from mta4dpr_core import experiment, models, pipeline
 
     path = tmp_path / "eta.yaml"
-    path.write_text(yaml.safe_dump({
-        "profile": "eta",
-        "models": {"teacher": {"kind": "bm25", "name": "bm25"}, "student": {"kind": "static", "model": "wordllama"}},
-        "output": {"runs_dir": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"), "cache_dir": str(tmp_path / "cache")},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "profile": "eta",
+                "models": {
+                    "teacher": {"kind": "bm25", "name": "bm25"},
+                    "student": {"kind": "static", "model": "wordllama"},
+                },
+                "output": {
+                    "runs_dir": str(tmp_path / "runs"),
+                    "results_dir": str(tmp_path / "results"),
+                    "cache_dir": str(tmp_path / "cache"),
+                },
+            }
+        )
+    )
     work = tmp_path / "runs" / "eta" / "work"
 
     def stage(setup):
@@ -103,14 +115,14 @@ def test_old_manifest_without_cold_timings_gives_a_lower_bound(profile):
 def test_a_warm_rerun_keeps_the_cold_timings(profile):
     path, directory = profile
     _write_manifest(directory, WARM, COLD)
-    _run(path)                                   # cold: no work directory yet
+    _run(path)  # cold: no work directory yet
     cold = _manifest(directory)["cold_timings_seconds"]
     assert _manifest(directory)["cold_start"] is True
     assert set(cold) == {*NAMES, "total"} and all(0 < cold[n] < 60 for n in NAMES)  # this cold run's own timings
     markers = [json.loads((directory / "runs" / "eta" / "notebooks" / f"{n}.done.json").read_text()) for n in NAMES]
     assert all(m["cold"] is True for m in markers)
 
-    _run(path, force=True)                       # warm: the work directory holds the first run's files
+    _run(path, force=True)  # warm: the work directory holds the first run's files
     manifest = _manifest(directory)
     assert manifest["cold_start"] is False
     assert manifest["cold_timings_seconds"] == cold  # not overwritten by the warm rerun
@@ -132,8 +144,12 @@ def test_previous_timings_cold_and_warm(tmp_path):
     """The estimate's sources: a cold marker beats the manifest's cold timing; a warm marker does not count cold."""
     (tmp_path / "01_a.done.json").write_text('{"key": "k", "seconds": 5.0, "cold": false}')
     (tmp_path / "02_b.done.json").write_text('{"key": "k", "seconds": 700.0, "cold": true}')
-    (tmp_path / "manifest.json").write_text(json.dumps({"timings_seconds": {"03_c": 3.0},
-                                                        "cold_timings_seconds": {"01_a": 100.0, "03_c": 300.0}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"timings_seconds": {"03_c": 3.0}, "cold_timings_seconds": {"01_a": 100.0, "03_c": 300.0}})
+    )
     names = ["01_a", "02_b", "03_c", "04_d"]
     assert runner.previous_timings(tmp_path, tmp_path, names) == {"01_a": 5.0, "02_b": 700.0, "03_c": 3.0}
-    assert runner.timing_estimates(tmp_path, tmp_path, names, cold=True) == ({"01_a": 100.0, "02_b": 700.0, "03_c": 300.0}, set())
+    assert runner.timing_estimates(tmp_path, tmp_path, names, cold=True) == (
+        {"01_a": 100.0, "02_b": 700.0, "03_c": 300.0},
+        set(),
+    )

@@ -1,17 +1,18 @@
 """Exact search, ir_measures evaluation against published anchors, run/ensemble/BM25 scorers."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import MatrixScorer
+
 from mta4dpr_core.data import Corpus, load_trec_run
 from mta4dpr_core.metrics import evaluate, run_from_arrays
 from mta4dpr_core.scorers import BM25Scorer, EnsembleScorer, RunScorer
 from mta4dpr_core.search import build_index, exact_search, numpy_search
 
-
 # --- exact search ------------------------------------------------------------------------------
+
 
 def test_faiss_exact_search_equals_numpy():
     rng = np.random.default_rng(0)
@@ -70,6 +71,7 @@ def test_torch_index_breaks_ties_by_document_index(without_faiss):
 
 # --- metrics -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("retriever, ndcg", [("BM25", 0.5058), ("SPLADEPP_ED", 0.7308)])
 def test_dl19_published_ndcg(trecdl_dir, trecdl, retriever, ndcg):
     """Pyserini / RankLLM published DL19 nDCG@10 (PROVENANCE.md)."""
@@ -98,11 +100,14 @@ def test_metrics_by_hand_with_relevance_level():
 
 
 def test_run_from_arrays_skips_padding():
-    run = run_from_arrays(["q1", "q2"], ["a", "b", "c"], np.array([[2.0, 1.0], [5.0, 0.0]]), np.array([[2, 0], [1, -1]]))
+    run = run_from_arrays(
+        ["q1", "q2"], ["a", "b", "c"], np.array([[2.0, 1.0], [5.0, 0.0]]), np.array([[2, 0], [1, -1]])
+    )
     assert run == {"q1": {"c": 2.0, "a": 1.0}, "q2": {"b": 5.0}}
 
 
 # --- run scorer --------------------------------------------------------------------------------
+
 
 def test_run_scorer_missing_pair_rule(tmp_path):
     path = tmp_path / "run.trec"
@@ -121,6 +126,7 @@ def test_run_scorer_missing_pair_rule(tmp_path):
 
 # --- ensemble ----------------------------------------------------------------------------------
 
+
 def test_ensemble_z_score_combination_by_hand():
     rng = np.random.default_rng(3)
     n_docs = 12
@@ -128,7 +134,9 @@ def test_ensemble_z_score_combination_by_hand():
     query_ids = ["q0", "q1"]
     a = rng.normal(5.0, 3.0, size=(2, n_docs))
     b = rng.normal(0.0, 0.1, size=(2, n_docs))
-    ensemble = EnsembleScorer([MatrixScorer(query_ids, a, "a"), MatrixScorer(query_ids, b, "b")], [0.3, 0.7]).prepare(corpus)
+    ensemble = EnsembleScorer([MatrixScorer(query_ids, a, "a"), MatrixScorer(query_ids, b, "b")], [0.3, 0.7]).prepare(
+        corpus
+    )
     by_hand = np.zeros((2, n_docs))
     for r in range(2):
         for w, m in ((0.3, a[r]), (0.7, b[r])):
@@ -146,6 +154,7 @@ def test_ensemble_z_score_combination_by_hand():
 
 
 # --- BM25 on real data -------------------------------------------------------------------------
+
 
 def test_bm25_scifact_test(scifact):
     corpus, split = scifact.corpus, scifact.splits["test"]

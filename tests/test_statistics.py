@@ -1,12 +1,24 @@
 """Paired comparisons, the verdict rule, fitted temperatures and the teacher's independence."""
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from mta4dpr_core.errors import ParamsError
-from mta4dpr_core.statistics import (RESAMPLES, STABILITY_SEEDS, Comparison, bootstrap_effects, compare, decide, family_verdicts,
-                                     holm, mean_and_sample_std, paired_interval, verdict)
-from mta4dpr_core.teacher_choice import check_independence, check_student_independence, model_family
+from mta4dpr_core.independence import check_independence, check_student_independence, model_family
+from mta4dpr_core.statistics import (
+    RESAMPLES,
+    STABILITY_SEEDS,
+    Comparison,
+    bootstrap_effects,
+    compare,
+    decide,
+    family_verdicts,
+    holm,
+    mean_and_sample_std,
+    paired_interval,
+    verdict,
+)
 from mta4dpr_core.temperature import fit_temperature
 
 
@@ -23,7 +35,9 @@ def test_interval_matches_scipy_percentile_and_covers_the_mean():
     d = rng.normal(0.02, 0.1, size=300)
     low, high = paired_interval(d)
     assert low < d.mean() < high
-    reference = stats.bootstrap((d,), np.mean, method="percentile", n_resamples=5000, random_state=np.random.default_rng(1))
+    reference = stats.bootstrap(
+        (d,), np.mean, method="percentile", n_resamples=5000, random_state=np.random.default_rng(1)
+    )
     assert low == pytest.approx(reference.confidence_interval.low, abs=0.004)
     assert high == pytest.approx(reference.confidence_interval.high, abs=0.004)
     # the normal-theory interval agrees for a mean of 300 values
@@ -81,7 +95,9 @@ def test_one_seed_is_a_query_bootstrap():
     a, b = rng.uniform(size=(1, 300)), rng.uniform(size=(1, 300))
     result = compare(a, b, resamples=20000, stability_seeds=1)
     assert not result.seed_level and result.seeds == 1 and np.isnan(result.seed_std)
-    reference = stats.bootstrap(((a - b)[0],), np.mean, method="percentile", n_resamples=20000, random_state=np.random.default_rng(0))
+    reference = stats.bootstrap(
+        ((a - b)[0],), np.mean, method="percentile", n_resamples=20000, random_state=np.random.default_rng(0)
+    )
     assert result.low == pytest.approx(reference.confidence_interval.low, abs=0.003)
     assert result.high == pytest.approx(reference.confidence_interval.high, abs=0.003)
     # a fixed scorer (one row) against seeded runs is paired with every seed: the seed level is the runs'
@@ -98,8 +114,20 @@ def test_holm():
 
 def test_family_verdicts_apply_holm_and_mark_what_flips_as_borderline():
     def claim(p_draws, effect=0.01):
-        return Comparison(ours=0.5, other=0.5 - effect, effect=effect, low=0.0, high=0.0, seed_std=0.0, seeds_holding=5, seeds=5,
-                          queries=300, verdict="", p=p_draws[0], draws={"p": np.asarray(p_draws)})
+        return Comparison(
+            ours=0.5,
+            other=0.5 - effect,
+            effect=effect,
+            low=0.0,
+            high=0.0,
+            seed_std=0.0,
+            seeds_holding=5,
+            seeds=5,
+            queries=300,
+            verdict="",
+            p=p_draws[0],
+            draws={"p": np.asarray(p_draws)},
+        )
 
     family = family_verdicts([claim([0.001, 0.001]), claim([0.02, 0.02]), claim([0.5, 0.5], effect=-0.01)])
     assert [c.verdict for c in family] == ["confirmed", "confirmed", "inconclusive"]
@@ -108,7 +136,10 @@ def test_family_verdicts_apply_holm_and_mark_what_flips_as_borderline():
     family = family_verdicts([claim([0.001]), claim([0.03]), claim([0.04])])
     assert [c.verdict for c in family] == ["confirmed", "inconclusive", "inconclusive"]
     assert [c.p_holm for c in family] == pytest.approx([0.003, 0.06, 0.06])
-    assert [c.verdict for c in family_verdicts([claim([0.03]), claim([0.04])], adjust=False)] == ["confirmed", "confirmed"]
+    assert [c.verdict for c in family_verdicts([claim([0.03]), claim([0.04])], adjust=False)] == [
+        "confirmed",
+        "confirmed",
+    ]
     # a verdict that differs between generator seeds is borderline
     assert family_verdicts([claim([0.04, 0.06])])[0].verdict == "borderline"
     assert family_verdicts([claim([0.001, 0.001], effect=-0.02)])[0].verdict == "contradicted"
@@ -120,7 +151,12 @@ def on_the_edge():
     """Realistic per-query nDCG differences (5 seeds x 300 queries, sd ~0.2) shifted so that the first generator
     seed's lower bound is 0: the verdict then rests on Monte Carlo noise alone. The full rule (RESAMPLES, 20 seeds)."""
     rng = np.random.default_rng(17)
-    d = 0.01 + rng.normal(0, 0.01, size=(5, 1)) + rng.normal(0, 0.14, size=(1, 300)) + rng.normal(0, 0.14, size=(5, 300))
+    d = (
+        0.01
+        + rng.normal(0, 0.01, size=(5, 1))
+        + rng.normal(0, 0.14, size=(1, 300))
+        + rng.normal(0, 0.14, size=(5, 300))
+    )
     low = np.quantile(bootstrap_effects([d], RESAMPLES, 0)[0], 0.025)
     d = d - low
     return d, compare(d, np.zeros_like(d))
@@ -164,12 +200,18 @@ def test_fit_temperature_kl_recovers_a_scaled_teacher():
 
 def test_model2vec_distillation_counts_as_its_source():
     assert model_family({"kind": "static", "model": "model2vec:all-MiniLM-L6-v2"}) == model_family(
-        {"kind": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"})
+        {"kind": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    )
     teacher = {"kind": "ensemble", "members": [{"kind": "bm25"}, {"kind": "hf", "model": "all-MiniLM-L6-v2"}]}
     check_independence(teacher, [{"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"}])
     with pytest.raises(ParamsError, match=r"models.assistants\[1\].*shares"):
-        check_independence(teacher, [{"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"},
-                                     {"name": "m2v", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2"}])
+        check_independence(
+            teacher,
+            [
+                {"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"},
+                {"name": "m2v", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2"},
+            ],
+        )
     with pytest.raises(ParamsError, match=r"models.assistants\[0\].*bm25"):
         check_independence(teacher, [{"name": "bm25", "kind": "bm25"}])
 
@@ -178,7 +220,12 @@ def test_a_profile_with_a_dependent_teacher_is_rejected():
     from mta4dpr_core.params import from_mapping, load_params, profile_path
 
     params = load_params(profile_path("mini"))
-    given = {"models": {**params["models"], "assistants": params["models"]["assistants"] + [{"name": "bm25", "kind": "bm25"}]}}
+    given = {
+        "models": {
+            **params["models"],
+            "assistants": params["models"]["assistants"] + [{"name": "bm25", "kind": "bm25"}],
+        }
+    }
     with pytest.raises(ParamsError, match="shares"):
         from_mapping(given)
     given["models"]["independent_teacher"] = False
@@ -189,11 +236,16 @@ def test_no_assistant_may_be_the_students_starting_model():
     """A copy, a layer cut, a smaller dim, a model2vec distillation, a declared derivation and the warm-start
     target all count as the student's starting model."""
     student = {"kind": "hf", "model": "all-MiniLM-L6-v2", "num_layers": 3}
-    independent = [{"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"}, {"name": "wl", "kind": "static", "model": "wordllama"}]
+    independent = [
+        {"name": "l3", "kind": "onnx", "model": "paraphrase-MiniLM-L3-v2"},
+        {"name": "wl", "kind": "static", "model": "wordllama"},
+    ]
     check_student_independence(student, independent)
-    for index, assistant in [(0, {"name": "l6", "kind": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
-                             (1, {"name": "m2v", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2"}),
-                             (0, {"name": "local", "kind": "hf", "model": "/models/ft", "derived_from": ["all-MiniLM-L6-v2"]})]:
+    for index, assistant in [
+        (0, {"name": "l6", "kind": "hf", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
+        (1, {"name": "m2v", "kind": "static", "model": "model2vec:all-MiniLM-L6-v2"}),
+        (0, {"name": "local", "kind": "hf", "model": "/models/ft", "derived_from": ["all-MiniLM-L6-v2"]}),
+    ]:
         assistants = independent[:index] + [assistant] + independent[index:]
         with pytest.raises(ParamsError, match=rf"models.assistants\[{index}\].*{assistant['name']}.*starting model"):
             check_student_independence(student, assistants)
@@ -205,7 +257,9 @@ def test_no_assistant_may_be_the_students_starting_model():
         check_student_independence(warm, independent)
 
 
-@pytest.mark.parametrize("profile", ["smoke", "mini", "mini_transformer", "nfcorpus", "paper_tiny", "paper_msmarco", "paper_nq"])
+@pytest.mark.parametrize(
+    "profile", ["smoke", "mini", "mini_transformer", "nfcorpus", "paper_tiny", "paper_msmarco", "paper_nq"]
+)
 def test_every_committed_profile_has_an_independent_student(profile):
     from mta4dpr_core.params import load_params, profile_path
 
@@ -223,7 +277,10 @@ def test_a_profile_whose_assistant_is_the_student_is_rejected():
         from_mapping(given)
     given["models"]["independent_student"] = False
     from_mapping(given)
-    sizes = {"models": params["models"], "study": {"student_sizes": [{"kind": "hf", "model": "all-MiniLM-L6-v2", "num_layers": 2}]}}
+    sizes = {
+        "models": params["models"],
+        "study": {"student_sizes": [{"kind": "hf", "model": "all-MiniLM-L6-v2", "num_layers": 2}]},
+    }
     with pytest.raises(ParamsError, match=r"study.student_sizes\[0\]"):
         from_mapping(sizes)
 

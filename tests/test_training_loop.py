@@ -1,4 +1,5 @@
 """Batches, the training loop, checkpoint resume, and Algorithm 1 end to end on a tiny slice."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,15 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_training_data, tiny_static_encoder
+
 from mta4dpr_core import training as training_module
 from mta4dpr_core.construction import TrainingData
 from mta4dpr_core.losses import MTA4DPRLoss
 from mta4dpr_core.training import TrainConfig, batch_distributions, sample_batch, train_student
 
-
 # --- batches -----------------------------------------------------------------------------------
+
 
 def test_sample_batch_shapes_and_positive_first():
     data, _ = make_training_data(n_queries=12, n_docs=40, k=6, m=2, n_positives=2)
@@ -32,7 +33,9 @@ def test_sample_batch_shapes_and_positive_first():
     np.testing.assert_array_equal(again_rows, rows)
     np.testing.assert_array_equal(again_columns, columns)
     # both positives get drawn over many batches
-    seen = {int(c[0]) for s in range(30) for c in sample_batch(data, np.arange(12), config, np.random.default_rng(s))[1]}
+    seen = {
+        int(c[0]) for s in range(30) for c in sample_batch(data, np.arange(12), config, np.random.default_rng(s))[1]
+    }
     assert seen == {0, 1}
 
 
@@ -48,7 +51,9 @@ def test_sample_batch_with_too_few_negatives():
 
 def test_batch_distributions():
     data, _ = make_training_data(n_queries=6, n_docs=20, k=4, m=3)
-    config = TrainConfig(queries_per_batch=3, negatives_per_query=2, teacher_temperature=2.0, assistant_temperatures=[0.5, 1.0, 2.0])
+    config = TrainConfig(
+        queries_per_batch=3, negatives_per_query=2, teacher_temperature=2.0, assistant_temperatures=[0.5, 1.0, 2.0]
+    )
     rows, columns = sample_batch(data, np.arange(6), config, np.random.default_rng(0))
     teacher, candidates = batch_distributions(data, rows, columns, config)
     np.testing.assert_allclose(teacher, np.take_along_axis(data.teacher_scores[rows], columns, 1) / 2.0)
@@ -64,10 +69,26 @@ def test_batch_distributions():
 
 # --- the training loop -------------------------------------------------------------------------
 
+
 def _config(**overrides):
-    base = dict(steps=40, queries_per_batch=8, negatives_per_query=4, learning_rate=0.05, weight_decay=0.0, warmup_steps=2,
-                max_query_length=8, max_passage_length=8, checkpoint_every=0, amp="off", alpha=0.2, beta=1.0, gamma=1.0,
-                student_temperature=0.1, assistant_temperatures=[1.0, 1.0, 1.0], seed=13)
+    base = dict(
+        steps=40,
+        queries_per_batch=8,
+        negatives_per_query=4,
+        learning_rate=0.05,
+        weight_decay=0.0,
+        warmup_steps=2,
+        max_query_length=8,
+        max_passage_length=8,
+        checkpoint_every=0,
+        amp="off",
+        alpha=0.2,
+        beta=1.0,
+        gamma=1.0,
+        student_temperature=0.1,
+        assistant_temperatures=[1.0, 1.0, 1.0],
+        seed=13,
+    )
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -101,9 +122,13 @@ def test_train_student_decreases_loss():
 
 def test_fixed_assistant_and_no_gamma():
     data, passages = make_training_data(n_queries=8, n_docs=20, k=4, m=2)
-    record = train_student(tiny_static_encoder(8, 20), data, passages, _config(steps=3, fixed_assistant=2, assistant_temperatures=[1, 1]))
+    record = train_student(
+        tiny_static_encoder(8, 20), data, passages, _config(steps=3, fixed_assistant=2, assistant_temperatures=[1, 1])
+    )
     assert [r["assistant"] for r in record] == [2, 2, 2]
-    record = train_student(tiny_static_encoder(8, 20), data, passages, _config(steps=3, gamma=0.0, assistant_temperatures=[1, 1]))
+    record = train_student(
+        tiny_static_encoder(8, 20), data, passages, _config(steps=3, gamma=0.0, assistant_temperatures=[1, 1])
+    )
     assert [r["assistant"] for r in record] == [-1, -1, -1] and "kl_assistant" not in record[0]
 
 
@@ -261,15 +286,23 @@ def test_train_student_loss_falls_on_real_rows(smoke_run):
     def fixed_loss(student):
         student.eval()
         with torch.no_grad():
-            q = student(Tokenized(student, data.query_texts, config.max_query_length).batch(take_rows(data.query_rows, rows)))
-            p = student(Tokenized(student, setup.collection.corpus.texts, config.max_passage_length).batch(np.maximum(candidates, 0).ravel()))
+            q = student(
+                Tokenized(student, data.query_texts, config.max_query_length).batch(take_rows(data.query_rows, rows))
+            )
+            p = student(
+                Tokenized(student, setup.collection.corpus.texts, config.max_passage_length).batch(
+                    np.maximum(candidates, 0).ravel()
+                )
+            )
             return loss(q, p, teacher)["total"].item()
 
     student = setup.new_student(seed)
     before = fixed_loss(student)
     train_student(student, data, setup.collection.corpus.texts, config)
     after = fixed_loss(student)
-    assert after < before, f"KL to the teacher on 32 fixed rows did not fall: {before:.4f} before training, {after:.4f} after"
+    assert after < before, (
+        f"KL to the teacher on 32 fixed rows did not fall: {before:.4f} before training, {after:.4f} after"
+    )
 
 
 def deep_update_params(params, overrides):

@@ -53,35 +53,55 @@ def test_warm_start_is_computed_once_and_reused(tmp_path, monkeypatch, passages)
     with open(root / "pool" / "corpus.jsonl", "w") as handle:
         for i, text in enumerate(passages[:40]):
             handle.write(json.dumps({"_id": f"d{i}", "title": "", "text": text}) + "\n")
-    spec = {**SPEC, "warm_start": {"texts": "pool", "passages": 20, "steps": 2, "batch_size": 4, "max_length": 32, "amp": "off"}}
-    first = warm_started(TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
-                         spec, root, tmp_path / "cache")
+    spec = {
+        **SPEC,
+        "warm_start": {"texts": "pool", "passages": 20, "steps": 2, "batch_size": 4, "max_length": 32, "amp": "off"},
+    }
+    first = warm_started(
+        TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
+        spec,
+        root,
+        tmp_path / "cache",
+    )
     assert warm_start_module.warm_start_report(tmp_path / "cache", spec)["texts"] == 40
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("the cached warm start was recomputed")
 
     monkeypatch.setattr(warm_start_module, "warm_start", must_not_train)
-    second = warm_started(TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
-                          spec, root, tmp_path / "cache")
+    second = warm_started(
+        TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
+        spec,
+        root,
+        tmp_path / "cache",
+    )
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), name
     other = {**spec, "warm_start": {**spec["warm_start"], "steps": 3}}
     with pytest.raises(AssertionError, match="recomputed"):
-        warm_started(TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
-                     other, root, tmp_path / "cache")
+        warm_started(
+            TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="cls_last3", normalize=True, num_layers=1),
+            other,
+            root,
+            tmp_path / "cache",
+        )
 
 
-@pytest.mark.parametrize("warm, message", [
-    ({"stepz": 3}, "models.student.warm_start.stepz"),
-    ({"steps": 0}, "models.student.warm_start.steps"),
-    ({"learning_rate": "3e-4"}, "write 3.0e-4"),
-    ({"amp": "fp16"}, "models.student.warm_start.amp"),
-    ({"texts": ""}, "models.student.warm_start.texts"),
-])
+@pytest.mark.parametrize(
+    "warm, message",
+    [
+        ({"stepz": 3}, "models.student.warm_start.stepz"),
+        ({"steps": 0}, "models.student.warm_start.steps"),
+        ({"learning_rate": "3e-4"}, "write 3.0e-4"),
+        ({"amp": "fp16"}, "models.student.warm_start.amp"),
+        ({"texts": ""}, "models.student.warm_start.texts"),
+    ],
+)
 def test_bad_warm_start_settings_name_the_key(warm, message):
     with pytest.raises(ParamsError, match=message.replace(".", r"\.")):
-        apply_overrides(load_params(profile_path("mini_transformer")), [f"models.student.warm_start={json.dumps(warm)}"])
+        apply_overrides(
+            load_params(profile_path("mini_transformer")), [f"models.student.warm_start={json.dumps(warm)}"]
+        )
 
 
 def test_a_static_student_has_no_cls_to_warm_start():
@@ -92,6 +112,10 @@ def test_a_static_student_has_no_cls_to_warm_start():
 def test_a_missing_warm_start_corpus_stops_before_any_work(tmp_path):
     from mta4dpr_core.experiment import Setup
 
-    params = apply_overrides(load_params(profile_path("mini_transformer")), ["models.student.warm_start.texts=no-such-corpus"])
-    with pytest.raises(ParamsError, match=r"models\.student\.warm_start\.texts.*no-such-corpus: no such corpus directory"):
+    params = apply_overrides(
+        load_params(profile_path("mini_transformer")), ["models.student.warm_start.texts=no-such-corpus"]
+    )
+    with pytest.raises(
+        ParamsError, match=r"models\.student\.warm_start\.texts.*no-such-corpus: no such corpus directory"
+    ):
         Setup.from_params(params, prepare=False)

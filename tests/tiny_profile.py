@@ -9,6 +9,7 @@ run then has to restore a pool holding a student snapshot.
 Runs and results go to a fresh directory per run; the cache directory (encodings, the distilled
 model2vec model) is shared: ``$MTA4DPR_TEST_CACHE`` or the repository's ``.cache``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,14 @@ from mta4dpr_core.params import REPO_ROOT
 PROFILE = "tiny"
 TIMING = re.compile(r"seconds|second\b|hours|share of training", re.IGNORECASE)
 # cost bookkeeping in a run's history: a resumed run reuses cached pair scores, so these differ by design
-BOOKKEEPING = {"construction_seconds", "training_seconds", "select_seconds", "step_seconds", "pairs_scored", "pairs_cached"}
+BOOKKEEPING = {
+    "construction_seconds",
+    "training_seconds",
+    "select_seconds",
+    "step_seconds",
+    "pairs_scored",
+    "pairs_cached",
+}
 
 
 def cache_dir() -> Path:
@@ -45,8 +53,12 @@ def tiny_params(directory: Path) -> dict:
     params["iterations"] = {"count": 2}
     params["study"].update(selection_methods=["random", "kl"], student_sizes=[], assistant_combinations=False)
     # one process: a kill point stops the runner itself (STOPPING_RUNNER), not a forked worker
-    params["output"] = {"runs_dir": str(directory / "runs"), "results_dir": str(directory / "results"), "cache_dir": str(cache_dir()),
-                        "workers": 1}
+    params["output"] = {
+        "runs_dir": str(directory / "runs"),
+        "results_dir": str(directory / "results"),
+        "cache_dir": str(cache_dir()),
+        "workers": 1,
+    }
     return params
 
 
@@ -62,8 +74,13 @@ def runner_command(profile: Path, stages) -> list:
 
 
 def runner_env() -> dict:
-    return {**os.environ, "MTA4DPR_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "MTA4DPR_PROGRESS": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def run_to_completion(directory: Path, stages, timeout=600) -> float:
@@ -71,7 +88,9 @@ def run_to_completion(directory: Path, stages, timeout=600) -> float:
     profile = write_tiny_profile(directory)
     started = time.perf_counter()
     with open(directory / "runner.log", "ab") as log:
-        result = subprocess.run(runner_command(profile, stages), cwd=REPO_ROOT, env=runner_env(), stdout=log, stderr=log, timeout=timeout)
+        result = subprocess.run(
+            runner_command(profile, stages), cwd=REPO_ROOT, env=runner_env(), stdout=log, stderr=log, timeout=timeout
+        )
     assert result.returncode == 0, (directory / "runner.log").read_text(errors="replace")[-4000:]
     return time.perf_counter() - started
 
@@ -129,8 +148,10 @@ def run_and_kill(directory: Path, stages, marker: str, timeout=600) -> Path:
                     process.wait()
                     return hits[0]
                 if process.poll() is not None:
-                    raise AssertionError(f"the run ended (exit {process.returncode}) before {marker} appeared:\n"
-                                         + (directory / "runner.log").read_text(errors="replace")[-4000:])
+                    raise AssertionError(
+                        f"the run ended (exit {process.returncode}) before {marker} appeared:\n"
+                        + (directory / "runner.log").read_text(errors="replace")[-4000:]
+                    )
                 time.sleep(0.02)
             raise AssertionError(f"{marker} did not appear within {timeout} s")
         finally:
@@ -179,7 +200,11 @@ def run_results(directory: Path) -> dict:
 
 def score_store_names(directory: Path) -> set:
     """Pair-score store file names with each run key replaced by its variant name."""
-    keys = {run.name.rsplit("-", 1)[1]: run.name.rsplit("-", 1)[0] for run in work_of(directory).glob("seed*/*") if run.is_dir()}
+    keys = {
+        run.name.rsplit("-", 1)[1]: run.name.rsplit("-", 1)[0]
+        for run in work_of(directory).glob("seed*/*")
+        if run.is_dir()
+    }
     names = set()
     for path in (work_of(directory) / "scores").glob("*.npz"):
         name = path.name
@@ -198,8 +223,9 @@ def assert_same_results(expected: Path, actual: Path):
         if has_timings(want / name):
             assert comparable_rows(want / name) == comparable_rows(got / name), name
         else:
-            assert (want / name).read_bytes() == (got / name).read_bytes(), f"{name} differs:\n{(want / name).read_text()}\n" \
-                                                                              f"---\n{(got / name).read_text()}"
+            assert (want / name).read_bytes() == (got / name).read_bytes(), (
+                f"{name} differs:\n{(want / name).read_text()}\n---\n{(got / name).read_text()}"
+            )
     expected_runs, actual_runs = run_results(expected), run_results(actual)
     assert expected_runs and sorted(expected_runs) == sorted(actual_runs)
     for key in expected_runs:

@@ -9,6 +9,7 @@ largest absolute difference and where it is, and writes the comparison as Markdo
 ``--markdown``. Exit status 1 when a table's largest difference exceeds its tolerance
 (``--tolerance``, or ``--table-tolerance NAME=VALUE`` for that table), 2 when rows do not match.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ import pandas as pd
 
 def compare_table(left: pd.DataFrame, right: pd.DataFrame):
     """(max abs difference, its (row key, column), rows only on one side) over shared numeric columns."""
+
     def is_number(series):  # a true/false column (e.g. "chosen by the rule") labels rows; it is not a measurement
         return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
@@ -43,7 +45,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("left", type=Path)
     parser.add_argument("right", type=Path)
-    parser.add_argument("--tolerance", type=float, default=0.5, help="largest allowed absolute difference (table units)")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.5, help="largest allowed absolute difference (table units)"
+    )
     parser.add_argument("--table-tolerance", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -52,8 +56,10 @@ def main(argv=None):
         name, _, value = item.partition("=")
         tolerances[name] = float(value)
 
-    lines = [f"| table | rows compared | numeric columns | largest abs difference | where | tolerance | within |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| table | rows compared | numeric columns | largest abs difference | where | tolerance | within |",
+        "|---|---|---|---|---|---|---|",
+    ]
     failed = mismatched = False
     for path in sorted(args.left.glob("*.csv")):
         other = args.right / path.name
@@ -65,7 +71,9 @@ def main(argv=None):
         failed |= not ok
         mismatched |= bool(only)
         place = f"{where[0]} / {where[1]}" if where else ""
-        lines.append(f"| {path.stem} | {rows} | {columns} | {worst:.4g} | {place} | {tolerance:g} | {'yes' if ok else '**no**'} |")
+        lines.append(
+            f"| {path.stem} | {rows} | {columns} | {worst:.4g} | {place} | {tolerance:g} | {'yes' if ok else '**no**'} |"
+        )
         if only:
             lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
     text = "\n".join(lines)

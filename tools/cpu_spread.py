@@ -14,6 +14,7 @@ Timing columns are left out: they measure the machine, not the method.
 Not emulated: onnxruntime's and OpenBLAS's own kernel dispatch (no switch that this tool sets), so a
 real AVX2-only machine can differ a little more; the tolerances built on this table keep a margin.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ TIMING_WORDS = ("second", "time", "hours", "minutes", "ms", "overhead", "share")
 
 
 def run(profile: str, workdir: Path, capabilities):
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in capabilities:
         copy = workdir / name
         shutil.rmtree(copy, ignore_errors=True)
@@ -53,8 +55,13 @@ def run(profile: str, workdir: Path, capabilities):
         env = {**os.environ, **CAPABILITIES[name], "MTA4DPR_PROGRESS": "0"}
         started = time.time()
         with open(copy / "run.log", "w") as log:
-            code = subprocess.run([sys.executable, "-m", "mta4dpr_core.runner", "--profile", profile, "--no-notebooks"],
-                                  cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(
+                [sys.executable, "-m", "mta4dpr_core.runner", "--profile", profile, "--no-notebooks"],
+                cwd=copy,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ).returncode
         print(f"{name}: exit {code} in {time.time() - started:.0f} s", flush=True)
         if code:
             sys.exit(f"{copy / 'run.log'}: the {name} run failed")
@@ -70,7 +77,11 @@ def spread(profile: str, workdir: Path, capabilities) -> pd.DataFrame:
     records, row_records = [], []
     first_index = lambda tables: [k for k in next(iter(tables.values())).index if not isinstance(k, float)]  # noqa: E731
     for path in sorted(results[capabilities[0]].glob("*.csv")):
-        tables = {name: pd.read_csv(directory / path.name) for name, directory in results.items() if (directory / path.name).exists()}
+        tables = {
+            name: pd.read_csv(directory / path.name)
+            for name, directory in results.items()
+            if (directory / path.name).exists()
+        }
         first = tables[capabilities[0]]
         keys = [c for c in first.columns if not _is_number(first[c]) and c not in ("low", "high", "effect")]
         numeric = [c for c in first.columns if _is_number(first[c]) and not any(w in c.lower() for w in TIMING_WORDS)]
@@ -83,24 +94,55 @@ def spread(profile: str, workdir: Path, capabilities) -> pd.DataFrame:
             for a, b in itertools.combinations(indexed, 2):
                 left, right = indexed[a], indexed[b]
                 shared = left.index.intersection(right.index)
-                difference = (pd.to_numeric(left.loc[shared, column], errors="coerce")
-                              - pd.to_numeric(right.loc[shared, column], errors="coerce")).abs()
+                difference = (
+                    pd.to_numeric(left.loc[shared, column], errors="coerce")
+                    - pd.to_numeric(right.loc[shared, column], errors="coerce")
+                ).abs()
                 if difference.notna().any() and difference.max() > worst:
                     worst, where, pair = float(difference.max()), str(difference.idxmax()), f"{a} vs {b}"
-            records.append({"table": path.stem, "column": column, "largest difference": round(worst, 4), "row": where,
-                            "between": pair})
+            records.append(
+                {
+                    "table": path.stem,
+                    "column": column,
+                    "largest difference": round(worst, 4),
+                    "row": where,
+                    "between": pair,
+                }
+            )
             for key in first_index(indexed):
-                moved = max((abs(float(indexed[a].loc[key, column]) - float(indexed[b].loc[key, column]))
-                             for a, b in itertools.combinations(indexed, 2)
-                             if key in indexed[a].index and key in indexed[b].index
-                             and pd.notna(indexed[a].loc[key, column]) and pd.notna(indexed[b].loc[key, column])), default=0.0)
-                row_records.append({"table": path.stem, "row": str(key), "column": column, "difference": round(moved, 4)})
+                moved = max(
+                    (
+                        abs(float(indexed[a].loc[key, column]) - float(indexed[b].loc[key, column]))
+                        for a, b in itertools.combinations(indexed, 2)
+                        if key in indexed[a].index
+                        and key in indexed[b].index
+                        and pd.notna(indexed[a].loc[key, column])
+                        and pd.notna(indexed[b].loc[key, column])
+                    ),
+                    default=0.0,
+                )
+                row_records.append(
+                    {"table": path.stem, "row": str(key), "column": column, "difference": round(moved, 4)}
+                )
         if path.stem == "claims" and "verdict" in first:
             verdicts = {n: t.set_index("claim")["verdict"] for n, t in tables.items()}
-            flips = sorted({c for a, b in itertools.combinations(verdicts, 2) for c in verdicts[a].index
-                            if c in verdicts[b].index and verdicts[a][c] != verdicts[b][c]})
-            records.append({"table": "claims", "column": "verdict", "largest difference": len(flips),
-                            "row": "; ".join(flips), "between": "verdicts that differ"})
+            flips = sorted(
+                {
+                    c
+                    for a, b in itertools.combinations(verdicts, 2)
+                    for c in verdicts[a].index
+                    if c in verdicts[b].index and verdicts[a][c] != verdicts[b][c]
+                }
+            )
+            records.append(
+                {
+                    "table": "claims",
+                    "column": "verdict",
+                    "largest difference": len(flips),
+                    "row": "; ".join(flips),
+                    "between": "verdicts that differ",
+                }
+            )
     return pd.DataFrame(records), pd.DataFrame(row_records)
 
 
@@ -122,10 +164,17 @@ def main(argv=None):
     table, rows = spread(args.profile, args.workdir, args.capabilities)
     print(table.to_string(index=False))
     if args.out:
-        described = ", ".join(f"{n} ({' '.join(f'{k}={v}' for k, v in CAPABILITIES[n].items()) or 'the machine’s own'})"
-                              for n in args.capabilities)
-        write_table(table, args.out, "cpu_spread", f"Largest difference per table and column across forced CPU capabilities "
-                    f"on one machine, the `{args.profile}` profile run cold under each: {described}")
+        described = ", ".join(
+            f"{n} ({' '.join(f'{k}={v}' for k, v in CAPABILITIES[n].items()) or 'the machine’s own'})"
+            for n in args.capabilities
+        )
+        write_table(
+            table,
+            args.out,
+            "cpu_spread",
+            f"Largest difference per table and column across forced CPU capabilities "
+            f"on one machine, the `{args.profile}` profile run cold under each: {described}",
+        )
         # per row: which rows move at all (a fixed scorer's never do; a trained student's do)
         rows.to_csv(args.out / "cpu_spread_rows.csv", index=False, float_format="%.4f")
 

@@ -5,13 +5,14 @@
 
 :func:`build_notebooks` returns the notebook objects without writing anything (the tests validate them).
 """
+
 import argparse
 from pathlib import Path
 
 import nbformat as nbf
 
 ROOT = Path(__file__).resolve().parent.parent
-PARAMETERS = '''import os
+PARAMETERS = """import os
 
 # params/<profile>.yaml: mini (the embedded default) unless MTA4DPR_PROFILE says otherwise (nbval sets smoke);
 # the runner (papermill) injects the profile's sections below
@@ -28,8 +29,8 @@ iterations = None
 evaluation = None
 study = None
 output = None
-'''
-SETUP = '''from IPython.display import display, Markdown
+"""
+SETUP = """from IPython.display import display, Markdown
 from mta4dpr_core import expectations, pipeline, plots, studies, walkthrough
 from mta4dpr_core.notebook import caption_of, setup_display, setup_from_parameters, show
 
@@ -38,7 +39,7 @@ params, setup = setup_from_parameters(profile, seeds=seeds, data=data, models=mo
                                       selection=selection, loss=loss, training=training, iterations=iterations,
                                       evaluation=evaluation, study=study, output=output)
 results = studies.results_dir(params)  # results/<profile>/: every table as .csv and .md (its caption on the first line)
-print(f"profile {params['profile']}: {len(setup.collection.corpus)} passages, {len(setup.train)} training and {len(setup.test)} test queries")'''
+print(f"profile {params['profile']}: {len(setup.collection.corpus)} passages, {len(setup.train)} training and {len(setup.test)} test queries")"""
 
 MD, CODE, CHECKED = "markdown", False, True  # a cell's kind: markdown, code, or code whose output nbval checks
 
@@ -74,10 +75,10 @@ For every training query $q$ (paper §3.2.1):
 
 This profile's values:"""
 
-VALUES_01 = '''c = params["construction"]
+VALUES_01 = """c = params["construction"]
 print(f"teacher: {setup.teacher.name}; assistants: {', '.join(a.name for a in setup.assistants)}")
 print(f"k = {c['k']} hard negatives per query; RRF c = {c['rrf_c']}; eval fraction f = {c['eval_fraction']} "
-      f"(at least {c['min_eval_queries']} queries); mining: {'on' if c['mining'] else 'off'} (student rank 2 to {c['mining_max_rank']})")'''
+      f"(at least {c['min_eval_queries']} queries); mining: {'on' if c['mining'] else 'off'} (student rank 2 to {c['mining_max_rank']})")"""
 
 # ---- 02: fusion --------------------------------------------------------------------------------------------------------
 
@@ -104,9 +105,9 @@ $p_S=\sum_{a\in S}w_a\,p_a\big/\sum_{a\in S}w_a$; the weights apply to these dis
 
 This profile's settings (the fitted $T_a$ are the `temperature` column of the table below):"""
 
-VALUES_02 = '''f = params["fusion"]
+VALUES_02 = """f = params["fusion"]
 print(f"temperature rule: {f['temperature_rule']}; teacher temperature T_T = {params['models']['teacher'].get('temperature', 1.0)}; "
-      f"fusion: {'on' if f['enabled'] else 'off'}, weights: {f['weights'] or 'equal'}")'''
+      f"fusion: {'on' if f['enabled'] else 'off'}, weights: {f['weights'] or 'equal'}")"""
 
 # ---- 03: selection ----------------------------------------------------------------------------------------------------
 
@@ -134,10 +135,10 @@ The first batch of the first seed's main run (iteration 1, step 1), drawn and tu
 training code, then passed to the core's selection function: each original and fused assistant's KL to the teacher,
 and the one the rule picks."""
 
-WORKED_03 = '''data, _ = studies.first_iteration_data(setup)
+WORKED_03 = """data, _ = studies.first_iteration_data(setup)
 batch = walkthrough.worked_batch(setup, data)
 display(show(walkthrough.batch_queries(batch), caption=f"The batch's queries (seed {batch.attrs['seed']}, step {batch.attrs['step']})", max_rows=5))
-show(batch, caption=batch.attrs["caption"], decimals=3)'''
+show(batch, caption=batch.attrs["caption"], decimals=3)"""
 
 # ---- 04: training ------------------------------------------------------------------------------------------------------
 
@@ -170,142 +171,276 @@ replaced. The data of iteration $k+1$ also mines the failures of the student aft
 
 This profile's values:"""
 
-VALUES_04 = '''loss, training = params["loss"], params["training"]
+VALUES_04 = """loss, training = params["loss"], params["training"]
 print(f"alpha = {loss['alpha']}, beta = {loss['beta']}, gamma = {loss['gamma']}; student temperature tau = {loss['student_temperature']}; "
       f"in-batch negatives: {loss['in_batch_negatives']}")
 print(f"student: {params['models']['student']}")
 print(f"{params['iterations']['count']} iterations of {training['steps']} steps; batches of {training['queries_per_batch']} queries x "
       f"(1 positive + {training['negatives_per_query']} negatives); replace the worst assistant: {params['iterations']['replace_worst']} "
-      f"(eval metric {params['evaluation']['metric']})")'''
+      f"(eval metric {params['evaluation']['metric']})")"""
 
-TRACE_04 = '''trace = walkthrough.step_trace(runs)
+TRACE_04 = """trace = walkthrough.step_trace(runs)
 walkthrough.write_step_trace(trace, results, params)
-show(trace, caption_of(results, "step_trace"), decimals=3, max_rows=15, file=results / "step_trace.csv")'''
+show(trace, caption_of(results, "step_trace"), decimals=3, max_rows=15, file=results / "step_trace.csv")"""
 
 NOTEBOOKS = {
-    "01_data_prep": ("Data preparation", "Loads the collections and the offline models, builds iteration 1's data "
-                     "(each assistant's top-k negatives, merged, re-ranked by Reciprocal Rank Fusion with c = 60, teacher scores), "
-                     "and measures every scorer: `baselines` and `data_statistics`.",
-                     [(METHOD_01, MD), (VALUES_01, CODE),
-                      ("out = pipeline.data_prep(setup)", CODE),
-                      ("## Choosing the teacher on training queries\n\nEvery offline scorer and z-scored hybrid, measured on the "
-                       "*training* queries (the test set is never used to choose). The rule takes the strongest candidate that shares "
-                       "no member with any assistant (no assistant may be a teacher member, a copy of one, or distilled from one).", MD),
-                      table("teacher_selection"),
-                      table("data_statistics", "statistics"), table("baselines"),
-                      ("## One training query through data construction\n\nThe table recomputes, for one real training query, "
-                       "each assistant's ranking, the merged candidates in Reciprocal Rank Fusion order, which of them are kept as the "
-                       "k hard negatives, and the teacher's scores (the ranks are 1-based; a blank assistant rank means the passage was "
-                       "not in that assistant's top k + #positives).", MD),
-                      ("data, eval_mask = studies.first_iteration_data(setup)\ntrace = walkthrough.trace_query(setup, data)\n"
-                       "display(Markdown(trace.caption))\ndisplay(trace.styled())", CODE),
-                      ("# NBVAL_CHECK_OUTPUT\nprint(out['statistics'].loc[out['statistics'].statistic.isin(['assistants', 'fused assistants', 'hard negatives per query (k)'])].to_string(index=False))\nprint(expectations.check_tables(params['profile'], {'teacher_selection': out['teacher_selection']}))", CHECKED)]),
-    "02_fusion": ("Fusion", "Every subset of two or more assistants is a fused assistant (mean of their softmax distributions). "
-                  "The paper observes that fused assistants sit closer to the teacher (smaller KL).",
-                  [(METHOD_02, MD), (VALUES_02, CODE),
-                   ("out = pipeline.fusion(setup)", CODE), table("fusion_kl"), ("plots.Plot(out['figure'])", CODE),
-                   ("## Distributions over one query's candidates\n\nEach assistant's scores become a distribution by a softmax "
-                    "at its own fitted temperature; a fused assistant averages its members' distributions. Below: three training "
-                    "queries, their candidates ordered by the teacher's probability, the assistants and the fused assistant closest "
-                    "to the teacher on that query.", MD),
-                   ("data, _ = studies.first_iteration_data(setup)\nplots.distributions(walkthrough.query_distributions(setup, data, count=3))", CODE),
-                   ("## KL between every pair\n\nMean KL(row ‖ column) over the training queries; the first row is the teacher "
-                    "against each original and fused assistant (the quantity the selection minimises per batch).", MD),
-                   ("kl = walkthrough.kl_matrix(setup, data)\nplots.kl_heatmap(kl)", CODE),
-                   ("# NBVAL_CHECK_OUTPUT\nprint(len(out['fusion_kl']), 'original and fused assistants')\nprint(expectations.check_tables(params['profile'], {'fusion_kl': out['fusion_kl']}))", CHECKED)]),
-    "03_selection_study": ("Selection study: Table 5 and Figure 2", "The student trained with each selection method "
-                           "(random, Spearman's footrule, RBO, KL), and how often each assistant was picked per batch under KL.",
-                           [(METHOD_03, MD), (WORKED_03, CODE),
-                            ("out = pipeline.selection(setup)", CODE),
-                            ("## Table 5: selection methods\n\nΔ vs KL = this row's selection method minus KL (the main run), test "
-                             "nDCG@10 in points, with its 95% interval (low, high) over seeds × test queries: negative means KL "
-                             "did better.", MD),
-                            table("table5"),
-                            ("## Figure 2: which assistant the KL rule picks\n\nShare of all training batches (every seed and "
-                             "iteration of the main run). A name `A&B` is a fused assistant; `student@k` is the student after "
-                             "iteration k, which replaced an assistant in the pool (notebook 04).", MD),
-                            table("figure2_data"),
-                            ("plots.Plot(out['figure'])", CODE),
-                            ("## Selection over training\n\nWhich original or fused assistant the KL selection picked, as a share "
-                             "of the batches in each window of training steps (all iterations of the main run, seeds pooled). "
-                             "The first line compares the worked batch above with the choice the run recorded for it.", MD),
-                            ("runs = walkthrough.main_runs(setup)\nprint(walkthrough.check_worked_batch(batch, runs))\n"
-                             "shares = walkthrough.selection_shares(runs)\nplots.selection_shares(shares)", CODE),
-                            ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table5': out['table5']}))", CHECKED)]),
-    "04_training": ("Training: Tables 1, 2 and 4", "MTA4DPR against the paper's \"No assistant\" row (teacher-only KD with the same iterations, steps and data "
-                    "construction) and against teacher-only KD in one iteration of the same total steps; the untrained student, the "
-                    "teacher and the assistants. Δ columns carry a 95% interval (two-level bootstrap over seeds × test queries).",
-                    [(METHOD_04, MD), (VALUES_04, CODE),
-                     ("out = pipeline.training(setup)", CODE),
-                     ("## Table 1: main results\n\nΔ vs no assistant = this row minus the no-assistant student (teacher-only KD, "
-                      "same iterations and steps), test nDCG@10 in points, with its 95% interval (low, high) over seeds × test "
-                      "queries: positive means this row did better.", MD),
-                     ("ours, paper = studies.split_table1(out['table1'])\n"
-                      "display(show(ours, caption_of(results, 'table1')))\n"
-                      "display(Markdown(\"### The paper's figures beside ours\"))\n"
-                      "display(show(paper, caption=\"The paper's Table 1 (MS MARCO dev, percent) for each row's paper analogue; blank = no analogue\"))\n"
-                      "show(out['table1'], caption='Table 1, all columns (as written to results/<profile>/table1.csv)')", CODE),
-                     ("## Table 2: recall at small cut-offs", MD), table("table2"),
-                     ("## Table 4: after each iteration\n\nΔ vs previous = this iteration minus the previous one (test nDCG@10, "
-                      "points, 95% interval). `mined queries`: rows added by mining (notebook 01); `replaced`: the assistant the "
-                      "student replaced after this iteration, as `student@k`.", MD),
-                     table("table4"),
-                     ("## Training curves\n\nThe loss terms of every step (α·contrastive + β·KL to the teacher + γ·KL to the "
-                      "selected assistant) and the student's test metrics after each iteration of the main run.", MD),
-                     ("runs = walkthrough.main_runs(setup)\nplots.loss_curves(walkthrough.loss_terms(runs), walkthrough.final_losses(runs))", CODE),
-                     ("metrics = walkthrough.metrics_per_iteration(runs)\n"
-                      "display(show(metrics, caption=f\"Student test metrics (percent) before training (iteration 0) and after each \"\n"
-                      "                              f\"iteration of the main run; mean ± std over {len(runs)} seed(s)\"))\n"
-                      "plots.metrics_per_iteration(metrics, baseline=walkthrough.no_assistant_final(out['table1']))", CODE),
-                     ("## Per-step trace\n\nEvery training step of the main run: the assistant selected for the batch and the "
-                      "unweighted loss terms (the first rows here; the full trace is written to `step_trace.csv`).", MD),
-                     (TRACE_04, CODE),
-                     ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {name: out[name] for name in ('table1', 'table2', 'table4')}))", CHECKED)]),
-    "05_ablations": ("Ablations: Tables 3 and 7", "Without assistants (γ = 0), without fusion, without iterations (one iteration of the same total steps); and "
-                     "every combination of assistants. Every variant trains the same optimiser steps; Δ columns carry a 95% interval "
-                     "(two-level bootstrap over seeds × test queries).",
-                     [("out = pipeline.ablations(setup)", CODE),
-                      ("## Table 3: ablations\n\nΔ vs MTA4DPR = this variant minus full MTA4DPR (test nDCG@10, points, 95% "
-                       "interval over seeds × test queries): negative means removing the component hurt.", MD),
-                      table("table3"),
-                      ("## Table 7: every combination of assistants\n\nΔ vs none = this combination of assistants minus the student "
-                       "trained with no assistant (test nDCG@10, points, 95% interval over seeds × test queries): positive means "
-                       "the assistants helped.", MD),
-                      ("show(out['table7'], caption_of(results, 'table7') if out['table7'] is not None else 'Table 7')", CODE),
-                      ("plots.ablation_figure(out['table3'])", CODE),
-                      ("# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table3': out['table3'], 'table7': out['table7']}))", CHECKED)]),
-    "06_scale_and_cost": ("Student scale and cost: Tables 6, 8 and 9", "Student sizes (Δ against no assistant, as the paper's ↑), training and data-construction time, "
-                          "index size, parameters and encoding time. Timings depend on the machine.",
-                          [("out = pipeline.scale_and_cost(setup)", CODE),
-                           ("## Table 6: student sizes\n\n↑ vs no assistant and Δ vs no assistant = MTA4DPR with this student minus "
-                            "the no-assistant student of the same size (Δ: test nDCG@10, points, with its 95% interval over seeds × "
-                            "test queries); the paper's rows carry the paper's ↑, the same difference.", MD),
-                           table("table6"),
-                           ("## Tables 8 and 9: cost", MD), table("table8"), table("table9"),
-                           ("# NBVAL_CHECK_OUTPUT\nprint(list(out['table8'].method))", CHECKED)]),
-    "07_summary": ("Summary", "Checks every claim of the paper on this profile. Each claim has a stable id and is one paired "
-                   "comparison; its 95% interval comes from a two-level bootstrap over seeds × test queries (the pairing by seed and "
-                   "query kept), its p from the same resamples, and its verdict from Holm's correction over the profile's family of "
-                   "distinct quality claims on the declared primary metric (`study.primary_metric`): *confirmed* or *contradicted* only "
-                   "when the adjusted p < 0.05, *borderline* when the verdict changes with the bootstrap's generator seed, *inconclusive* "
-                   "otherwise. Beside each: the paper's Δ, the effect ratio and ΔRI (repro_eval's definitions). Writes `claims.csv`, "
-                   "`claims_secondary.csv` (MRR@10, R@50, R@1k), `per_query.csv.gz` and `FINDINGS.md` in `results/<profile>/`.",
-                   [("out = pipeline.summary(setup)", CODE), ("out['forest']", CODE),
-                    ("## The claims\n\n`effect` (our Δ) = the claim's system minus the system named in `comparison`, with its 95% "
-                     "interval (low, high); `paper Δ` is the same difference in the paper. For the fusion row (KL, lower is closer) "
-                     "the claim holds when the effect is negative.", MD),
-                    table("claims"), ("display(Markdown(out['findings']))", CODE),
-                    ("## Where the student sits\n\nThe paper's regime is a student that ends between its assistants and below its "
-                     "teacher (MS MARCO dev MRR@10: MTA4DPR 41.1 between CotMAE's 39.4 and RetroMAE's 41.6, below the teacher's 43.7). "
-                     "The ladder ranks our teacher, assistants, BM25 and students on the primary metric beside the paper's numbers; "
-                     "the figure sets each assistant combination's and student size's Δ vs no assistant (y, 95% interval) against how "
-                     "far its assistants sit above (x > 0) or below (x < 0) the no-assistant student, showing where the assistants "
-                     "help and where they hurt (`ladder.csv`, `gap_points.csv`, `gap.png` in `results/<profile>/`). "
-                     "Δ vs no assistant = the row's student with its assistants minus the no-assistant student.", MD),
-                    ("from mta4dpr_core import ladder\nladder_table, gap = ladder.write_ladder_and_gap(studies.results_dir(params), params)\n"
-                     "display(show(ladder_table, caption_of(results, 'ladder')))\ndisplay(show(gap, caption_of(results, 'gap_points')))\n"
-                     "ladder.plot_gap(gap)", CODE),
-                    ("# NBVAL_CHECK_OUTPUT\n# a verdict is stored only where its interval clears 0 by more than the spread measured across CPU kinds\nprint(len(out['claims']), 'claims')\nprint(expectations.check_tables(params['profile'], {'claims': out['claims']}))", CHECKED)]),
+    "01_data_prep": (
+        "Data preparation",
+        "Loads the collections and the offline models, builds iteration 1's data "
+        "(each assistant's top-k negatives, merged, re-ranked by Reciprocal Rank Fusion with c = 60, teacher scores), "
+        "and measures every scorer: `baselines` and `data_statistics`.",
+        [
+            (METHOD_01, MD),
+            (VALUES_01, CODE),
+            ("out = pipeline.data_prep(setup)", CODE),
+            (
+                "## Choosing the teacher on training queries\n\nEvery offline scorer and z-scored hybrid, measured on the "
+                "*training* queries (the test set is never used to choose). The rule takes the strongest candidate that shares "
+                "no member with any assistant (no assistant may be a teacher member, a copy of one, or distilled from one).",
+                MD,
+            ),
+            table("teacher_selection"),
+            table("data_statistics", "statistics"),
+            table("baselines"),
+            (
+                "## One training query through data construction\n\nThe table recomputes, for one real training query, "
+                "each assistant's ranking, the merged candidates in Reciprocal Rank Fusion order, which of them are kept as the "
+                "k hard negatives, and the teacher's scores (the ranks are 1-based; a blank assistant rank means the passage was "
+                "not in that assistant's top k + #positives).",
+                MD,
+            ),
+            (
+                "data, eval_mask = studies.first_iteration_data(setup)\ntrace = walkthrough.trace_query(setup, data)\n"
+                "display(Markdown(trace.caption))\ndisplay(trace.styled())",
+                CODE,
+            ),
+            (
+                "# NBVAL_CHECK_OUTPUT\nprint(out['statistics'].loc[out['statistics'].statistic.isin(['assistants', 'fused assistants', 'hard negatives per query (k)'])].to_string(index=False))\nprint(expectations.check_tables(params['profile'], {'teacher_selection': out['teacher_selection']}))",
+                CHECKED,
+            ),
+        ],
+    ),
+    "02_fusion": (
+        "Fusion",
+        "Every subset of two or more assistants is a fused assistant (mean of their softmax distributions). "
+        "The paper observes that fused assistants sit closer to the teacher (smaller KL).",
+        [
+            (METHOD_02, MD),
+            (VALUES_02, CODE),
+            ("out = pipeline.fusion(setup)", CODE),
+            table("fusion_kl"),
+            ("plots.Plot(out['figure'])", CODE),
+            (
+                "## Distributions over one query's candidates\n\nEach assistant's scores become a distribution by a softmax "
+                "at its own fitted temperature; a fused assistant averages its members' distributions. Below: three training "
+                "queries, their candidates ordered by the teacher's probability, the assistants and the fused assistant closest "
+                "to the teacher on that query.",
+                MD,
+            ),
+            (
+                "data, _ = studies.first_iteration_data(setup)\nplots.distributions(walkthrough.query_distributions(setup, data, count=3))",
+                CODE,
+            ),
+            (
+                "## KL between every pair\n\nMean KL(row ‖ column) over the training queries; the first row is the teacher "
+                "against each original and fused assistant (the quantity the selection minimises per batch).",
+                MD,
+            ),
+            ("kl = walkthrough.kl_matrix(setup, data)\nplots.kl_heatmap(kl)", CODE),
+            (
+                "# NBVAL_CHECK_OUTPUT\nprint(len(out['fusion_kl']), 'original and fused assistants')\nprint(expectations.check_tables(params['profile'], {'fusion_kl': out['fusion_kl']}))",
+                CHECKED,
+            ),
+        ],
+    ),
+    "03_selection_study": (
+        "Selection study: Table 5 and Figure 2",
+        "The student trained with each selection method "
+        "(random, Spearman's footrule, RBO, KL), and how often each assistant was picked per batch under KL.",
+        [
+            (METHOD_03, MD),
+            (WORKED_03, CODE),
+            ("out = pipeline.selection(setup)", CODE),
+            (
+                "## Table 5: selection methods\n\nΔ vs KL = this row's selection method minus KL (the main run), test "
+                "nDCG@10 in points, with its 95% interval (low, high) over seeds × test queries: negative means KL "
+                "did better.",
+                MD,
+            ),
+            table("table5"),
+            (
+                "## Figure 2: which assistant the KL rule picks\n\nShare of all training batches (every seed and "
+                "iteration of the main run). A name `A&B` is a fused assistant; `student@k` is the student after "
+                "iteration k, which replaced an assistant in the pool (notebook 04).",
+                MD,
+            ),
+            table("figure2_data"),
+            ("plots.Plot(out['figure'])", CODE),
+            (
+                "## Selection over training\n\nWhich original or fused assistant the KL selection picked, as a share "
+                "of the batches in each window of training steps (all iterations of the main run, seeds pooled). "
+                "The first line compares the worked batch above with the choice the run recorded for it.",
+                MD,
+            ),
+            (
+                "runs = walkthrough.main_runs(setup)\nprint(walkthrough.check_worked_batch(batch, runs))\n"
+                "shares = walkthrough.selection_shares(runs)\nplots.selection_shares(shares)",
+                CODE,
+            ),
+            (
+                "# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table5': out['table5']}))",
+                CHECKED,
+            ),
+        ],
+    ),
+    "04_training": (
+        "Training: Tables 1, 2 and 4",
+        'MTA4DPR against the paper\'s "No assistant" row (teacher-only KD with the same iterations, steps and data '
+        "construction) and against teacher-only KD in one iteration of the same total steps; the untrained student, the "
+        "teacher and the assistants. Δ columns carry a 95% interval (two-level bootstrap over seeds × test queries).",
+        [
+            (METHOD_04, MD),
+            (VALUES_04, CODE),
+            ("out = pipeline.training(setup)", CODE),
+            (
+                "## Table 1: main results\n\nΔ vs no assistant = this row minus the no-assistant student (teacher-only KD, "
+                "same iterations and steps), test nDCG@10 in points, with its 95% interval (low, high) over seeds × test "
+                "queries: positive means this row did better.",
+                MD,
+            ),
+            (
+                "ours, paper = studies.split_table1(out['table1'])\n"
+                "display(show(ours, caption_of(results, 'table1')))\n"
+                'display(Markdown("### The paper\'s figures beside ours"))\n'
+                "display(show(paper, caption=\"The paper's Table 1 (MS MARCO dev, percent) for each row's paper analogue; blank = no analogue\"))\n"
+                "show(out['table1'], caption='Table 1, all columns (as written to results/<profile>/table1.csv)')",
+                CODE,
+            ),
+            ("## Table 2: recall at small cut-offs", MD),
+            table("table2"),
+            (
+                "## Table 4: after each iteration\n\nΔ vs previous = this iteration minus the previous one (test nDCG@10, "
+                "points, 95% interval). `mined queries`: rows added by mining (notebook 01); `replaced`: the assistant the "
+                "student replaced after this iteration, as `student@k`.",
+                MD,
+            ),
+            table("table4"),
+            (
+                "## Training curves\n\nThe loss terms of every step (α·contrastive + β·KL to the teacher + γ·KL to the "
+                "selected assistant) and the student's test metrics after each iteration of the main run.",
+                MD,
+            ),
+            (
+                "runs = walkthrough.main_runs(setup)\nplots.loss_curves(walkthrough.loss_terms(runs), walkthrough.final_losses(runs))",
+                CODE,
+            ),
+            (
+                "metrics = walkthrough.metrics_per_iteration(runs)\n"
+                'display(show(metrics, caption=f"Student test metrics (percent) before training (iteration 0) and after each "\n'
+                '                              f"iteration of the main run; mean ± std over {len(runs)} seed(s)"))\n'
+                "plots.metrics_per_iteration(metrics, baseline=walkthrough.no_assistant_final(out['table1']))",
+                CODE,
+            ),
+            (
+                "## Per-step trace\n\nEvery training step of the main run: the assistant selected for the batch and the "
+                "unweighted loss terms (the first rows here; the full trace is written to `step_trace.csv`).",
+                MD,
+            ),
+            (TRACE_04, CODE),
+            (
+                "# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {name: out[name] for name in ('table1', 'table2', 'table4')}))",
+                CHECKED,
+            ),
+        ],
+    ),
+    "05_ablations": (
+        "Ablations: Tables 3 and 7",
+        "Without assistants (γ = 0), without fusion, without iterations (one iteration of the same total steps); and "
+        "every combination of assistants. Every variant trains the same optimiser steps; Δ columns carry a 95% interval "
+        "(two-level bootstrap over seeds × test queries).",
+        [
+            ("out = pipeline.ablations(setup)", CODE),
+            (
+                "## Table 3: ablations\n\nΔ vs MTA4DPR = this variant minus full MTA4DPR (test nDCG@10, points, 95% "
+                "interval over seeds × test queries): negative means removing the component hurt.",
+                MD,
+            ),
+            table("table3"),
+            (
+                "## Table 7: every combination of assistants\n\nΔ vs none = this combination of assistants minus the student "
+                "trained with no assistant (test nDCG@10, points, 95% interval over seeds × test queries): positive means "
+                "the assistants helped.",
+                MD,
+            ),
+            ("show(out['table7'], caption_of(results, 'table7') if out['table7'] is not None else 'Table 7')", CODE),
+            ("plots.ablation_figure(out['table3'])", CODE),
+            (
+                "# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table3': out['table3'], 'table7': out['table7']}))",
+                CHECKED,
+            ),
+        ],
+    ),
+    "06_scale_and_cost": (
+        "Student scale and cost: Tables 6, 8 and 9",
+        "Student sizes (Δ against no assistant, as the paper's ↑), training and data-construction time, "
+        "index size, parameters and encoding time. Timings depend on the machine.",
+        [
+            ("out = pipeline.scale_and_cost(setup)", CODE),
+            (
+                "## Table 6: student sizes\n\n↑ vs no assistant and Δ vs no assistant = MTA4DPR with this student minus "
+                "the no-assistant student of the same size (Δ: test nDCG@10, points, with its 95% interval over seeds × "
+                "test queries); the paper's rows carry the paper's ↑, the same difference.",
+                MD,
+            ),
+            table("table6"),
+            ("## Tables 8 and 9: cost", MD),
+            table("table8"),
+            table("table9"),
+            ("# NBVAL_CHECK_OUTPUT\nprint(list(out['table8'].method))", CHECKED),
+        ],
+    ),
+    "07_summary": (
+        "Summary",
+        "Checks every claim of the paper on this profile. Each claim has a stable id and is one paired "
+        "comparison; its 95% interval comes from a two-level bootstrap over seeds × test queries (the pairing by seed and "
+        "query kept), its p from the same resamples, and its verdict from Holm's correction over the profile's family of "
+        "distinct quality claims on the declared primary metric (`study.primary_metric`): *confirmed* or *contradicted* only "
+        "when the adjusted p < 0.05, *borderline* when the verdict changes with the bootstrap's generator seed, *inconclusive* "
+        "otherwise. Beside each: the paper's Δ, the effect ratio and ΔRI (repro_eval's definitions). Writes `claims.csv`, "
+        "`claims_secondary.csv` (MRR@10, R@50, R@1k), `per_query.csv.gz` and `FINDINGS.md` in `results/<profile>/`.",
+        [
+            ("out = pipeline.summary(setup)", CODE),
+            ("out['forest']", CODE),
+            (
+                "## The claims\n\n`effect` (our Δ) = the claim's system minus the system named in `comparison`, with its 95% "
+                "interval (low, high); `paper Δ` is the same difference in the paper. For the fusion row (KL, lower is closer) "
+                "the claim holds when the effect is negative.",
+                MD,
+            ),
+            table("claims"),
+            ("display(Markdown(out['findings']))", CODE),
+            (
+                "## Where the student sits\n\nThe paper's regime is a student that ends between its assistants and below its "
+                "teacher (MS MARCO dev MRR@10: MTA4DPR 41.1 between CotMAE's 39.4 and RetroMAE's 41.6, below the teacher's 43.7). "
+                "The ladder ranks our teacher, assistants, BM25 and students on the primary metric beside the paper's numbers; "
+                "the figure sets each assistant combination's and student size's Δ vs no assistant (y, 95% interval) against how "
+                "far its assistants sit above (x > 0) or below (x < 0) the no-assistant student, showing where the assistants "
+                "help and where they hurt (`ladder.csv`, `gap_points.csv`, `gap.png` in `results/<profile>/`). "
+                "Δ vs no assistant = the row's student with its assistants minus the no-assistant student.",
+                MD,
+            ),
+            (
+                "from mta4dpr_core import ladder\nladder_table, gap = ladder.write_ladder_and_gap(studies.results_dir(params), params)\n"
+                "display(show(ladder_table, caption_of(results, 'ladder')))\ndisplay(show(gap, caption_of(results, 'gap_points')))\n"
+                "ladder.plot_gap(gap)",
+                CODE,
+            ),
+            (
+                "# NBVAL_CHECK_OUTPUT\n# a verdict is stored only where its interval clears 0 by more than the spread measured across CPU kinds\nprint(len(out['claims']), 'claims')\nprint(expectations.check_tables(params['profile'], {'claims': out['claims']}))",
+                CHECKED,
+            ),
+        ],
+    ),
 }
 
 
@@ -315,8 +450,12 @@ def build_notebook(name):
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (mta4dpr .venv)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
-    nb.cells.append(nbf.v4.new_markdown_cell(f"# {name[:2]} · {title}\n\n{text}\n\nParameters come from `params/<profile>.yaml`; "
-                                             "the runner (`make reproduce`) injects them with papermill. All logic lives in `mta4dpr_core`."))
+    nb.cells.append(
+        nbf.v4.new_markdown_cell(
+            f"# {name[:2]} · {title}\n\n{text}\n\nParameters come from `params/<profile>.yaml`; "
+            "the runner (`make reproduce`) injects them with papermill. All logic lives in `mta4dpr_core`."
+        )
+    )
     parameters = nbf.v4.new_code_cell(PARAMETERS)
     parameters.metadata["tags"] = ["parameters"]
     nb.cells.append(parameters)
@@ -344,7 +483,12 @@ def write_notebooks(out_dir=ROOT / "notebooks") -> list:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "notebooks", help="directory to write the notebooks into (default: notebooks/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "notebooks",
+        help="directory to write the notebooks into (default: notebooks/)",
+    )
     args = parser.parse_args(argv)
     paths = write_notebooks(args.out)
     print("wrote", len(paths), "notebooks")

@@ -13,6 +13,7 @@ refuses otherwise), so its tolerance stays at the printed precision. The margin 
 checked only when its interval's nearest bound clears 0 by more than ``MARGIN`` times the
 measured spread of the bounds: a verdict that one CPU kind can flip is no regression signal.
 """
+
 import math
 import sys
 from pathlib import Path
@@ -35,9 +36,15 @@ MARGIN = 2.0
 TRAINED_FLOOR = 0.5
 # (table, row key column, column): every row of the table is a condition
 TABLE_CONDITIONS = [
-    ("table1", "model", "nDCG@10"), ("table1", "model", "MRR@10"), ("table2", "model", "R@20"), ("table4", "iteration", "nDCG@10"),
-    ("table3", "variant", "nDCG@10"), ("table5", "selection", "nDCG@10"), ("table7", "assistants", "nDCG@10"),
-    ("fusion_kl", "assistant", "KL(teacher ‖ assistant)"), ("teacher_selection", "candidate", "train nDCG@10"),
+    ("table1", "model", "nDCG@10"),
+    ("table1", "model", "MRR@10"),
+    ("table2", "model", "R@20"),
+    ("table4", "iteration", "nDCG@10"),
+    ("table3", "variant", "nDCG@10"),
+    ("table5", "selection", "nDCG@10"),
+    ("table7", "assistants", "nDCG@10"),
+    ("fusion_kl", "assistant", "KL(teacher ‖ assistant)"),
+    ("teacher_selection", "candidate", "train nDCG@10"),
 ]
 
 
@@ -47,7 +54,9 @@ FIXED_TABLES = ("fusion_kl", "teacher_selection", "baselines")  # scorers that a
 def tolerance_for(spread: pd.DataFrame, table: str, column: str) -> float:
     rows = spread[(spread["table"] == table) & (spread["column"] == column)]
     measured = float(rows["largest difference"].max()) if len(rows) else 0.0
-    return max(PRINTED_PRECISION, math.ceil(MARGIN * measured / 0.05 - 1e-9) * 0.05) if measured > 0 else PRINTED_PRECISION
+    return (
+        max(PRINTED_PRECISION, math.ceil(MARGIN * measured / 0.05 - 1e-9) * 0.05) if measured > 0 else PRINTED_PRECISION
+    )
 
 
 def slug(value) -> str:
@@ -69,10 +78,19 @@ def main():
             trained = table not in FIXED_TABLES and row.get("role", "student") == "student"
             if not trained:
                 moved = spread_of_row(rows_spread, table, row[key])
-                assert (moved["difference"] == 0).all(), f"{table}/{row[key]}: a fixed scorer moved across CPU capabilities"
-            conditions.append({"id": f"{table}-{slug(row[key])}-{slug(column)}", "table": table, "row": {key: row[key]},
-                               "column": column, "expected": round(float(row[column]), 4),
-                               "tolerance": max(TRAINED_FLOOR, tolerance) if trained else PRINTED_PRECISION})
+                assert (moved["difference"] == 0).all(), (
+                    f"{table}/{row[key]}: a fixed scorer moved across CPU capabilities"
+                )
+            conditions.append(
+                {
+                    "id": f"{table}-{slug(row[key])}-{slug(column)}",
+                    "table": table,
+                    "row": {key: row[key]},
+                    "column": column,
+                    "expected": round(float(row[column]), 4),
+                    "tolerance": max(TRAINED_FLOOR, tolerance) if trained else PRINTED_PRECISION,
+                }
+            )
     claims = pd.read_csv(RESULTS / "claims.csv")
     key = "id" if "id" in claims else "claim"
     bound_spread = max(TRAINED_FLOOR, tolerance_for(spread, "claims", "low"), tolerance_for(spread, "claims", "high"))
@@ -81,12 +99,21 @@ def main():
             continue
         margin = min(abs(row["low"]), abs(row["high"])) if row["low"] * row["high"] > 0 else 0.0
         if margin > bound_spread:
-            conditions.append({"id": f"claim-{slug(row[key])[:60]}", "table": "claims", "row": {key: row[key]}, "column": "verdict",
-                               "verdict": row["verdict"]})
-    header = ("# Expected smoke scores (percent; KL in nats) and verdicts, written by tools/make_smoke_expectations.py from\n"
-              "# results/smoke/ and the cross-CPU spread it measured (results/smoke/cpu_spread.md): each tolerance is\n"
-              f"# {MARGIN:g}x the largest difference across forced CPU capabilities for its table and column, at least {PRINTED_PRECISION}\n"
-              f"# (at least {TRAINED_FLOOR} for a trained student and for the claims' bounds).\n")
+            conditions.append(
+                {
+                    "id": f"claim-{slug(row[key])[:60]}",
+                    "table": "claims",
+                    "row": {key: row[key]},
+                    "column": "verdict",
+                    "verdict": row["verdict"],
+                }
+            )
+    header = (
+        "# Expected smoke scores (percent; KL in nats) and verdicts, written by tools/make_smoke_expectations.py from\n"
+        "# results/smoke/ and the cross-CPU spread it measured (results/smoke/cpu_spread.md): each tolerance is\n"
+        f"# {MARGIN:g}x the largest difference across forced CPU capabilities for its table and column, at least {PRINTED_PRECISION}\n"
+        f"# (at least {TRAINED_FLOOR} for a trained student and for the claims' bounds).\n"
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(header + yaml.safe_dump({"conditions": conditions}, sort_keys=False, allow_unicode=True))
     print(len(conditions), "conditions ->", OUT.relative_to(ROOT))

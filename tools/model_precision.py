@@ -7,6 +7,7 @@ float16 keeps 11 significant bits (relative error <= 2^-11); a float32 model tha
 float16 and back is *a slightly different model*: compare runs only when both sides start from the
 same round trip (tools/gpu_check.sh does).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     for weights in sorted(source.glob("*.safetensors")):
         tensors = load_file(str(weights))
-        save_file({k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()},
-                  str(staging / weights.name), metadata={"format": "pt"})
+        save_file(
+            {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()},
+            str(staging / weights.name),
+            metadata={"format": "pt"},
+        )
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

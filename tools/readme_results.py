@@ -1,7 +1,8 @@
 """Print the README's results section from results/<profile>/ (paste it into README.md after a rerun).
 
-    python tools/readme_results.py [profile]
+python tools/readme_results.py [profile]
 """
+
 import json
 import sys
 from pathlib import Path
@@ -29,17 +30,30 @@ def interval(row, prefix):
 
 table1 = pd.read_csv(R / "table1.csv")
 students = table1[table1["role"] == "student"]
-order = ["MTA4DPR", "no assistant (teacher-only KD, same iterations and steps)", "teacher-only KD, 1 iteration, same total steps",
-         "student before training"]
+order = [
+    "MTA4DPR",
+    "no assistant (teacher-only KD, same iterations and steps)",
+    "teacher-only KD, 1 iteration, same total steps",
+    "student before training",
+]
 students = students.set_index("model").loc[[m for m in order if m in set(students["model"])]].reset_index()
 fixed = table1[table1["role"] != "student"]
-columns = [c for c in ["nDCG@10", "MRR@10", "R@50", "R@1k", "DL19 nDCG@10 (zero-shot)", "DL20 nDCG@10 (zero-shot)"] if c in table1.columns]
-lines = ["| model | role | " + " | ".join(columns) + " | Δ nDCG@10 vs no assistant [95% CI] |",
-         "|---|---|" + "---|" * (len(columns) + 1)]
+columns = [
+    c
+    for c in ["nDCG@10", "MRR@10", "R@50", "R@1k", "DL19 nDCG@10 (zero-shot)", "DL20 nDCG@10 (zero-shot)"]
+    if c in table1.columns
+]
+lines = [
+    "| model | role | " + " | ".join(columns) + " | Δ nDCG@10 vs no assistant [95% CI] |",
+    "|---|---|" + "---|" * (len(columns) + 1),
+]
 for frame in (students, fixed):
     for _, row in frame.iterrows():
-        lines.append(f"| {row['model']} | {row['role']} | " + " | ".join(cell(row, c) for c in columns)
-                     + f" | {interval(row, 'Δ vs no assistant')} |")
+        lines.append(
+            f"| {row['model']} | {row['role']} | "
+            + " | ".join(cell(row, c) for c in columns)
+            + f" | {interval(row, 'Δ vs no assistant')} |"
+        )
 print("\n".join(lines))
 print()
 claims = pd.read_csv(R / "claims.csv")
@@ -51,17 +65,29 @@ def number(value, digits=2, signed=True):
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-print("| id | claim | paper Δ (table) | our Δ [95% CI, seeds × queries] | p (Holm) | verdict | effect ratio | ΔRI | seeds holding |")
+print(
+    "| id | claim | paper Δ (table) | our Δ [95% CI, seeds × queries] | p (Holm) | verdict | effect ratio | ΔRI | seeds holding |"
+)
 print("|---|---|---|---|---|---|---|---|---|")
 for _, row in claims.iterrows():
     if str(row.get("family", "")).startswith("composite"):
         continue
     paper = f"{number(row.get('paper Δ'))} ({row['paper table']})" if not pd.isna(row.get("paper Δ")) else "– (none)"
-    ours = f"{number(row['effect'])} [{number(row['low'])}, {number(row['high'])}]" if not pd.isna(row.get("effect")) else "–"
-    unit = "" if str(row.get("metric", "")).startswith(("nDCG", "MRR")) or pd.isna(row.get("metric")) else f" ({row['metric']})"
+    ours = (
+        f"{number(row['effect'])} [{number(row['low'])}, {number(row['high'])}]"
+        if not pd.isna(row.get("effect"))
+        else "–"
+    )
+    unit = (
+        ""
+        if str(row.get("metric", "")).startswith(("nDCG", "MRR")) or pd.isna(row.get("metric"))
+        else f" ({row['metric']})"
+    )
     holding = f"{int(row['seeds holding'])}/{int(row['seeds'])}" if not pd.isna(row.get("seeds holding")) else "–"
-    print(f"| `{row['id']}` | {row['claim']} | {paper} | {ours}{unit} | {number(row.get('p (Holm)'), 3, False)} | **{row['verdict']}** | "
-          f"{number(row.get('effect ratio'), 2, False)} | {number(row.get('ΔRI'), 3)} | {holding} |")
+    print(
+        f"| `{row['id']}` | {row['claim']} | {paper} | {ours}{unit} | {number(row.get('p (Holm)'), 3, False)} | **{row['verdict']}** | "
+        f"{number(row.get('effect ratio'), 2, False)} | {number(row.get('ΔRI'), 3)} | {holding} |"
+    )
 manifest = json.loads((R / "manifest.json").read_text())
 print()
 print("timings (s):", manifest.get("timings_seconds"))

@@ -6,6 +6,7 @@ Reads results/<original>/claims.csv and results/<replication>/claims.csv, joins 
 results/replication.csv and results/replication.md (mta4dpr_core.replication.write_replication), and prints the
 Markdown table and the summary counts. Exit status 1 (with the path in the message) when a claims.csv is missing.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ nbconvert, with MathJax served from the local ``jupyter_server_mathjax`` package
 Needs ``chromium`` (Debian: ``apt-get install chromium``); installs ``jupyter-server-mathjax`` into the
 running environment when it is missing. Writes ``docs/screenshots/<profile>-<notebook>.png``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,22 +51,54 @@ def main():
     args = parser.parse_args()
 
     executed = ROOT / "results" / args.profile / "notebooks"
-    notebooks = [path for path in sorted(executed.glob("*.ipynb")) if any(path.stem.startswith(n) for n in args.notebooks)]
+    notebooks = [
+        path for path in sorted(executed.glob("*.ipynb")) if any(path.stem.startswith(n) for n in args.notebooks)
+    ]
     if not notebooks:
-        raise SystemExit(f"{executed}: no executed notebook matches {args.notebooks} (run `make reproduce PROFILE={args.profile}`)")
+        raise SystemExit(
+            f"{executed}: no executed notebook matches {args.notebooks} (run `make reproduce PROFILE={args.profile}`)"
+        )
     url, browser, out = mathjax_url(), chromium(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for notebook in notebooks:
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--log-level", "WARN",
-                            f"--HTMLExporter.mathjax_url={url}", "--output-dir", tmp, str(notebook)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "nbconvert",
+                    "--to",
+                    "html",
+                    "--log-level",
+                    "WARN",
+                    f"--HTMLExporter.mathjax_url={url}",
+                    "--output-dir",
+                    tmp,
+                    str(notebook),
+                ],
+                check=True,
+            )
             html = Path(tmp) / f"{notebook.stem}.html"
             target = out / f"{args.profile}-{notebook.stem}.png"
             # the virtual-time budget lets MathJax typeset before the picture is taken
-            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                            "--allow-file-access-from-files", "--virtual-time-budget=20000",
-                            f"--window-size={args.width},{args.height}", f"--screenshot={target}", html.as_uri()],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--allow-file-access-from-files",
+                    "--virtual-time-budget=20000",
+                    f"--window-size={args.width},{args.height}",
+                    f"--screenshot={target}",
+                    html.as_uri(),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
 
 

@@ -1,5 +1,6 @@
 """Copy the outputs of the cells nbval checks (``# NBVAL_CHECK_OUTPUT``) from executed notebooks
 (``runs/smoke/notebooks/``) into the source notebooks, so ``pytest --nbval-lax`` compares against them."""
+
 import sys
 from pathlib import Path
 

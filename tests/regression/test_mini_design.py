@@ -1,13 +1,12 @@
 """Guards on the committed mini results' design (read from results/mini/, nothing is rerun):
 the teacher is the rule's choice on training queries, independent of the assistants, and stronger
 than every assistant there; every student variant trained the same number of steps."""
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from mta4dpr_core.independence import check_independence
 from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
-from mta4dpr_core.teacher_choice import check_independence
 
 RESULTS = REPO_ROOT / "results" / "mini"
 pytestmark = pytest.mark.skipif(not (RESULTS / "teacher_selection.csv").exists(), reason="results/mini not generated")

@@ -2,6 +2,7 @@
 rerun, the profile takes about an hour on 2 cores): they were made with the committed profile, the
 student is the paper's kind (cls_last3 after a [CLS] warm start that converged), every student variant
 trained the same number of steps, and training moved the student."""
+
 import json
 
 import pandas as pd
@@ -10,7 +11,9 @@ import pytest
 from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
 
 RESULTS = REPO_ROOT / "results" / "mini_transformer"
-pytestmark = pytest.mark.skipif(not (RESULTS / "manifest.json").exists(), reason="results/mini_transformer not generated")
+pytestmark = pytest.mark.skipif(
+    not (RESULTS / "manifest.json").exists(), reason="results/mini_transformer not generated"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,9 @@ def test_the_results_come_from_the_committed_profile(manifest):
     if "primary_metric" not in committed["study"] and profile["study"].get("primary_metric") == "nDCG@10":
         committed["study"]["primary_metric"] = "nDCG@10"
     for section in ("models", "training", "loss", "construction", "iterations", "study", "seeds"):
-        assert committed[section] == profile[section], f"results/mini_transformer is stale: `{section}` differs from the profile"
+        assert committed[section] == profile[section], (
+            f"results/mini_transformer is stale: `{section}` differs from the profile"
+        )
 
 
 def test_the_student_uses_the_paper_pooling_after_a_warm_start_that_converged(manifest):

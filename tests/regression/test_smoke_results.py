@@ -6,19 +6,32 @@
 the spread measured across CPU capabilities, ``results/smoke/cpu_spread.md``). When ``results/smoke``
 is missing (running this file alone on a fresh clone), the smoke stages are run first.
 """
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
-
 from mta4dpr_core.expectations import check_condition, load_expectations, spread_of_row
+from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
 
 CONDITIONS = load_expectations("smoke")
 RESULTS = REPO_ROOT / "results" / "smoke"
-TABLES = ["teacher_selection", "baselines", "data_statistics", "fusion_kl", "table1", "table2", "table3", "table4", "table5", "table6", "table7",
-          "table8", "table9", "figure2_data", "claims"]
+TABLES = [
+    "teacher_selection",
+    "baselines",
+    "data_statistics",
+    "fusion_kl",
+    "table1",
+    "table2",
+    "table3",
+    "table4",
+    "table5",
+    "table6",
+    "table7",
+    "table8",
+    "table9",
+    "figure2_data",
+    "claims",
+]
 
 
 @pytest.fixture(scope="module")
@@ -95,4 +108,6 @@ def test_every_claim_has_a_verdict_and_an_interval(results):
     assert set(claims["verdict"]) <= {"confirmed", "contradicted", "inconclusive", "borderline"}
     measured = claims.dropna(subset=["effect"])
     assert len(measured) >= 10
-    assert (measured["low"] <= measured["effect"] + 1e-9).all() and (measured["effect"] <= measured["high"] + 1e-9).all()
+    assert (measured["low"] <= measured["effect"] + 1e-9).all() and (
+        measured["effect"] <= measured["high"] + 1e-9
+    ).all()

@@ -1,0 +1,27 @@
+"""The tree stays as `make lint` leaves it: ruff's checks pass and its formatter has nothing to change
+(configuration: pyproject.toml, [tool.ruff])."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE = ["mta4dpr_core", "tests", "tools", "bench"]
+
+
+def _ruff():
+    found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if not found:
+        pytest.skip("ruff is not installed (requirements.txt installs it)")
+    return found
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_is_clean_on_the_tree(command):
+    result = subprocess.run([_ruff(), *command, *TREE], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
