@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .construction import build_training_data
 from .data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
 from .encoders import StaticEncoder, TransformerEncoder
 from .errors import ParamsError
@@ -151,6 +152,24 @@ class Setup:
             for scorer in [teacher, *assistants]:
                 scorer.prepare(collection.corpus)
         return setup
+
+    def training_data(self, pool, eval_mask, construction=None, previous_student=None, mining=None):
+        """One iteration's training data (``construction.build_training_data``) on the training split,
+        with ``construction`` settings (the profile's by default) and ``pool`` as the assistants."""
+        construction = construction or self.params["construction"]
+        return build_training_data(
+            self.train,
+            self.collection.corpus,
+            pool,
+            self.teacher,
+            k=construction["k"],
+            rrf_c=construction["rrf_c"],
+            eval_mask=eval_mask,
+            work_dir=self.work_dir,
+            previous_student=previous_student,
+            mining=construction["mining"] if mining is None else mining,
+            mining_max_rank=construction["mining_max_rank"],
+        )
 
     def new_student(self, seed, spec=None):
         spec = spec or self.params["models"]["student"]

@@ -711,7 +711,7 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     ``iteration.run_mta4dpr`` built it (same pool, previous student, eval split; cached pair scores).
     ``student_spec``: the run's student (default: found by :func:`run_student_spec`)."""
     from .atomic import read_json, try_load_torch
-    from .construction import build_training_data, split_eval_queries
+    from .construction import split_eval_queries
     from .experiment import Setup
     from .iteration import VARIANTS, deep_update
 
@@ -742,19 +742,7 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     positives = split.positives(corpus)
     rows, previous = [], None
     for iteration in range(1, count + 1):
-        data = build_training_data(
-            split,
-            corpus,
-            pool,
-            setup.teacher,
-            k=construction["k"],
-            rrf_c=construction["rrf_c"],
-            eval_mask=eval_mask,
-            work_dir=setup.work_dir,
-            previous_student=previous,
-            mining=construction["mining"],
-            mining_max_rank=construction["mining_max_rank"],
-        )
+        data = setup.training_data(pool, eval_mask, construction, previous_student=previous)
         rows += training_data_rows(
             data, corpus.ids, iteration, corpus.texts if texts else None, positives, np.where(eval_mask)[0]
         )

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import progress
 from .atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
-from .construction import TrainingData, build_training_data, split_eval_queries
+from .construction import TrainingData, split_eval_queries
 from .encoders import default_device
 from .experiment import Setup, seed_everything
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -202,19 +202,7 @@ def run_mta4dpr(
         iteration_dir = run_dir / f"iteration{iteration}"
         progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: building training data")
         t0 = time.perf_counter()
-        data = build_training_data(
-            split,
-            corpus,
-            pool,
-            setup.teacher,
-            k=construction["k"],
-            rrf_c=construction["rrf_c"],
-            eval_mask=eval_mask,
-            work_dir=setup.work_dir,
-            previous_student=previous,
-            mining=construction["mining"],
-            mining_max_rank=construction["mining_max_rank"],
-        )
+        data = setup.training_data(pool, eval_mask, construction, previous_student=previous)
         construction_seconds = time.perf_counter() - t0
         if iteration == 1 and not temperatures:
             # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)

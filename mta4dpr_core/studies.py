@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import tables as T
 from .atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
-from .construction import build_training_data, split_eval_queries
+from .construction import split_eval_queries
 from .experiment import Setup
 from .fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from .grid import seeds as _seeds
@@ -275,20 +275,7 @@ def first_iteration_data(setup: Setup, seed=None):
         eval_mask = split_eval_queries(
             len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"]
         )
-        memo[seed] = (
-            build_training_data(
-                setup.train,
-                setup.collection.corpus,
-                setup.assistants,
-                setup.teacher,
-                k=construction["k"],
-                rrf_c=construction["rrf_c"],
-                eval_mask=eval_mask,
-                work_dir=setup.work_dir,
-                mining=False,
-            ),
-            eval_mask,
-        )
+        memo[seed] = (setup.training_data(setup.assistants, eval_mask, mining=False), eval_mask)
     return memo[seed]
 
 
