@@ -235,7 +235,7 @@ def test_run_mta4dpr_second_call_returns_stored_result(smoke_run, monkeypatch):
         raise AssertionError("a finished run was recomputed")
 
     monkeypatch.setattr(iteration, "train_student", must_not_run)
-    monkeypatch.setattr(iteration, "build_training_data", must_not_run)
+    monkeypatch.setattr(type(setup), "training_data", must_not_run)
     again = iteration.run_mta4dpr(setup, params["seeds"][0])
     assert again == json.loads(json.dumps(result))
 
