@@ -86,6 +86,9 @@ class TransformerEncoder(nn.Module):
         # opt-in reduced precision for ``encode`` only (autocast; weights stay float32):
         # about 2x on CPUs with AVX512-BF16 and on GPUs, at cosine >= 0.9999 to float32
         self.inference_dtype = inference_dtype
+        # the wrapper takes the model's mode (from_pretrained gives eval): a new nn.Module is in train mode, and
+        # encode() restores the mode it found, which would leave the model's dropout on for direct calls after it
+        self.train(model.training)
 
     @classmethod
     def from_name(

@@ -75,6 +75,8 @@ def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
             normalize=spec.get("normalize", True),
             num_layers=spec.get("num_layers"),
             cache_dir=cache_dir,
+            # the precision of its corpus encodings (evaluation, mining); training follows `training.amp`
+            inference_dtype=spec.get("inference_dtype"),
         )
         if spec.get("warm_start") and data_root is not None:
             student = warm_started(student, spec, data_root, cache_dir)

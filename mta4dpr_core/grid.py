@@ -132,6 +132,9 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     # computed by every worker at once.
     for spec in {repr(job["student_spec"]): job["student_spec"] for job in jobs}.values():
         setup.new_student(jobs[0]["seed"], spec)
+    # the longest runs first (the main run evaluates every iteration; one-iteration KD encodes once), so
+    # that no long run starts last while the other worker has nothing left
+    jobs = sorted(jobs, key=lambda job: (job["evaluate_test"] != "all", job["variant"] == "one_iteration_kd"))
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_init_worker) as pool:
         for index, variant in enumerate(pool.imap_unordered(_run, jobs), 1):

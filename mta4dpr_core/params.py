@@ -103,7 +103,7 @@ DEFAULTS: dict = {
         "primary_metric": "nDCG@10",
     },
     # workers: processes running a notebook's MTA4DPR runs side by side (0 = automatic; grid.py)
-    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0},
+    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0, "schedule": "stage"},
 }
 
 FREE_FORM = {
@@ -155,6 +155,7 @@ CHOICES = {
     "training.amp": {"auto", "off", "bf16", "fp16"},
     "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
     "study.primary_metric": {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"},
+    "output.schedule": {"stage", "profile"},
 }
 LIST_CHOICES = {
     "study.selection_methods": {"kl", "footrule", "rbo", "random"},
@@ -224,6 +225,14 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
             raise ParamsError(
                 f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source
             )
+    inference_dtype = spec.get("inference_dtype")
+    if inference_dtype is not None and (kind != "hf" or inference_dtype not in ("auto", "bf16", "fp16")):
+        raise ParamsError(
+            f"{key}.inference_dtype",
+            f"an `hf` model may encode under `auto`, `bf16` or `fp16` (float32 when absent); got {inference_dtype!r}"
+            + ("" if kind == "hf" else f" on a `{kind}` model"),
+            source,
+        )
     if kind == "cross_encoder" and spec.get("first_stage") is not None:
         _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
     if spec.get("warm_start") is not None:

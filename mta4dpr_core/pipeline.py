@@ -14,8 +14,13 @@ from .grid import planned_runs, run_grid
 
 
 def _run_planned(setup: Setup, stage: str):
-    """The stage's missing MTA4DPR runs first, side by side (grid.py); its tables then read them."""
-    run_grid(setup, planned_runs(setup, stage))
+    """The stage's missing MTA4DPR runs first, side by side (grid.py); its tables then read them.
+
+    With ``output.schedule: profile`` the first stage runs every run of the profile in one grid, so the
+    workers stay busy to the end (a stage of three runs on two workers leaves one idle for a whole run);
+    the later stages then find their runs stored."""
+    everything = setup.params["output"].get("schedule") == "profile"
+    run_grid(setup, planned_runs(setup, "summary" if everything else stage))
 
 
 def data_prep(setup: Setup) -> dict:

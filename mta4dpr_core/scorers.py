@@ -257,7 +257,6 @@ class EnsembleScorer(Scorer):
             raise ValueError("one weight per ensemble member")
         self.members, self.weights, self.name, self.temperature = members, list(weights), name, temperature
         self.candidate_factor, self.sample_size = candidate_factor, sample_size
-        self._stats = {}
 
     def prepare(self, corpus):
         self.corpus = corpus
@@ -266,12 +265,22 @@ class EnsembleScorer(Scorer):
                 member.prepare(corpus)
         rng = np.random.default_rng(0)
         self.sample = np.sort(rng.choice(len(corpus), size=min(self.sample_size, len(corpus)), replace=False))
-        self._stats = {}  # the sample changed
         return self
 
     def _member_stats(self, member_index, query_ids, query_texts):
-        """Each query's (mean, std) under member ``member_index``, cached per (query id, text)."""
-        cache = self._stats.setdefault(member_index, {})
+        """Each query's (mean, std) under member ``member_index``, cached per (query id, text).
+
+        The cache lives on the member, keyed by the corpus and the sample: hybrids that share a member
+        (the teacher-choice grid builds 27 of them from three scorers) compute its statistics once.
+        """
+        member = self.members[member_index]
+        stores = member.__dict__.setdefault("_zscore_stats", {})
+        key = (id(self.corpus), len(self.corpus), self.sample_size)
+        # the corpus is kept beside its statistics so that its id cannot be reused by another corpus
+        corpus, cache = stores.get(key, (None, None))
+        if corpus is not self.corpus:
+            cache = {}
+            stores[key] = (self.corpus, cache)
         keys = list(zip(query_ids, query_texts))
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         if missing:

@@ -104,7 +104,14 @@ def warm_started(student, spec: dict, data_root, cache_dir):
     rng = random.Random(config.seed)
     passages = [corpus.texts[i] for i in rng.sample(range(len(corpus)), min(config.passages, len(corpus)))]
     texts = passages + query_length_crops(passages, rng)
-    target = TransformerEncoder.from_name(config.target, pooling="mean", normalize=True, cache_dir=cache_dir)
+    # the targets are encoded in the precision the steps train in (`amp`): bf16 where native, float32 elsewhere
+    target = TransformerEncoder.from_name(
+        config.target,
+        pooling="mean",
+        normalize=True,
+        cache_dir=cache_dir,
+        inference_dtype={"auto": "auto", "bf16": "bf16", "off": None}[config.amp],
+    )
     started = time.time()
     log.info(
         "warm start of the student's [CLS] (%d steps on %d texts of %s); cached after",
@@ -136,8 +143,10 @@ def warm_start_report(cache_dir, spec: dict):
 
 def _cache_entry(spec: dict, cache_dir):
     config = WarmStartConfig.from_spec(spec["warm_start"])
-    student_identity = {k: v for k, v in spec.items() if k != "warm_start"}
+    # how the trained student is later encoded (`inference_dtype`) does not change its warm start
+    student_identity = {k: v for k, v in spec.items() if k not in ("warm_start", "inference_dtype")}
     # the precision actually used is part of the key: `auto` trains in bf16 on one CPU and float32 on another
     precision = dtype_name(autocast_dtype(config.amp, default_device(), where="models.student.warm_start.amp"))
-    key = content_hash("warm-start-v1", student_identity, asdict(config), precision)
+    # v2: the targets are encoded under the same `amp` as the training steps (v1 encoded them in float32)
+    key = content_hash("warm-start-v2", student_identity, asdict(config), precision)
     return config, student_identity, Path(cache_dir) / "warm_start" / f"{key}.pt"

@@ -68,6 +68,17 @@ def test_integer_valued_float_is_accepted_as_integer():
         ({"loss": {"alpha": 0, "beta": 0, "gamma": 0}}, "loss", "all zero"),
         ({"models": {"assistants": [{"name": "only", "kind": "bm25"}]}}, "fusion.enabled", "at least 2 assistants"),
         ({"selection": {"method": "kll"}}, "selection.method", "did you mean 'kl'"),
+        ({"output": {"schedule": "all"}}, "output.schedule", "stage"),
+        (
+            {"models": {"student": {"kind": "static", "model": "wordllama", "inference_dtype": "auto"}}},
+            "models.student.inference_dtype",
+            "on a `static` model",
+        ),
+        (
+            {"models": {"student": {"kind": "hf", "model": "all-MiniLM-L6-v2", "inference_dtype": "bfloat16"}}},
+            "models.student.inference_dtype",
+            "`auto`, `bf16` or `fp16`",
+        ),
     ],
 )
 def test_validation_errors_name_the_key(given, key, message):
@@ -107,3 +118,22 @@ def test_study_ablations_decide_which_table3_runs_are_scheduled():
     assert {"no_fusion", "no_iterations"} <= variants("mini")
     assert "no_fusion" in variants("mini_transformer") and "no_iterations" not in variants("mini_transformer")
     assert "no_iterations" not in variants("mini_transformer", "summary")
+
+
+def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
+    import types
+
+    from mta4dpr_core import pipeline
+    from mta4dpr_core.grid import planned_runs
+    from mta4dpr_core.params import load_params
+
+    grids = []
+    monkeypatch.setattr(pipeline, "run_grid", lambda setup, jobs: grids.append(len(jobs)))
+    for schedule in ("stage", "profile"):
+        params = load_params("params/mini_transformer.yaml")
+        params["output"]["schedule"] = schedule
+        setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+        pipeline._run_planned(setup, "selection")
+        expected = planned_runs(setup, "selection" if schedule == "stage" else "summary")
+        assert grids[-1] == len(expected)
+    assert grids == [6, 15]  # the profile's 5 variants x 3 seeds in one grid

@@ -153,6 +153,38 @@ def test_ensemble_z_score_combination_by_hand():
     np.testing.assert_allclose(scores, np.sort(by_hand, axis=1)[:, ::-1][:, :4], atol=1e-4)
 
 
+def test_ensembles_sharing_a_member_compute_its_statistics_once():
+    rng = np.random.default_rng(4)
+    n_docs = 10
+    corpus = Corpus(ids=[str(j) for j in range(n_docs)], texts=["x"] * n_docs)
+    query_ids = ["q0", "q1", "q2"]
+    a, b = rng.normal(size=(3, n_docs)), rng.normal(2.0, 5.0, size=(3, n_docs))
+
+    class Counting(MatrixScorer):
+        calls = 0
+
+        def score(self, ids, texts, doc_idx):
+            if doc_idx.shape[1] == n_docs:  # the statistics sample (the whole corpus here)
+                type(self).calls += 1
+            return super().score(ids, texts, doc_idx)
+
+    shared_a, shared_b = Counting(query_ids, a, "a"), Counting(query_ids, b, "b")
+    doc_idx = np.tile(np.arange(n_docs), (3, 1))[:, :7]
+    for weight in (0.2, 0.5, 0.8):
+        got = (
+            EnsembleScorer([shared_a, shared_b], [weight, 1 - weight])
+            .prepare(corpus)
+            .score(query_ids, [""] * 3, doc_idx)
+        )
+        alone = EnsembleScorer([MatrixScorer(query_ids, a, "a"), MatrixScorer(query_ids, b, "b")], [weight, 1 - weight])
+        np.testing.assert_array_equal(got, alone.prepare(corpus).score(query_ids, [""] * 3, doc_idx))
+    assert Counting.calls == 2  # once per member, not once per member and hybrid
+    # another corpus (even of the same size) gets its own statistics
+    other = Corpus(ids=[str(j) for j in range(n_docs)], texts=["y"] * n_docs)
+    EnsembleScorer([shared_a, shared_b], [0.5, 0.5]).prepare(other).score(query_ids, [""] * 3, doc_idx)
+    assert Counting.calls == 4
+
+
 # --- BM25 on real data -------------------------------------------------------------------------
 
 
