@@ -36,7 +36,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "method": frozenset(
         {"losses", "fusion", "selection", "temperature", "construction", "training", "warm_start", "distributed"}
     ),
-    "experiments": frozenset({"experiment", "iteration", "grid", "teacher_choice", "export"}),
+    "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export"}),
     "report": frozenset(
         {
             "paper",

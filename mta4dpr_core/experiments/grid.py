@@ -2,7 +2,7 @@
 
 A static student trains with one thread (``training.train_student``), so on a 2-core
 machine two runs side by side take about the time of one. Each stage first runs the
-missing runs of its plan here; its tables then read the stored results (a finished
+missing runs of its plan (``catalog.planned_runs``) here; its tables then read the stored results (a finished
 run is never recomputed, so the tables do not depend on how the runs were scheduled).
 
 Workers are forked from the process that holds the prepared :class:`Setup` (scorers,
@@ -15,73 +15,16 @@ encodings, indexes), so they start at once; each sets one intra-op thread.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import os
 import time
 
+from .catalog import planned_runs  # noqa: F401  (the grid's jobs come from the run catalog)
 from .iteration import run_mta4dpr
 
 log = logging.getLogger(__name__)
 _SETUP = None  # the forked workers' Setup (inherited, never pickled)
-
-
-def seeds(setup, limit=0):
-    """The profile's seeds, or its first ``limit`` (the grids of Tables 6 and 7)."""
-    return setup.params["seeds"][:limit] if limit else setup.params["seeds"]
-
-
-def test_evaluation(variant, assistant_subset=None, student_spec=None) -> str:
-    """The main run is evaluated on the test sets before training and after every iteration
-    (Tables 1 and 4); every other run after its last iteration only."""
-    main = variant == "mta4dpr" and assistant_subset is None and student_spec is None
-    return "all" if main else "final"
-
-
-def _job(variant, seed, overrides=None, assistant_subset=None, student_spec=None):
-    return {
-        "variant": variant,
-        "seed": seed,
-        "overrides": overrides,
-        "assistant_subset": assistant_subset,
-        "student_spec": student_spec,
-        "evaluate_test": test_evaluation(variant, assistant_subset, student_spec),
-    }
-
-
-def planned_runs(setup, stage: str) -> list[dict]:
-    """The (variant, seed, ...) runs a notebook stage reads; the same keys as ``studies.run_over_seeds``."""
-    study = setup.params["study"]
-    main_seeds, grid = seeds(setup), seeds(setup, study.get("combination_seeds", 0))
-    jobs = []
-    if stage in ("selection", "training", "ablations", "summary"):
-        jobs += [_job("mta4dpr", s) for s in main_seeds]
-    if stage in ("selection", "summary"):
-        jobs += [
-            _job(f"selection_{m}", s, {"selection": {"method": m}})
-            for m in study["selection_methods"]
-            if m != "kl"
-            for s in main_seeds
-        ]
-    if stage in ("training", "ablations", "scale_and_cost", "summary"):
-        jobs += [_job(v, s) for v in ("no_assistants", "one_iteration_kd") for s in main_seeds]
-    if stage in ("ablations", "summary"):
-        jobs += [_job(v, s) for v in study["ablations"] for s in main_seeds]
-        if study["assistant_combinations"]:
-            m = len(setup.assistants)
-            jobs += [_job("no_assistants", s) for s in grid]
-            for size in range(1, m):
-                for subset in itertools.combinations(range(m), size):
-                    jobs += [_job(f"assistants_{'_'.join(map(str, subset))}", s, {}, list(subset)) for s in grid]
-    if stage in ("scale_and_cost", "summary"):
-        for spec in study["student_sizes"]:
-            if spec != setup.params["models"]["student"]:
-                jobs += [_job(v, s, student_spec=spec) for v in ("mta4dpr", "no_assistants") for s in grid]
-    unique = {}
-    for job in jobs:
-        unique.setdefault(repr(sorted(job.items())), job)
-    return list(unique.values())
 
 
 def default_workers(setup) -> int:

@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..experiments.catalog import grid_seeds, subset_variant
 from ..store.atomic import atomic_write_bytes, atomic_write_text
 from . import paper as P
 from . import studies as S
@@ -718,14 +719,14 @@ def write_per_query(setup) -> pd.DataFrame:
             add(f"selection_{method}", S.selection_runs(setup, method))
     if setup.params["study"]["assistant_combinations"]:
         names = [a.name for a in setup.assistants]
-        seeds = S._seeds(setup, setup.params["study"].get("combination_seeds", 0))
+        seeds = grid_seeds(setup)
         for size in range(1, len(names)):
             for subset in itertools.combinations(range(len(names)), size):
                 add(
                     "assistants " + "&".join(names[i] for i in subset),
                     S.run_over_seeds(
                         setup,
-                        f"assistants_{'_'.join(map(str, subset))}",
+                        subset_variant(subset),
                         overrides={},
                         seeds=seeds,
                         assistant_subset=list(subset),
@@ -737,7 +738,7 @@ def write_per_query(setup) -> pd.DataFrame:
                 S.run_over_seeds(
                     setup,
                     v,
-                    seeds=S._seeds(setup, setup.params["study"].get("combination_seeds", 0)),
+                    seeds=grid_seeds(setup),
                     student_spec=spec,
                 )
                 for v in ("mta4dpr", "no_assistants")
@@ -788,7 +789,7 @@ def write_findings(setup, claims_table: pd.DataFrame) -> str:
     """``FINDINGS.md``: the rule, the counts of distinct comparisons, every claim with its verdict, interval, p-values
     and the paper's effect beside ours, and where the secondary metrics disagree (generated)."""
     seeds = setup.params["seeds"]
-    grid = S._seeds(setup, setup.params["study"].get("combination_seeds", 0))
+    grid = grid_seeds(setup)
     primary = _label(primary_metric(setup))
     test = setup.params["data"]["test"]
     rows = claims_table.to_dict("records")

@@ -7,8 +7,9 @@ the same functions without Jupyter.
 
 from __future__ import annotations
 
+from ..experiments.catalog import planned_runs
 from ..experiments.experiment import Setup
-from ..experiments.grid import planned_runs, run_grid
+from ..experiments.grid import run_grid
 from . import plots, studies
 from .claims import check_claims, write_findings
 

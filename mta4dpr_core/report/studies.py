@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..config.params import resolve_path
+from ..experiments.catalog import grid_seeds, main_seeds, selection_variant, subset_variant, test_evaluation
 from ..experiments.experiment import Setup
-from ..experiments.grid import seeds as _seeds
-from ..experiments.grid import test_evaluation
 from ..experiments.iteration import run_mta4dpr
 from ..method.construction import split_eval_queries
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -69,7 +68,7 @@ def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
     kwargs.setdefault(
         "evaluate_test", test_evaluation(variant, kwargs.get("assistant_subset"), kwargs.get("student_spec"))
     )
-    return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or _seeds(setup))]
+    return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or main_seeds(setup))]
 
 
 def _metric(block, name):
@@ -470,7 +469,7 @@ def selection_study(setup: Setup):
 def selection_runs(setup, method):
     if method == "kl":
         return run_over_seeds(setup, "mta4dpr")
-    return run_over_seeds(setup, f"selection_{method}", overrides={"selection": {"method": method}})
+    return run_over_seeds(setup, selection_variant(method), overrides={"selection": {"method": method}})
 
 
 def selection_composition(setup: Setup):
@@ -700,7 +699,7 @@ def ablation_study(setup: Setup):
     table7 = None
     if setup.params["study"]["assistant_combinations"]:
         table7 = pd.DataFrame(_combination_rows(setup))
-        seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
+        seeds = grid_seeds(setup)
         T.write_table(
             table7,
             out,
@@ -715,7 +714,7 @@ def ablation_study(setup: Setup):
 def combination_runs(setup: Setup):
     """{subset (tuple of assistant indices, () = none): final evaluations over the grid seeds}."""
     m = len(setup.assistants)
-    seeds = _seeds(setup, setup.params["study"].get("combination_seeds", 0))
+    seeds = grid_seeds(setup)
     runs = {(): [r["final"] for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]}
     for size in range(1, m + 1):
         for subset in itertools.combinations(range(m), size):
@@ -724,7 +723,7 @@ def combination_runs(setup: Setup):
             else:
                 results = run_over_seeds(
                     setup,
-                    f"assistants_{'_'.join(map(str, subset))}",
+                    subset_variant(subset),
                     overrides={},
                     seeds=seeds,
                     assistant_subset=list(subset),
@@ -773,7 +772,7 @@ def student_size_runs(setup: Setup, spec):
     """(MTA4DPR, no-assistant) final evaluations for one student size."""
     same_as_main = spec == setup.params["models"]["student"]
     # other sizes use the grid seeds (study.combination_seeds), like Table 7
-    seeds = None if same_as_main else _seeds(setup, setup.params["study"].get("combination_seeds", 0))
+    seeds = None if same_as_main else grid_seeds(setup)
     student_spec = None if same_as_main else spec
     main = run_over_seeds(setup, "mta4dpr", seeds=seeds, student_spec=student_spec)
     base = run_over_seeds(setup, "no_assistants", seeds=seeds, student_spec=student_spec)

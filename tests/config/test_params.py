@@ -108,7 +108,7 @@ def test_study_ablations_decide_which_table3_runs_are_scheduled():
     import types
 
     from mta4dpr_core.config.params import load_params
-    from mta4dpr_core.experiments.grid import planned_runs
+    from mta4dpr_core.experiments.catalog import planned_runs
 
     def variants(profile, stage="ablations"):
         params = load_params(f"params/{profile}.yaml")
@@ -124,7 +124,7 @@ def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
     import types
 
     from mta4dpr_core.config.params import load_params
-    from mta4dpr_core.experiments.grid import planned_runs
+    from mta4dpr_core.experiments.catalog import planned_runs
     from mta4dpr_core.report import pipeline
 
     grids = []
@@ -137,3 +137,25 @@ def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
         expected = planned_runs(setup, "selection" if schedule == "stage" else "summary")
         assert grids[-1] == len(expected)
     assert grids == [6, 15]  # the profile's 5 variants x 3 seeds in one grid
+
+
+def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
+    import types
+
+    from mta4dpr_core.config.params import load_params
+    from mta4dpr_core.experiments.catalog import STAGE_TABLES, planned_runs, runs_for
+
+    params = load_params("params/mini.yaml")
+    setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+    seeds = len(params["seeds"])
+    for stage, tables in STAGE_TABLES.items():
+        jobs = planned_runs(setup, stage)
+        keys = {(j["variant"], j["seed"], repr(j["student_spec"])) for j in jobs}
+        assert len(keys) == len(jobs), f"{stage}: a run planned twice"
+        for table in tables:
+            for spec in runs_for(setup, table):
+                assert (spec.variant, spec.seed, repr(spec.student_spec)) in keys, f"{stage} misses a run of {table}"
+    # mini: 5 seeds of 4 selection methods, 2 baselines and 2 ablations; Table 7's single assistants and
+    # Table 6's two smaller students (MTA4DPR and no assistant) over every seed
+    assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 * 2)
+    assert [j["evaluate_test"] for j in planned_runs(setup, "training")].count("all") == seeds
