@@ -94,7 +94,7 @@ def timed(fn, *args, **kwargs):
 
 def write_json(path, obj):
     if path:
-        from mta4dpr_core.atomic import atomic_write_json
+        from mta4dpr_core.store.atomic import atomic_write_json
 
         atomic_write_json(path, obj)
 

@@ -1,6 +1,6 @@
 """Data construction time of iterations 2 and 3 as a fraction of iteration 1.
 
-``mta4dpr_core.construction.build_training_data`` on SciFact train (the
+``mta4dpr_core.method.construction.build_training_data`` on SciFact train (the
 non-eval queries, k = 30, RRF c = 60), with cheap scorers:
 
 - teacher: z-scored 0.3 BM25 + 0.7 all-MiniLM-L6-v2 (the ``mini`` profile's);
@@ -104,15 +104,15 @@ def main():
     args = parser.parse_args()
     quiet_transformers()
 
-    from mta4dpr_core.construction import build_training_data, split_eval_queries
-    from mta4dpr_core.encoders import StaticEncoder
-    from mta4dpr_core.experiment import StudentScorer
-    from mta4dpr_core.models import default_cache_dir
-    from mta4dpr_core.scorers import DenseScorer, build_scorer
-    from mta4dpr_core.training import TrainConfig, train_student
+    from mta4dpr_core.config.models import default_cache_dir
+    from mta4dpr_core.experiments.experiment import StudentScorer
+    from mta4dpr_core.method.construction import build_training_data, split_eval_queries
+    from mta4dpr_core.method.training import TrainConfig, train_student
+    from mta4dpr_core.retrieval.encoders import StaticEncoder
+    from mta4dpr_core.retrieval.scorers import DenseScorer, build_scorer
 
     info = machine()
-    from mta4dpr_core.data import load_collection
+    from mta4dpr_core.retrieval.data import load_collection
 
     collection = load_collection(scifact_dir(), splits=["train"])
     corpus, split = collection.corpus, collection.splits["train"]

@@ -30,9 +30,9 @@ PAPER = {"training": (7.53, 7.12), "data construction": (12.9, 8.2)}  # hours: M
 
 
 def cold_run(profile: str, variant: str, seed: int) -> dict:
-    from mta4dpr_core.experiment import Setup
-    from mta4dpr_core.iteration import run_mta4dpr
-    from mta4dpr_core.params import from_mapping, load_params, profile_path
+    from mta4dpr_core.config.params import from_mapping, load_params, profile_path
+    from mta4dpr_core.experiments.experiment import Setup
+    from mta4dpr_core.experiments.iteration import run_mta4dpr
 
     raw = copy.deepcopy(load_params(profile_path(profile)))
     scratch = tempfile.mkdtemp(prefix=f"cost-{variant}-")
@@ -100,7 +100,7 @@ def main():
     if args.out:
         from pathlib import Path
 
-        from mta4dpr_core.atomic import atomic_write_text
+        from mta4dpr_core.store.atomic import atomic_write_text
 
         atomic_write_text(Path(args.out) / "cost_overhead.md", text)
         write_json(Path(args.out) / "cost_overhead.json", {"machine": machine(), "runs": runs})

@@ -1,6 +1,6 @@
 """Passage encoding throughput: our TransformerEncoder.encode against SentenceTransformer.encode.
 
-Same model (all-MiniLM-L6-v2 through ``mta4dpr_core.models.resolve_model``), same
+Same model (all-MiniLM-L6-v2 through ``mta4dpr_core.config.models.resolve_model``), same
 texts (a seeded sample of SciFact corpus passages), same max length (256), same
 batch size (64), both float32 with mean pooling and L2 normalisation. Both sort
 texts by character length before batching, so they see the same batches. The
@@ -57,9 +57,9 @@ def main():
 
     from sentence_transformers import SentenceTransformer
 
-    from mta4dpr_core.data import load_collection
-    from mta4dpr_core.encoders import TransformerEncoder, length_sorted_batches
-    from mta4dpr_core.models import resolve_model
+    from mta4dpr_core.config.models import resolve_model
+    from mta4dpr_core.retrieval.data import load_collection
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder, length_sorted_batches
 
     info = machine()
     corpus = load_collection(scifact_dir(), splits=["test"]).corpus

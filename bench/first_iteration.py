@@ -26,11 +26,11 @@ from common import machine, quiet_transformers, write_json
 
 def measure(args) -> dict:
     quiet_transformers()
-    from mta4dpr_core import precision
-    from mta4dpr_core.encoders import default_device
-    from mta4dpr_core.experiment import Setup
-    from mta4dpr_core.iteration import run_mta4dpr
-    from mta4dpr_core.params import from_mapping, load_params, profile_path
+    from mta4dpr_core.config import precision
+    from mta4dpr_core.config.params import from_mapping, load_params, profile_path
+    from mta4dpr_core.experiments.experiment import Setup
+    from mta4dpr_core.experiments.iteration import run_mta4dpr
+    from mta4dpr_core.retrieval.encoders import default_device
 
     params = load_params(profile_path(args.profile))
     student = params["models"]["student"]

@@ -114,11 +114,11 @@ def _status():
 
 
 def measure(directory: Path, steps: int, queries: int, negatives: int, mmap: bool, reads: bool = True):
-    from mta4dpr_core import training
-    from mta4dpr_core.construction import TrainingData, take_rows
-    from mta4dpr_core.fusion import softmax
-    from mta4dpr_core.selection import select_assistant
-    from mta4dpr_core.training import TrainConfig, batch_distributions, sample_batch
+    from mta4dpr_core.method import training
+    from mta4dpr_core.method.construction import TrainingData, take_rows
+    from mta4dpr_core.method.fusion import softmax
+    from mta4dpr_core.method.selection import select_assistant
+    from mta4dpr_core.method.training import TrainConfig, batch_distributions, sample_batch
 
     if not reads:  # contrast: gather batch rows through the mapping (the code before take_rows)
         take_rows = training.take_rows = lambda array, rows: np.asarray(array[rows])

@@ -50,7 +50,7 @@ def run(name):
         print(done.stdout[-3000:], done.stderr[-5000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"{name} failed with exit code {done.returncode}")
     block = done.stdout[done.stdout.index("###") :] if "###" in done.stdout else done.stdout
-    from mta4dpr_core.atomic import atomic_write_text
+    from mta4dpr_core.store.atomic import atomic_write_text
 
     atomic_write_text(OUT / f"{name}.md", block.strip() + "\n")
     print(block, flush=True)
@@ -66,7 +66,7 @@ def verdict(ok):
 
 
 def report():
-    from mta4dpr_core.atomic import atomic_write_text
+    from mta4dpr_core.store.atomic import atomic_write_text
 
     info = machine()
     enc, train, sel, cons, mem = (

@@ -34,9 +34,9 @@ METHODS = ("kl", "footrule", "rbo")
 
 
 def time_selection(data, config, batches, method):
-    from mta4dpr_core.fusion import softmax
-    from mta4dpr_core.selection import select_assistant
-    from mta4dpr_core.training import batch_distributions, sample_batch
+    from mta4dpr_core.method.fusion import softmax
+    from mta4dpr_core.method.selection import select_assistant
+    from mta4dpr_core.method.training import batch_distributions, sample_batch
 
     rows = np.arange(len(data))
     select, total = [], []
@@ -65,9 +65,9 @@ def main():
     args = parser.parse_args()
     quiet_transformers()
 
-    from mta4dpr_core.data import load_collection
-    from mta4dpr_core.encoders import StaticEncoder, TransformerEncoder
-    from mta4dpr_core.training import TrainConfig, train_student
+    from mta4dpr_core.method.training import TrainConfig, train_student
+    from mta4dpr_core.retrieval.data import load_collection
+    from mta4dpr_core.retrieval.encoders import StaticEncoder, TransformerEncoder
 
     info = machine()
     collection = load_collection(scifact_dir(), splits=["train"])

@@ -26,8 +26,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     quiet_transformers()
-    from mta4dpr_core.data import load_corpus
-    from mta4dpr_core.encoders import TransformerEncoder
+    from mta4dpr_core.retrieval.data import load_corpus
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
     texts = load_corpus(scifact_dir()).texts[: args.passages]
     seconds, vectors = {}, {}

@@ -1,7 +1,7 @@
 """Transformer-student training step: float32 against bf16 autocast, per student depth.
 
 The ``mini_transformer`` student (all-MiniLM-L6-v2 cut to ``--layers``, mean pooling,
-L2 norm, temperature 0.02, AdamW) runs ``mta4dpr_core.training.train_student`` on a
+L2 norm, temperature 0.02, AdamW) runs ``mta4dpr_core.method.training.train_student`` on a
 synthetic TrainingData over SciFact train (as ``training_step.py``), at the profile's
 batch shape: 8 queries x (1 positive + 3 negatives), lengths 32/96. Everything a step
 does is timed (sampling, selection, tokenisation, forward, loss, backward, AdamW).
@@ -41,10 +41,10 @@ def main():
 
     import torch
 
-    from mta4dpr_core.data import load_collection
-    from mta4dpr_core.encoders import TransformerEncoder
-    from mta4dpr_core.models import resolve_model
-    from mta4dpr_core.training import TrainConfig, train_student
+    from mta4dpr_core.config.models import resolve_model
+    from mta4dpr_core.method.training import TrainConfig, train_student
+    from mta4dpr_core.retrieval.data import load_collection
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
     info = machine()
     device = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"cpu ({info['cores']} cores)"

@@ -5,7 +5,7 @@ batch: 16 queries x 8 passages (1 positive + 7 negatives) from SciFact train,
 query length 32, passage length 144. The batches are the ones ``train_student``
 samples (same seed), so both sides see exactly the same texts.
 
-- ours: ``mta4dpr_core.training.train_student`` on a TrainingData over SciFact
+- ours: ``mta4dpr_core.method.training.train_student`` on a TrainingData over SciFact
   train (random hard-negative lists, synthetic teacher and 4 assistants' scores):
   sampling, per-batch assistant selection (KL over 15 candidates), tokenisation,
   forward, MTA4DPR loss (contrastive with in-batch negatives + KL to teacher + KL
@@ -30,7 +30,7 @@ from common import machine, median, noise_note, quiet_transformers, scifact_dir,
 
 def synthetic_training_data(split, corpus, width=31, assistants=4, seed=0):
     """A TrainingData over ``split``: its positives first, random negatives, random scores."""
-    from mta4dpr_core.construction import TrainingData
+    from mta4dpr_core.method.construction import TrainingData
 
     rng = np.random.default_rng(seed)
     positives = split.positives(corpus)
@@ -70,10 +70,10 @@ def main():
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
 
-    from mta4dpr_core.data import load_collection
-    from mta4dpr_core.encoders import TransformerEncoder
-    from mta4dpr_core.models import resolve_model
-    from mta4dpr_core.training import TrainConfig, sample_batch, train_student
+    from mta4dpr_core.config.models import resolve_model
+    from mta4dpr_core.method.training import TrainConfig, sample_batch, train_student
+    from mta4dpr_core.retrieval.data import load_collection
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
     info = machine()
     collection = load_collection(scifact_dir(), splits=["train"])

@@ -40,16 +40,16 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import atomic_write_json, read_json
-from .errors import Mta4dprError
-from .params import REPO_ROOT, load_params, profile_path, resolve_path
+from .config.errors import Mta4dprError
+from .config.params import REPO_ROOT, load_params, profile_path, resolve_path
+from .store.atomic import atomic_write_json, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = os.environ.get("MTA4DPR_KERNEL", "python3")
 
 
 def core_digest() -> str:
-    from .atomic import code_digest
+    from .store.atomic import code_digest
 
     return code_digest(include_report=True)
 
@@ -250,10 +250,10 @@ class ProgressMonitor:
 
 
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
-    from . import progress
+    from .config import progress
 
     params = load_params(profile_file)
-    from .models import check_models_available
+    from .config.models import check_models_available
 
     check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook
     profile = params["profile"]
@@ -308,8 +308,8 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                     log_output=False,
                 )
             else:
-                from .experiment import Setup
-                from .pipeline import STAGES
+                from .experiments.experiment import Setup
+                from .report.pipeline import STAGES
 
                 progress.route_logs()  # as in the notebooks: the core's INFO lines are progress lines
                 STAGES[name](Setup.from_params(params))
@@ -325,11 +325,11 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         monitor.finish(name, seconds)
         timings[name] = seconds
         atomic_write_json(marker, {"key": key, "seconds": seconds, "cold": cold})
-    from .studies import write_manifest
+    from .report.studies import write_manifest
 
     if notebooks:
         # the executed notebooks beside the tables, so a reader sees every output without running anything
-        from .atomic import atomic_write_bytes
+        from .store.atomic import atomic_write_bytes
 
         for name in names:
             executed = runs / f"{name}.ipynb"
@@ -379,7 +379,7 @@ def main(argv=None):
 
             import yaml
 
-            from .params import apply_overrides
+            from .config.params import apply_overrides
 
             params = apply_overrides(load_params(path), args.overrides)
             scratch = Path(tempfile.mkdtemp(prefix="mta4dpr-set-"))

@@ -1,7 +1,7 @@
 """Shared fixtures: the shared data directory, loaded collections, tiny synthetic training data.
 
 The shared data lives at ``../shared/data`` relative to the repository root
-(``mta4dpr_core.params.REPO_ROOT``); tests that need it are skipped with a clear
+(``mta4dpr_core.config.params.REPO_ROOT``); tests that need it are skipped with a clear
 reason when it is missing. Tests marked ``slow`` run only with ``--runslow`` (or
 ``MTA4DPR_RUN_SLOW=1``).
 """
@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mta4dpr_core.params import REPO_ROOT  # noqa: E402
+from mta4dpr_core.config.params import REPO_ROOT  # noqa: E402
 
 DATA_ROOT = (REPO_ROOT / ".." / "shared" / "data").resolve()
 
@@ -63,14 +63,14 @@ def trecdl_dir(data_root) -> Path:
 @pytest.fixture(scope="session")
 def scifact(scifact_dir):
     """The full SciFact collection (5,183 passages, train and test splits)."""
-    from mta4dpr_core.data import load_collection
+    from mta4dpr_core.retrieval.data import load_collection
 
     return load_collection(scifact_dir)
 
 
 @pytest.fixture(scope="session")
 def trecdl(trecdl_dir):
-    from mta4dpr_core.data import load_collection
+    from mta4dpr_core.retrieval.data import load_collection
 
     return load_collection(trecdl_dir)
 
@@ -78,7 +78,7 @@ def trecdl(trecdl_dir):
 @pytest.fixture(scope="session")
 def minilm_encoder():
     """all-MiniLM-L6-v2, mean pooled and normalised (the offline package); loaded once per session."""
-    from mta4dpr_core.encoders import TransformerEncoder
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
     return TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="mean", normalize=True)
 
@@ -102,7 +102,7 @@ def word_tokenizer(words):
 
 def tiny_static_encoder(n_queries, n_docs, dim=16, seed=0):
     """A real :class:`StaticEncoder` over words ``q0..``, ``d0..`` with random embeddings."""
-    from mta4dpr_core.encoders import StaticEncoder
+    from mta4dpr_core.retrieval.encoders import StaticEncoder
 
     words = [f"q{i}" for i in range(n_queries)] + [f"d{j}" for j in range(n_docs)]
     table = np.random.default_rng(seed).normal(size=(len(words) + 1, dim)).astype(np.float32)
@@ -115,7 +115,7 @@ def make_training_data(n_queries=12, n_docs=40, k=6, m=3, n_positives=1, seed=0)
 
     Returns (data, passages).
     """
-    from mta4dpr_core.construction import TrainingData
+    from mta4dpr_core.method.construction import TrainingData
 
     rng = np.random.default_rng(seed)
     width = n_positives + k

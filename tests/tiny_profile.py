@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from mta4dpr_core.params import REPO_ROOT
+from mta4dpr_core.config.params import REPO_ROOT
 
 PROFILE = "tiny"
 TIMING = re.compile(r"seconds|second\b|hours|share of training", re.IGNORECASE)
@@ -102,7 +102,7 @@ def run_to_completion(directory: Path, stages, timeout=600) -> float:
 STOPPING_RUNNER = """
 import fnmatch, os, runpy, signal, sys
 from pathlib import Path
-import mta4dpr_core.atomic as atomic
+import mta4dpr_core.store.atomic as atomic
 root, pattern = Path(os.environ["MTA4DPR_TEST_ROOT"]).resolve(), os.environ["MTA4DPR_TEST_STOP_AT"]
 write = atomic.atomic_write_bytes
 def stopping_write(path, data):

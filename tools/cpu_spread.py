@@ -159,7 +159,7 @@ def main(argv=None):
         run(args.profile, args.workdir, args.capabilities)
         return
     sys.path.insert(0, str(ROOT))
-    from mta4dpr_core.tables import write_table
+    from mta4dpr_core.report.tables import write_table
 
     table, rows = spread(args.profile, args.workdir, args.capabilities)
     print(table.to_string(index=False))

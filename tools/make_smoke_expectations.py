@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mta4dpr_core.expectations import spread_of_row  # noqa: E402
+from mta4dpr_core.report.expectations import spread_of_row  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "smoke"

@@ -3,7 +3,7 @@
     python tools/replication.py --original mini --replication nfcorpus [--results results]
 
 Reads results/<original>/claims.csv and results/<replication>/claims.csv, joins them on the claim id, writes
-results/replication.csv and results/replication.md (mta4dpr_core.replication.write_replication), and prints the
+results/replication.csv and results/replication.md (mta4dpr_core.report.replication.write_replication), and prints the
 Markdown table and the summary counts. Exit status 1 (with the path in the message) when a claims.csv is missing.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mta4dpr_core.replication import MissingClaimsError, summary, write_replication  # noqa: E402
+from mta4dpr_core.report.replication import MissingClaimsError, summary, write_replication  # noqa: E402
 
 
 def main(argv=None) -> int:

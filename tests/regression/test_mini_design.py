@@ -5,8 +5,8 @@ than every assistant there; every student variant trained the same number of ste
 import pandas as pd
 import pytest
 
-from mta4dpr_core.independence import check_independence
-from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.config.independence import check_independence
+from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path
 
 RESULTS = REPO_ROOT / "results" / "mini"
 pytestmark = pytest.mark.skipif(not (RESULTS / "teacher_selection.csv").exists(), reason="results/mini not generated")

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path
 
 RESULTS = REPO_ROOT / "results" / "mini_transformer"
 pytestmark = pytest.mark.skipif(

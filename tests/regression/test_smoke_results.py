@@ -10,8 +10,8 @@ is missing (running this file alone on a fresh clone), the smoke stages are run 
 import pandas as pd
 import pytest
 
-from mta4dpr_core.expectations import check_condition, load_expectations, spread_of_row
-from mta4dpr_core.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.report.expectations import check_condition, load_expectations, spread_of_row
 
 CONDITIONS = load_expectations("smoke")
 RESULTS = REPO_ROOT / "results" / "smoke"

@@ -1,0 +1,63 @@
+"""The core's layers, bottom up: a module imports only from its own layer or the ones below it.
+Each layer is a subpackage of ``mta4dpr_core`` (``mta4dpr_core/<layer>/``); the entry point,
+``runner``, stays at the top so that ``python -m mta4dpr_core.runner`` is the one command.
+
+=============  ==========================================================================================
+layer          what it holds
+=============  ==========================================================================================
+config         errors, the profile schema and its checks (``params``, ``independence``,
+               ``warm_start_config``), model-name resolution, numeric precision, progress reporting
+store          atomic, checksummed files; content hashes; the code digest that keys every cache
+retrieval      collections, encoders, exact search, scorers, ir_measures evaluation, the tiny test models
+method         the paper's algorithms: losses, fusion, selection, temperatures, data construction,
+               the training loop, the [CLS] warm start, multi-GPU training
+experiments    the prepared ``Setup``, Algorithm 1's iterations over it (``iteration``), the run grid,
+               the teacher choice on training queries, export of a trained student
+report         tables, statistics, claims, figures, the walk-through, the paper's numbers, the notebook
+               stages (``pipeline``) and display helpers
+entry          the command line that runs the notebooks (``runner``)
+=============  ==========================================================================================
+
+``tests/test_layers.py`` parses every module (function-level imports included) and fails on an
+import that points up, on a cycle, on a module that no layer names and on a module outside its
+layer's folder. The digest that keys runs
+and caches (``atomic.code_digest``) leaves out :data:`NOT_COMPUTING`: editing a caption, a plot or
+the runner reuses every run.
+"""
+
+from __future__ import annotations
+
+LAYERS: dict[str, frozenset[str]] = {
+    "config": frozenset(
+        {"errors", "layers", "params", "independence", "warm_start_config", "models", "precision", "progress"}
+    ),
+    "store": frozenset({"atomic"}),
+    "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models"}),
+    "method": frozenset(
+        {"losses", "fusion", "selection", "temperature", "construction", "training", "warm_start", "distributed"}
+    ),
+    "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export"}),
+    "report": frozenset(
+        {
+            "paper",
+            "statistics",
+            "tables",
+            "plots",
+            "walkthrough",
+            "studies",
+            "claims",
+            "ladder",
+            "replication",
+            "expectations",
+            "notebook",
+            "pipeline",
+        }
+    ),
+    "entry": frozenset({"runner"}),
+}
+ORDER = {layer: rank for rank, layer in enumerate(LAYERS)}
+LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
+
+# Modules whose edits never change a computed figure: the report and entry layers, progress lines and
+# export (it reads finished runs). Everything else is hashed into every run key and cache scope.
+NOT_COMPUTING = LAYERS["report"] | LAYERS["entry"] | frozenset({"progress", "export"})

@@ -1,0 +1,493 @@
+"""Params profiles (``params/*.yaml``): defaults, loading and validation.
+
+A profile is a nested mapping. Every key has a default in :data:`DEFAULTS`;
+a profile only states what differs. Validation rejects unknown keys (suggesting
+the closest known one), wrong types, negative sizes, all-zero loss weights and
+fusion requests with fewer than two assistants, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+from .errors import ParamsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Model specs (teacher, assistants, student) are free-form mappings checked by
+# ``encoders.build_scorer``; everything else is typed here.
+DEFAULTS: dict = {
+    "profile": "smoke",
+    "seeds": [13],
+    "data": {
+        "root": "../shared/data",
+        "train": "scifact/train",
+        "test": "scifact/test",
+        "extra_test": [],
+        "max_train_queries": None,
+        "max_test_queries": None,
+        "max_corpus": None,
+        "max_extra_test_queries": None,
+    },
+    "models": {
+        "teacher": {},
+        "assistants": [],
+        "student": {},
+        # no assistant may be a member of the teacher, a copy of one or distilled from one (teacher_choice.py)
+        "independent_teacher": True,
+        # no assistant may be the student's starting model, a copy, layer cut or distillation of it, nor the
+        # target of its [CLS] warm start (teacher_choice.check_student_independence)
+        "independent_student": True,
+    },
+    "construction": {
+        "k": 30,
+        "rrf_c": 60,
+        "eval_fraction": 0.01,
+        "min_eval_queries": 1,
+        "mining": True,
+        "mining_max_rank": 15,
+        "encode_batch_size": 64,
+    },
+    # temperature_rule: how assistant temperatures not set by hand are fitted on training rows (temperature.py)
+    "fusion": {"enabled": True, "weights": None, "min_size": 2, "temperature_rule": "kl"},
+    "selection": {"method": "kl", "rbo_p": 0.9, "per_iteration": False},
+    "loss": {
+        "alpha": 0.2,
+        "beta": 1.0,
+        "gamma": 15.0,
+        "student_temperature": 0.02,
+        "in_batch_negatives": True,
+    },
+    "training": {
+        "steps": 100,
+        "queries_per_batch": 16,
+        "negatives_per_query": 8,
+        "learning_rate": 3e-5,
+        "weight_decay": 0.01,
+        "warmup_steps": 10,
+        "max_query_length": 32,
+        "max_passage_length": 144,
+        "checkpoint_every": 50,
+        "amp": "auto",
+    },
+    "iterations": {"count": 3, "replace_worst": True},
+    # ignore_identical_ids: drop a query's own id from its ranking before metrics (as BEIR/MTEB do),
+    # for collections whose queries are also documents
+    # transformer_scorers_on_extra_tests: evaluate the teacher and transformer assistants on the extra test
+    # sets too (encoding a 40,873-passage DL pool costs minutes per model on a CPU); students, static
+    # models, BM25 and shipped runs always are
+    "evaluation": {
+        "metric": "MRR@10",
+        "depth": 100,
+        "ignore_identical_ids": False,
+        "transformer_scorers_on_extra_tests": True,
+    },
+    "study": {
+        "selection_methods": ["random", "footrule", "rbo", "kl"],
+        # Table 3's ablations beside "w/o assistants" (always run): a profile may leave one out to fit its budget
+        "ablations": ["no_fusion", "no_iterations"],
+        "assistant_combinations": True,
+        "student_sizes": [],
+        "combination_seeds": 0,
+        "paper_analogs": {},
+        "baseline_models": [],
+        "teacher_candidates": [],  # scorer specs measured on training queries to choose the teacher
+        "teacher_hybrids": [],  # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
+        "reference_runs": [],
+        # the metric whose claims form the profile's one Holm family (claims.py); declared before any run.
+        # In `study`, so it never enters a run's key. The paper's own primary is MRR@10 (MS MARCO dev).
+        "primary_metric": "nDCG@10",
+    },
+    # workers: processes running a notebook's MTA4DPR runs side by side (0 = automatic; grid.py)
+    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0, "schedule": "stage"},
+}
+
+FREE_FORM = {
+    "models.teacher",
+    "models.student",
+    "models.assistants",
+    "study.student_sizes",
+    "fusion.weights",
+    "study.paper_analogs",
+    "study.baseline_models",
+    "study.reference_runs",
+    "study.teacher_candidates",
+    "study.teacher_hybrids",
+}
+NON_NEGATIVE = {
+    "construction.k",
+    "construction.rrf_c",
+    "construction.mining_max_rank",
+    "construction.encode_batch_size",
+    "construction.min_eval_queries",
+    "study.combination_seeds",
+    "training.steps",
+    "training.queries_per_batch",
+    "training.negatives_per_query",
+    "training.warmup_steps",
+    "training.max_query_length",
+    "training.max_passage_length",
+    "training.checkpoint_every",
+    "iterations.count",
+    "loss.alpha",
+    "loss.beta",
+    "loss.gamma",
+    "training.learning_rate",
+    "training.weight_decay",
+    "evaluation.depth",
+}
+POSITIVE = {
+    "construction.k",
+    "training.steps",
+    "training.queries_per_batch",
+    "training.max_query_length",
+    "training.max_passage_length",
+    "iterations.count",
+    "construction.encode_batch_size",
+}
+CHOICES = {
+    "selection.method": {"kl", "footrule", "rbo", "random", "validation"},
+    "fusion.temperature_rule": {"kl", "entropy", "fixed"},
+    "training.amp": {"auto", "off", "bf16", "fp16"},
+    "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
+    "study.primary_metric": {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"},
+    "output.schedule": {"stage", "profile"},
+}
+LIST_CHOICES = {
+    "study.selection_methods": {"kl", "footrule", "rbo", "random"},
+    "study.ablations": {"no_fusion", "no_iterations"},
+}
+
+
+# Model spec kinds (``scorers.build_scorer`` / ``experiment.build_student``); dense kinds need a `model`.
+SCORER_KINDS = {"hf", "sentence_transformers", "onnx", "static", "bm25", "run", "ensemble", "cross_encoder"}
+STUDENT_KINDS = {"static", "hf"}
+NEEDS_MODEL = {"hf", "sentence_transformers", "onnx", "cross_encoder"}
+DATA_LIMITS = ("max_train_queries", "max_test_queries", "max_corpus", "max_extra_test_queries")
+
+
+def _choice_error(key, value, allowed, source):
+    close = difflib.get_close_matches(str(value), sorted(allowed), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ParamsError(key, f"must be one of {sorted(allowed)}, got {value!r}{hint}", source)
+
+
+def _check_dataset_spec(key, spec, source):
+    """``<collection>/<split>`` (e.g. ``scifact/train``) or ``ir_datasets:<id>``."""
+    if not isinstance(spec, str):
+        raise ParamsError(
+            key, f"expected a dataset spec like 'scifact/train', got {spec!r} ({_type_name(spec)})", source
+        )
+    if spec.startswith("ir_datasets:"):
+        if not spec.split(":", 1)[1].strip():
+            raise ParamsError(key, f"dataset spec {spec!r} names no ir_datasets id", source)
+        return
+    collection, _, split = spec.rpartition("/")
+    if not collection.strip() or not split.strip():
+        raise ParamsError(
+            key, f"dataset spec {spec!r} must look like '<collection>/<split>', e.g. 'scifact/train'", source
+        )
+
+
+def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
+    if not isinstance(spec, dict):
+        raise ParamsError(key, f"expected a model spec mapping, got {spec!r} ({_type_name(spec)})", source)
+    kind = spec.get("kind")
+    if kind not in kinds:
+        raise _choice_error(f"{key}.kind", kind, kinds, source)
+    model = spec.get("model")
+    if (kind in NEEDS_MODEL or "model" in spec) and not (isinstance(model, str) and model.strip()):
+        raise ParamsError(
+            f"{key}.model", f"a `{kind}` model spec needs `model` (a model name or local path), got {model!r}", source
+        )
+    flag = spec.get("no_public_checkpoint")
+    if flag is not None:
+        if not isinstance(flag, bool):
+            raise ParamsError(f"{key}.no_public_checkpoint", f"expected a boolean (true/false), got {flag!r}", source)
+        if flag and not (isinstance(model, str) and model.startswith(("/", ".", "~"))):
+            raise ParamsError(
+                f"{key}.model",
+                f"a spec with `no_public_checkpoint: true` needs a local path (e.g. /models/m2dpr), got {model!r}",
+                source,
+            )
+    if kind == "ensemble":
+        members = spec.get("members")
+        if not isinstance(members, list) or not members:
+            raise ParamsError(f"{key}.members", "an ensemble needs a non-empty list of member specs", source)
+        for index, member in enumerate(members):
+            _check_model_spec(f"{key}.members[{index}]", member, source)
+        weights = spec.get("weights")
+        if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)):
+            raise ParamsError(
+                f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source
+            )
+    inference_dtype = spec.get("inference_dtype")
+    if inference_dtype is not None and (kind != "hf" or inference_dtype not in ("auto", "bf16", "fp16")):
+        raise ParamsError(
+            f"{key}.inference_dtype",
+            f"an `hf` model may encode under `auto`, `bf16` or `fp16` (float32 when absent); got {inference_dtype!r}"
+            + ("" if kind == "hf" else f" on a `{kind}` model"),
+            source,
+        )
+    if kind == "cross_encoder" and spec.get("first_stage") is not None:
+        _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
+    if spec.get("warm_start") is not None:
+        if kind != "hf":
+            raise ParamsError(
+                f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source
+            )
+        from .warm_start_config import WarmStartConfig
+
+        WarmStartConfig.from_spec(spec["warm_start"], key=f"{key}.warm_start", source=source)
+    if kind == "run" and not isinstance(spec.get("paths"), list):
+        raise ParamsError(f"{key}.paths", "a `run` spec needs `paths`: a list of TREC run files", source)
+
+
+def _type_name(value):
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _check_type(key, default, value, source):
+    if default is None or key in FREE_FORM:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParamsError(key, f"expected a boolean (true/false), got {value!r}", source)
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(key, f"expected {_type_name(default)}, got {value!r} ({_type_name(value)})", source)
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+            if not value.is_integer():
+                raise ParamsError(key, f"expected an integer, got {value!r}", source)
+            value = int(value)
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        # YAML 1.1 reads a bare off/no/on/yes as a boolean
+        hint = '; YAML reads a bare off/on as a boolean: quote it, e.g. "off"' if isinstance(value, bool) else ""
+        raise ParamsError(key, f"expected a string, got {value!r} ({_type_name(value)}){hint}", source)
+    if isinstance(default, list) and not isinstance(value, list):
+        raise ParamsError(key, f"expected a list, got {value!r} ({_type_name(value)})", source)
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ParamsError(key, f"expected a mapping, got {value!r} ({_type_name(value)})", source)
+    return value
+
+
+def _merge(defaults: dict, given: dict, prefix: str, source) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        path = f"{prefix}{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1)
+            hint = f"; did you mean `{prefix}{close[0]}`?" if close else f"; known keys: {', '.join(defaults)}"
+            raise ParamsError(path, f"unknown key{hint}", source)
+        default = defaults[key]
+        if isinstance(default, dict) and path not in FREE_FORM:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ParamsError(path, f"expected a mapping, got {value!r}", source)
+            merged[key] = _merge(default, value, path + ".", source)
+        else:
+            merged[key] = _check_type(path, default, value, source)
+    return merged
+
+
+def _get(params, dotted):
+    node = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate(params: dict, source=None) -> dict:
+    """Check cross-key constraints; return ``params`` unchanged when valid."""
+    for key in NON_NEGATIVE:
+        value = _get(params, key)
+        if value < 0:
+            raise ParamsError(key, f"must be >= 0, got {value}", source)
+    for key in POSITIVE:
+        value = _get(params, key)
+        if value <= 0:
+            raise ParamsError(key, f"must be > 0, got {value}", source)
+    for key, allowed in CHOICES.items():
+        value = _get(params, key)
+        if value not in allowed:
+            raise _choice_error(key, value, allowed, source)
+    for key, allowed in LIST_CHOICES.items():
+        for index, value in enumerate(_get(params, key) or []):
+            if value not in allowed:
+                raise _choice_error(f"{key}[{index}]", value, allowed, source)
+    loss = params["loss"]
+    if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
+        raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
+    fraction = params["construction"]["eval_fraction"]
+    if not 0 <= fraction < 1:
+        raise ParamsError("construction.eval_fraction", f"must be in [0, 1), got {fraction!r}", source)
+    if not 0 < params["selection"]["rbo_p"] < 1:
+        raise ParamsError("selection.rbo_p", f"must be in (0, 1), got {params['selection']['rbo_p']!r}", source)
+    data = params["data"]
+    if not isinstance(data["extra_test"], list):
+        raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)
+    for key, spec in [("data.train", data["train"]), ("data.test", data["test"])] + [
+        (f"data.extra_test[{i}]", spec) for i, spec in enumerate(data["extra_test"])
+    ]:
+        _check_dataset_spec(key, spec, source)
+    for name in DATA_LIMITS:
+        value = data[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ParamsError(
+                f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source
+            )
+    if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
+        raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
+    assistants = params["models"]["assistants"]
+    if not isinstance(assistants, list):
+        raise ParamsError("models.assistants", "expected a list of model specs", source)
+    if params["fusion"]["enabled"] and 0 < len(assistants) < 2:
+        raise ParamsError("fusion.enabled", f"fusion needs at least 2 assistants, got {len(assistants)}", source)
+    weights = params["fusion"]["weights"]
+    if weights is not None:
+        if not isinstance(weights, list) or len(weights) != len(assistants):
+            raise ParamsError(
+                "fusion.weights", f"expected a list of {len(assistants)} numbers (one per assistant)", source
+            )
+        if any((not isinstance(w, (int, float))) or w < 0 for w in weights) or sum(weights) == 0:
+            raise ParamsError("fusion.weights", "weights must be non-negative numbers, not all zero", source)
+    for index, spec in enumerate(assistants):
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ParamsError(f"models.assistants[{index}]", "each assistant needs a mapping with a `name`", source)
+        _check_model_spec(f"models.assistants[{index}]", spec, source)
+    if params["models"]["teacher"]:
+        _check_model_spec("models.teacher", params["models"]["teacher"], source)
+    if params["models"]["student"]:
+        _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
+    if params["models"]["teacher"] and params["models"]["independent_teacher"]:
+        from .independence import check_independence
+
+        check_independence(params["models"]["teacher"], assistants, source)
+    if params["models"]["independent_student"]:
+        from .independence import check_student_independence
+
+        check_student_independence(params["models"]["student"], assistants, source)
+        for index, spec in enumerate(params["study"]["student_sizes"] or []):
+            check_student_independence(spec, assistants, source, key=f"study.student_sizes[{index}]")
+    names = [spec["name"] for spec in assistants]
+    if len(set(names)) != len(names):
+        raise ParamsError("models.assistants", f"assistant names must be unique, got {names}", source)
+    return params
+
+
+def from_mapping(given: dict, source=None) -> dict:
+    if not isinstance(given, dict):
+        raise ParamsError("<root>", f"a params profile must be a mapping, got {_type_name(given)}", source)
+    return validate(_merge(DEFAULTS, given, "", source), source)
+
+
+def parse_assignments(assignments, source="--set") -> dict:
+    """``["training.steps=10", "seeds=[1,2]"]`` -> ``{"training": {"steps": 10}, "seeds": [1, 2]}``.
+
+    Values are YAML (``10`` an integer, ``[1, 2]`` a list, ``null``, ``true``; anything else a string).
+    """
+    given: dict = {}
+    for item in assignments or []:
+        key, equals, text = str(item).partition("=")
+        key = key.strip()
+        where = f"{source} {item}"
+        if not equals or not key or any(not part for part in key.split(".")):
+            raise ParamsError(
+                key or "<none>", f"expected KEY=VALUE with a dotted key (e.g. training.steps=10), got {item!r}", where
+            )
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or error).split())
+            raise ParamsError(key, f"value {text!r} is not valid YAML: {problem}", where) from None
+        node = given
+        *parents, last = key.split(".")
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ParamsError(
+                    ".".join(parents[: depth + 1]), f"set both as a value and as a mapping in {source}", where
+                )
+            node = child
+        node[last] = value
+    return given
+
+
+def _deep_merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def apply_overrides(params: dict, assignments, source="--set") -> dict:
+    """``params`` (a validated profile) with ``KEY=VALUE`` overrides, validated exactly like a profile.
+
+    Each assignment is first checked on its own (unknown key with the closest suggestion, wrong
+    type), so the error names the key and the ``--set`` item it came from; then the merged
+    profile is validated as a whole. Nested mappings merge key by key (``models.student.dim=128``
+    changes only ``dim``).
+    """
+    for item in assignments or []:
+        _merge(DEFAULTS, parse_assignments([item], source), "", f"{source} {item}")
+    merged = _deep_merge(params, parse_assignments(assignments, source))
+    return from_mapping(merged, source=f"{source} {' '.join(map(str, assignments))}")
+
+
+def load_params(path) -> dict:
+    """Load and validate one YAML profile; errors name the file and the key (or YAML line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError("<file>", "params file does not exist" if not path.exists() else "not a file", str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ParamsError(
+            "<file>", f"not valid UTF-8 (byte {raw[error.start : error.start + 1]!r})", f"{path}:{line}"
+        ) from None
+    try:
+        given = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise ParamsError("<yaml>", f"not valid YAML{line}: {problem}", f"{path}{line}") from None
+    return from_mapping(given, source=str(path))
+
+
+def profile_path(profile: str) -> Path:
+    return REPO_ROOT / "params" / f"{profile}.yaml"
+
+
+def notebook_params(profile: str, **sections) -> dict:
+    """What a notebook's parameters cell resolves to.
+
+    papermill injects the profile's top-level sections as variables; in
+    JupyterLab they are ``None`` and the profile file is read instead.
+    """
+    given = {key: value for key, value in sections.items() if value is not None}
+    if given:
+        return from_mapping({"profile": profile, **given}, source=f"profile {profile}")
+    return load_params(profile_path(profile))
+
+
+def resolve_path(value, base=REPO_ROOT) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()

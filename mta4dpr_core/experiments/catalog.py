@@ -1,0 +1,145 @@
+"""The run catalog: which (variant, seed, ...) runs each paper table reads, written once.
+
+A run is a frozen :class:`RunSpec`. :func:`runs_for` says which runs a table needs; the grid
+schedules a notebook stage's runs from it (:func:`planned_runs`) and the tables read the same
+specs, so what is computed and what is read cannot drift apart. Variant ids (``mta4dpr``,
+``no_assistants``, ``selection_random``, ``assistants_0_1``, ...) are built here only.
+
+Example::
+
+    >>> subset_variant((0, 2))
+    'assistants_0_2'
+    >>> selection_variant("rbo")
+    'selection_rbo'
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+
+# the tables (and figures) a notebook stage shows: its runs are the union of theirs
+STAGE_TABLES = {
+    "selection": ("table5",),
+    "training": ("table1",),
+    "ablations": ("table1", "table3", "table7"),
+    "scale_and_cost": ("table8", "table6"),
+}
+STAGE_TABLES["summary"] = tuple(dict.fromkeys(t for tables in STAGE_TABLES.values() for t in tables))
+
+
+def main_seeds(setup) -> list[int]:
+    """Every seed of the profile (Tables 1-5 and 8)."""
+    return list(setup.params["seeds"])
+
+
+def grid_seeds(setup) -> list[int]:
+    """The seeds of the grids of Tables 6 and 7: the first ``study.combination_seeds`` (0 = all)."""
+    limit = setup.params["study"].get("combination_seeds", 0)
+    return list(setup.params["seeds"][:limit] if limit else setup.params["seeds"])
+
+
+def subset_variant(subset) -> str:
+    """The variant id of MTA4DPR over a subset of the assistants (by index), as in Table 7."""
+    return f"assistants_{'_'.join(map(str, subset))}"
+
+
+def selection_variant(method: str) -> str:
+    """The variant id of MTA4DPR with another selection method (Table 5); KL is the main run."""
+    return "mta4dpr" if method == "kl" else f"selection_{method}"
+
+
+def test_evaluation(variant, assistant_subset=None, student_spec=None) -> str:
+    """The main run is evaluated on the test sets before training and after every iteration
+    (Tables 1 and 4); every other run after its last iteration only."""
+    main = variant == "mta4dpr" and assistant_subset is None and student_spec is None
+    return "all" if main else "final"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a variant of Algorithm 1 for one seed (overrides and the student spec as canonical JSON)."""
+
+    variant: str
+    seed: int
+    overrides_json: str = "null"
+    assistant_subset: tuple[int, ...] | None = None
+    student_spec_json: str = "null"
+
+    @classmethod
+    def of(cls, variant, seed, overrides=None, assistant_subset=None, student_spec=None) -> RunSpec:
+        return cls(
+            variant,
+            int(seed),
+            json.dumps(overrides, sort_keys=True),
+            tuple(assistant_subset) if assistant_subset is not None else None,
+            json.dumps(student_spec, sort_keys=True),
+        )
+
+    @property
+    def overrides(self):
+        return json.loads(self.overrides_json)
+
+    @property
+    def student_spec(self):
+        return json.loads(self.student_spec_json)
+
+    @property
+    def evaluate_test(self) -> str:
+        return test_evaluation(self.variant, self.assistant_subset, self.student_spec)
+
+    def job(self) -> dict:
+        """The keyword arguments of ``iteration.run_mta4dpr`` (and the grid's job record)."""
+        return {
+            "variant": self.variant,
+            "seed": self.seed,
+            "overrides": self.overrides,
+            "assistant_subset": list(self.assistant_subset) if self.assistant_subset is not None else None,
+            "student_spec": self.student_spec,
+            "evaluate_test": self.evaluate_test,
+        }
+
+
+def over_seeds(variant, seeds, overrides=None, assistant_subset=None, student_spec=None) -> list[RunSpec]:
+    return [RunSpec.of(variant, s, overrides, assistant_subset, student_spec) for s in seeds]
+
+
+def runs_for(setup, table: str) -> list[RunSpec]:
+    """The runs ``table`` reads (the main run first)."""
+    study, main, grid = setup.params["study"], main_seeds(setup), grid_seeds(setup)
+    runs = over_seeds("mta4dpr", main)
+    if table == "table5":
+        for method in study["selection_methods"]:
+            if method != "kl":
+                runs += over_seeds(selection_variant(method), main, {"selection": {"method": method}})
+    elif table in ("table1", "table8"):
+        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
+    elif table == "table3":
+        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
+        for variant in study["ablations"]:
+            runs += over_seeds(variant, main)
+    elif table == "table7":
+        runs = []
+        if study["assistant_combinations"]:
+            count = len(setup.assistants)
+            runs = over_seeds("mta4dpr", grid) + over_seeds("no_assistants", grid)
+            for size in range(1, count):
+                for subset in itertools.combinations(range(count), size):
+                    runs += over_seeds(subset_variant(subset), grid, {}, subset)
+    elif table == "table6":
+        runs = []
+        for spec in study["student_sizes"]:
+            if spec != setup.params["models"]["student"]:
+                runs += over_seeds("mta4dpr", grid, student_spec=spec) + over_seeds(
+                    "no_assistants", grid, student_spec=spec
+                )
+    else:
+        raise KeyError(f"no run catalog for {table!r}; known: {sorted(set(STAGE_TABLES['summary']))}")
+    return runs
+
+
+def planned_runs(setup, stage: str) -> list[dict]:
+    """The jobs of a notebook stage: the runs of every table it shows, each once."""
+    specs = [spec for table in STAGE_TABLES[stage] for spec in runs_for(setup, table)]
+    return [spec.job() for spec in dict.fromkeys(specs)]

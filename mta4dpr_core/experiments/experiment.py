@@ -1,0 +1,294 @@
+"""Everything a run needs, built from a params profile: data, teacher, assistants, student.
+
+``Setup.from_params(params)`` loads the train/test splits (and the extra test sets),
+builds and prepares the scorers, and knows how to make a fresh student and how to
+evaluate any scorer on any split.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config.errors import ParamsError
+from ..config.params import resolve_path
+from ..method.construction import build_training_data
+from ..method.warm_start import WarmStartConfig, warm_started
+from ..retrieval.data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
+from ..retrieval.encoders import StaticEncoder, TransformerEncoder
+from ..retrieval.metrics import evaluate, run_from_arrays
+from ..retrieval.scorers import DenseScorer, build_scorer
+
+log = logging.getLogger(__name__)
+TEST_METRICS = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
+EXTRA_TEST_METRICS = ("nDCG@10", "MRR@10", "R@100")
+
+
+def parameter_fingerprint(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class StudentScorer(DenseScorer):
+    """A (frozen copy of a) student as a scorer; its encodings are cached by a hash of its weights."""
+
+    def __init__(self, student, name, max_query_length, max_passage_length, temperature, cache_dir, batch_size=256):
+        super().__init__(student, name, max_query_length, max_passage_length, batch_size, temperature, cache_dir)
+        self.fingerprint = parameter_fingerprint(student)
+
+    def cache_key(self, texts, max_length):
+        from ..store.atomic import content_hash, texts_digest
+
+        return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
+
+
+def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
+    """A fresh trainable student: ``{kind: static, model: wordllama, dim: 256}`` or
+    ``{kind: hf, model: ..., pooling: cls_last3, num_layers: 3}``, optionally with a ``warm_start``
+    (``warm_start.py``; applied when ``data_root`` is given, cached per spec)."""
+    torch.manual_seed(seed)
+    kind = spec.get("kind")
+    if kind == "static":
+        student = StaticEncoder.from_name(
+            spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir
+        )
+        dim = spec.get("dim")
+        if dim:
+            # WordLlama is Matryoshka-trained: its leading dimensions are a smaller model.
+            student.embedding = torch.nn.Embedding.from_pretrained(
+                student.embedding.weight.data[:, :dim].clone(), freeze=False
+            )
+        return student
+    if kind == "hf":
+        student = TransformerEncoder.from_name(
+            spec["model"],
+            pooling=spec.get("pooling", "cls_last3"),
+            normalize=spec.get("normalize", True),
+            num_layers=spec.get("num_layers"),
+            cache_dir=cache_dir,
+            # the precision of its corpus encodings (evaluation, mining); training follows `training.amp`
+            inference_dtype=spec.get("inference_dtype"),
+        )
+        if spec.get("warm_start") and data_root is not None:
+            student = warm_started(student, spec, data_root, cache_dir)
+            torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
+        return student
+    raise ParamsError("models.student.kind", f"expected 'static' or 'hf', got {kind!r}")
+
+
+@dataclass
+class Setup:
+    params: dict
+    collection: Collection
+    train: object
+    test: object
+    extra_tests: dict  # name -> (Collection, Split)
+    teacher: object
+    assistants: list
+    cache_dir: Path
+    work_dir: Path
+    scorer_specs: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: dict, prepare=True):
+        from ..config.models import check_models_available, student_specs
+
+        check_models_available(params)  # a missing local model path stops here, before any work
+        data = params["data"]
+        root = resolve_path(data["root"])
+        for key, spec in student_specs(params):
+            texts = spec.get("warm_start") and root / WarmStartConfig.from_spec(spec["warm_start"]).texts
+            if texts and not texts.is_dir():
+                raise ParamsError(
+                    f"{key}.warm_start.texts",
+                    f"{texts}: no such corpus directory for the [CLS] warm start (a folder under data.root)",
+                )
+        collection, train = resolve_split(root, data["train"])
+        test_collection, test = resolve_split(root, data["test"])
+        if test_collection is not collection:
+            raise ParamsError(
+                "data.test",
+                "train and test must come from the same collection (extra collections go in data.extra_test)",
+            )
+        train = subsample_split(train, data["max_train_queries"], seed=1)
+        test = subsample_split(test, data["max_test_queries"], seed=2)
+        judged = {d for s in (train, test) for q in s.query_ids for d in s.qrels[q]}
+        corpus = subsample_corpus(collection.corpus, data["max_corpus"], judged, seed=3)
+        if corpus is not collection.corpus:
+            collection = Collection(collection.name, corpus, collection.splits)
+            train, test = restrict_split(train, corpus), restrict_split(test, corpus)
+        extra = {}
+        for spec in data["extra_test"]:
+            extra_collection, split = resolve_split(root, spec)
+            split = subsample_split(split, data["max_extra_test_queries"], seed=4)
+            extra_corpus = subsample_corpus(
+                extra_collection.corpus,
+                data["max_corpus"],
+                {d for q in split.query_ids for d in split.qrels[q]},
+                seed=5,
+            )
+            if extra_corpus is not extra_collection.corpus:
+                extra_collection = Collection(extra_collection.name, extra_corpus, extra_collection.splits)
+                split = restrict_split(split, extra_corpus)
+            extra[spec] = (extra_collection, split)
+        output = params["output"]
+        cache_dir = resolve_path(output["cache_dir"])
+        work_dir = resolve_path(output["runs_dir"]) / params["profile"] / "work"
+        models = params["models"]
+        if not models["teacher"]:
+            raise ParamsError("models.teacher", "a teacher spec is required")
+        runs_root = root
+        teacher = build_scorer(models["teacher"], cache_dir, runs_root)
+        assistants = [build_scorer(spec, cache_dir, runs_root) for spec in models["assistants"]]
+        setup = cls(params, collection, train, test, extra, teacher, assistants, cache_dir, work_dir)
+        if prepare:
+            for scorer in [teacher, *assistants]:
+                scorer.prepare(collection.corpus)
+        return setup
+
+    def training_data(self, pool, eval_mask, construction=None, previous_student=None, mining=None):
+        """One iteration's training data (``construction.build_training_data``) on the training split,
+        with ``construction`` settings (the profile's by default) and ``pool`` as the assistants."""
+        construction = construction or self.params["construction"]
+        return build_training_data(
+            self.train,
+            self.collection.corpus,
+            pool,
+            self.teacher,
+            k=construction["k"],
+            rrf_c=construction["rrf_c"],
+            eval_mask=eval_mask,
+            work_dir=self.work_dir,
+            previous_student=previous_student,
+            mining=construction["mining"] if mining is None else mining,
+            mining_max_rank=construction["mining_max_rank"],
+        )
+
+    def new_student(self, seed, spec=None):
+        spec = spec or self.params["models"]["student"]
+        student = build_student(spec, self.cache_dir, seed, data_root=resolve_path(self.params["data"]["root"]))
+        if hasattr(student, "restrict_vocabulary") and spec.get("restrict_vocabulary", True):
+            trainable, frozen = self.vocabulary(student, spec.get("model", "wordllama"))
+            student.restrict_vocabulary(trainable, frozen)
+        return student
+
+    def training_texts(self):
+        return list(self.collection.corpus.texts) + list(self.train.query_texts)
+
+    def evaluation_texts(self):
+        texts = list(self.test.query_texts)
+        for collection, split in self.extra_tests.values():
+            texts += list(collection.corpus.texts) + list(split.query_texts)
+        return texts
+
+    def vocabulary(self, student, key):
+        """Token ids of the training texts and of the evaluation-only texts (computed once)."""
+        if not hasattr(self, "_vocabularies"):
+            self._vocabularies = {}
+        if key not in self._vocabularies:
+            sets = []
+            for texts in (self.training_texts(), self.evaluation_texts()):
+                rows = student.token_ids(texts, max_length=10_000)
+                sets.append(np.unique(np.concatenate(rows)).tolist() if rows else [])
+            self._vocabularies[key] = tuple(sets)
+        return self._vocabularies[key]
+
+    def student_scorer(self, student, name, cache_name=None):
+        """A frozen copy of ``student`` as a scorer; ``cache_name`` keys its pair-score store (unique per run)."""
+        training = self.params["training"]
+        scorer = StudentScorer(
+            copy.deepcopy(student).cpu().eval(),
+            name,
+            training["max_query_length"],
+            training["max_passage_length"],
+            self.params["loss"]["student_temperature"],
+            self.cache_dir,
+        )
+        scorer.cache_name = cache_name or name
+        return scorer.prepare(self.collection.corpus)
+
+    def evaluate(
+        self,
+        scorer,
+        split=None,
+        collection=None,
+        names=("MRR@10", "nDCG@10", "R@100"),
+        depth=None,
+        query_mask=None,
+        per_query=False,
+    ):
+        """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them
+        (means, or ``{metric: {query id: value}}`` with ``per_query``)."""
+        split = split or self.test
+        collection = collection or self.collection
+        depth = depth or max(100, max(int(n.split("@")[1]) for n in names))
+        depth = min(depth, len(collection.corpus))
+        ids, texts = split.query_ids, split.query_texts
+        if query_mask is not None:
+            ids = [q for q, keep in zip(ids, query_mask) if keep]
+            texts = [t for t, keep in zip(texts, query_mask) if keep]
+        switched = collection is not self.collection
+        if switched:
+            scorer.prepare(collection.corpus)
+        try:
+            scores, indices = scorer.search(ids, texts, depth)
+        finally:
+            if switched:
+                scorer.prepare(self.collection.corpus)
+        run = run_from_arrays(ids, collection.corpus.ids, scores, indices)
+        if self.params.get("evaluation", {}).get("ignore_identical_ids"):  # queries that are also passages
+            from ..retrieval.metrics import drop_identical_ids
+
+            run = drop_identical_ids(run)
+        return evaluate(run, {q: split.qrels[q] for q in ids}, names, split.relevance_level, per_query=per_query)
+
+    def evaluate_all(self, scorer, names=TEST_METRICS, extra_tests=True):
+        """Test split plus every extra test set: ``{"test": {metric: mean}, "msmarco-trecdl/dl19": {...},
+        "per_query": {"test": {metric: {query id: value}}, ...}}`` (per-query values feed the paired statistics)."""
+        out, per_query = {}, {}
+        blocks = [("test", self.test, self.collection, names)] + [
+            (spec, split, collection, EXTRA_TEST_METRICS)
+            for spec, (collection, split) in self.extra_tests.items()
+            if extra_tests
+        ]
+        for key, split, collection, metrics in blocks:
+            values = self.evaluate(scorer, split, collection, names=metrics, per_query=True)
+            per_query[key] = {m: {q: float(values[m].get(q, 0.0)) for q in split.query_ids} for m in metrics}
+            out[key] = {
+                m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics
+            }
+        out["per_query"] = per_query
+        return out
+
+    def all_scorers(self):
+        return {"teacher": self.teacher, **{a.name: a for a in self.assistants}}
+
+
+def uses_transformer(scorer) -> bool:
+    """Whether scoring with ``scorer`` runs a transformer over passages (costly on a large extra corpus)."""
+    from ..retrieval.scorers import CrossEncoderScorer, EnsembleScorer
+
+    if isinstance(scorer, EnsembleScorer):
+        return any(uses_transformer(member) for member in scorer.members)
+    if isinstance(scorer, CrossEncoderScorer):
+        return True
+    encoder = getattr(scorer, "encoder", None)
+    return encoder is not None and not isinstance(encoder, StaticEncoder)
+
+
+def seed_everything(seed: int):
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

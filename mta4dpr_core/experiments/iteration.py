@@ -1,0 +1,334 @@
+"""Algorithm 1 of the paper: iterate data construction, training and assistant replacement.
+
+    for iteration in 1..T:
+        data      = build_training_data(pool, teacher, previous student)      # 3.2.1
+        choice    = choose_assistant_for_iteration(...)  (rewrite option)     # else per batch, 3.2.3
+        record    = train_student(student, data)                              # 3.2.4
+        pool      = replace_worst_assistant(pool, student, eval metrics)      # lines 8-12
+
+The student's weights carry over from one iteration to the next. The eval set
+(``construction.eval_fraction`` of the training queries, seeded) is fixed for a run.
+Finished iterations are stored (student weights, pool, history), so a rerun
+continues after the last finished one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import progress
+from ..config.precision import autocast_dtype, dtype_name
+from ..method.construction import TrainingData, split_eval_queries
+from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
+from ..method.temperature import assistant_temperatures
+from ..method.training import TrainConfig, train_student
+from ..retrieval.encoders import default_device
+from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
+from .experiment import Setup, seed_everything
+
+log = logging.getLogger(__name__)
+
+# Ablations and studies are named overrides of the profile (paper Tables 3, 5, 7). Every variant gets the
+# same optimiser steps: a one-iteration variant trains ``iterations.count`` times as many steps
+# (see :func:`variant_overrides`), and "no_assistants" builds the same data as MTA4DPR.
+VARIANTS = {
+    "mta4dpr": {},
+    # the paper's "No assistant" row: teacher-only KD, same iterations, steps and data construction
+    "no_assistants": {"loss": {"gamma": 0.0}},
+    # teacher-only KD in one iteration of the same total steps (no mining: there is no previous student)
+    "one_iteration_kd": {"loss": {"gamma": 0.0}, "iterations": {"count": 1}, "construction": {"mining": False}},
+    "no_fusion": {"fusion": {"enabled": False}},
+    "no_iterations": {"iterations": {"count": 1}},
+}
+SAME_TOTAL_STEPS = {"one_iteration_kd", "no_iterations"}
+
+
+def variant_overrides(variant: str, params: dict, overrides: dict | None = None) -> dict:
+    """The overrides of ``variant``, with the steps of a one-iteration variant scaled to the same total budget."""
+    out = copy.deepcopy(VARIANTS.get(variant, {}) if overrides is None else overrides)
+    if variant in SAME_TOTAL_STEPS:
+        total = params["training"]["steps"] * params["iterations"]["count"]
+        out = deep_update(out, {"training": {"steps": total}})
+    return out
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatures: dict | None = None) -> TrainConfig:
+    """``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
+    training, loss = params["training"], params["loss"]
+    temperatures = temperatures or {}
+    return TrainConfig(
+        steps=training["steps"],
+        queries_per_batch=training["queries_per_batch"],
+        negatives_per_query=training["negatives_per_query"],
+        learning_rate=training["learning_rate"],
+        weight_decay=training["weight_decay"],
+        warmup_steps=training["warmup_steps"],
+        max_query_length=training["max_query_length"],
+        max_passage_length=training["max_passage_length"],
+        checkpoint_every=training["checkpoint_every"],
+        amp=training["amp"],
+        alpha=loss["alpha"],
+        beta=loss["beta"],
+        gamma=loss["gamma"],
+        student_temperature=loss["student_temperature"],
+        in_batch_negatives=loss["in_batch_negatives"],
+        teacher_temperature=params["models"]["teacher"].get("temperature", 1.0),
+        assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool],
+        selection=params["selection"]["method"],
+        rbo_p=params["selection"]["rbo_p"],
+        fusion=params["fusion"]["enabled"],
+        fusion_weights=params["fusion"]["weights"] if len(pool) == len(params["fusion"]["weights"] or []) else None,
+        fixed_assistant=fixed_assistant,
+        seed=seed,
+    )
+
+
+def choose_assistant_for_iteration(data: TrainingData, config: TrainConfig, eval_rows=None) -> int:
+    """The rewrite's per-iteration selection: the original or fused assistant whose
+    distribution ranks the positives best (MRR over each row's candidate list)."""
+    m = data.assistant_scores.shape[0]
+    rows = np.arange(len(data)) if eval_rows is None else eval_rows
+    scores = np.asarray(data.assistant_scores[:, rows])
+    temps = np.asarray(config.assistant_temperatures, dtype=np.float64)[:, None, None]
+    probs = softmax(scores / temps)
+    subsets = fused_assistant_subsets(m) if config.fusion and m >= 2 else []
+    candidates = candidate_distributions(probs, subsets, config.fusion_weights)
+    positive = np.asarray(data.is_positive[rows])
+    order = np.argsort(-candidates, axis=-1, kind="stable")
+    hits = np.take_along_axis(np.broadcast_to(positive, candidates.shape), order, -1)
+    first = np.where(hits.any(-1), hits.argmax(-1) + 1, np.inf)
+    mrr = np.where(first <= 10, 1.0 / first, 0.0).mean(-1)
+    return int(np.argmax(mrr))
+
+
+def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_metric: float):
+    """If the student beats the worst assistant on the eval set, it takes that assistant's place."""
+    worst = min(range(len(pool)), key=lambda i: (pool_metrics[pool[i].name], i))
+    if student_metric > pool_metrics[pool[worst].name]:
+        new_pool = list(pool)
+        replaced = pool[worst].name
+        new_pool[worst] = student_scorer
+        return new_pool, replaced
+    return pool, None
+
+
+def run_mta4dpr(
+    setup: Setup,
+    seed: int,
+    variant: str = "mta4dpr",
+    overrides: dict | None = None,
+    assistant_subset=None,
+    student_spec=None,
+    evaluate_test="all",
+) -> dict:
+    """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
+    overrides = variant_overrides(variant, setup.params, overrides)
+    params = deep_update(setup.params, overrides)
+    pool = [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else list(setup.assistants)
+    if len(pool) < 2:
+        params["fusion"]["enabled"] = False
+    # the study and output sections do not change a run: leave them out of its key
+    relevant = {key: value for key, value in params.items() if key not in ("study", "output", "profile")}
+    # the core code digest: a finished run is reused only while the code that produced it is unchanged
+    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant, code_digest())
+    run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
+    result_path = run_dir / "result.json"
+    stored = read_json(result_path)
+    if stored is not None:
+        return stored
+    count = params["iterations"]["count"]
+
+    seed_everything(seed)
+    student = setup.new_student(seed, student_spec)
+    split, corpus = setup.train, setup.collection.corpus
+    construction = params["construction"]
+    eval_mask = split_eval_queries(len(split), construction["eval_fraction"], seed, construction["min_eval_queries"])
+    metric = params["evaluation"]["metric"]
+    history, selections, previous, start = [], [], None, 1
+    # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"
+    initial = (
+        setup.evaluate_all(setup.student_scorer(student, "student@init", f"{run_key}-init"))
+        if evaluate_test == "all"
+        else {}
+    )
+
+    # resume after the last finished iteration: weights in state.pt (loaded with weights_only=True),
+    # history and pool names in state.json, written after the weights
+    temperatures = {}
+    for iteration in range(params["iterations"]["count"], 0, -1):
+        meta = read_json(run_dir / f"iteration{iteration}" / "state.json")
+        state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt") if meta is not None else None
+        if state is not None:
+            try:
+                student.load_state_dict(state["model"])
+            except (RuntimeError, KeyError) as error:  # written by an incompatible student (code changed): start afresh
+                log.warning(
+                    "%s: stored iteration %d does not fit this student, rerunning the run (%s)",
+                    run_dir,
+                    iteration,
+                    str(error).splitlines()[0],
+                )
+                student = setup.new_student(seed, student_spec)
+                break
+            history, selections, temperatures = meta["history"], meta["selections"], meta.get("temperatures", {})
+            names = meta["pool"]
+            by_name = {a.name: a for a in setup.assistants}
+            # a student in the pool keeps the pair-score cache name it had when it joined (``{run_key}-<iteration>``)
+            pool = [
+                by_name.get(n)
+                or setup.student_scorer(
+                    _load_snapshot(setup, run_dir, n, student_spec), n, f"{run_key}-{n.rsplit('@', 1)[-1]}"
+                )
+                for n in names
+            ]
+            previous = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
+            start = iteration + 1
+            break
+
+    for iteration in range(start, count + 1):
+        iteration_dir = run_dir / f"iteration{iteration}"
+        progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: building training data")
+        t0 = time.perf_counter()
+        data = setup.training_data(pool, eval_mask, construction, previous_student=previous)
+        construction_seconds = time.perf_counter() - t0
+        if iteration == 1 and not temperatures:
+            # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)
+            temperatures = assistant_temperatures(
+                data,
+                pool,
+                params["fusion"]["temperature_rule"],
+                params["models"]["teacher"].get("temperature", 1.0),
+                np.arange(len(data)),
+            )
+        config = train_config(params, pool, seed, temperatures=temperatures)
+        fixed = None
+        if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
+            fixed = choose_assistant_for_iteration(data, config)
+            config.fixed_assistant = fixed
+        progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: training {config.steps} steps")
+        t1 = time.perf_counter()
+        record = train_student(
+            student, data, corpus.texts, config, checkpoint_dir=iteration_dir / "checkpoints", iteration=iteration
+        )
+        training_seconds = time.perf_counter() - t1
+        names = assistant_names(
+            [a.name for a in pool], fused_assistant_subsets(len(pool)) if config.fusion and len(pool) >= 2 else []
+        )
+        selections.extend(
+            {
+                "iteration": iteration,
+                "step": r["step"],
+                "assistant": names[r["assistant"]] if r["assistant"] >= 0 else None,
+                "members": len(names[r["assistant"]].split("&")) if r["assistant"] >= 0 else 0,
+                "select_seconds": r["select_seconds"],
+                "step_seconds": r["step_seconds"],
+                **{k: r[k] for k in ("total", "contrastive", "kl_teacher", "kl_assistant") if k in r},
+            }
+            for r in record
+        )
+
+        student_scorer = setup.student_scorer(student, f"student@{iteration}", f"{run_key}-{iteration}")
+        eval_metrics = (
+            {a.name: setup.evaluate(a, split, names=(metric,), query_mask=eval_mask)[metric] for a in pool}
+            if eval_mask.any()
+            else {}
+        )
+        student_eval = (
+            setup.evaluate(student_scorer, split, names=(metric,), query_mask=eval_mask)[metric]
+            if eval_mask.any()
+            else float("nan")
+        )
+        replaced = None
+        if params["iterations"]["replace_worst"] and pool and eval_mask.any():
+            _save_snapshot(run_dir, student_scorer.name, student)
+            pool, replaced = replace_worst_assistant(pool, eval_metrics, student_scorer, student_eval)
+        entry = {
+            "iteration": iteration,
+            "pool": [a.name for a in pool],
+            "replaced": replaced,
+            "eval_metric": metric,
+            "eval_student": student_eval,
+            "eval_assistants": eval_metrics,
+            "mined_queries": data.stats.get("mined_queries", 0),
+            "rows": data.stats.get("rows"),
+            "pairs_scored": data.stats.get("pairs_scored", 0),
+            "pairs_cached": data.stats.get("pairs_cached", 0),
+            "construction_seconds": construction_seconds,
+            "training_seconds": training_seconds,
+            "select_seconds": float(sum(r["select_seconds"] for r in record)),
+            "final_loss": record[-1]["total"] if record else None,
+        }
+        if evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"]):
+            entry["test"] = setup.evaluate_all(student_scorer)
+        history.append(entry)
+        log.info(
+            "seed %d %s iteration %d: eval %s %.4f, replaced %s",
+            seed,
+            variant,
+            iteration,
+            metric,
+            student_eval,
+            replaced,
+        )
+        previous = student_scorer
+        save_torch(iteration_dir / "state.pt", {"model": student.state_dict()})
+        atomic_write_json(
+            iteration_dir / "state.json",
+            {
+                "history": history,
+                "selections": selections,
+                "pool": [a.name for a in pool],
+                "temperatures": temperatures,
+                "student_spec": student_spec or params["models"]["student"],
+            },
+        )
+        # the finished iteration is stored: its mid-training checkpoints are no longer needed
+        shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
+
+    result = {
+        "variant": variant,
+        "seed": seed,
+        "assistants": [
+            a.name
+            for a in (
+                [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants
+            )
+        ],
+        "initial": initial,
+        "history": history,
+        "selections": selections,
+        "temperatures": temperatures,
+        "final": history[-1].get("test") if history else None,
+        "params": params,
+        "student_spec": student_spec or params["models"]["student"],
+        # the precision training actually used (amp: auto resolves per machine)
+        "training_precision": dtype_name(autocast_dtype(params["training"]["amp"], default_device())),
+    }
+    atomic_write_json(result_path, result)
+    return result
+
+
+def _save_snapshot(run_dir: Path, name: str, student):
+    save_torch(run_dir / "snapshots" / f"{name}.pt", student.state_dict())
+
+
+def _load_snapshot(setup: Setup, run_dir: Path, name: str, student_spec):
+    student = setup.new_student(0, student_spec)
+    state = try_load_torch(run_dir / "snapshots" / f"{name}.pt")
+    if state is None:
+        raise RuntimeError(f"{run_dir}: snapshot of {name} is missing; delete {run_dir} to restart this run")
+    student.load_state_dict(state)
+    return student

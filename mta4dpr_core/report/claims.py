@@ -1,0 +1,938 @@
+"""Every claim of the paper, tested on this profile: one declared family, Holm's correction, the paper's effect beside ours.
+
+Each claim is a comparison of two systems on the same test queries and seeds, with a stable id
+(``mta4dpr-vs-no-assistant``, ``kl-vs-random``, ``single-assistant-<name>``, ...) and the table that
+shows it. A comparison that several of the paper's tables show (MTA4DPR against no assistant is
+Table 1, Table 3's "w/o assistants" and Table 6's main student) is one claim, counted once, with the
+other tables listed in ``also in``.
+
+The rule (:mod:`statistics`):
+
+* every comparison gets a 95% interval and a p-value from one two-level bootstrap over seeds and
+  test queries (resampling both, keeping the (seed, query) pairing);
+* **one family per profile**: the profile's distinct quality claims on its primary metric
+  (``study.primary_metric``, declared in the profile before any run; nDCG@10 by default). A claim
+  is *confirmed* or *contradicted* only when its Holm-adjusted p over that family is below 0.05
+  (in the paper's direction, or the other one); otherwise *inconclusive*;
+* the procedure runs with 20 generator seeds; a verdict that is not the same for all of them is
+  *borderline*;
+* composite claims ("KL beats every other selection method", "every single assistant helps") are
+  summaries of their parts: not in the family, not in the counts;
+* the other paper metrics (MRR@10, R@50, R@1k) are a secondary table (``claims_secondary.csv``),
+  each metric its own Holm family over the same comparisons, with the disagreements named;
+* the fused assistants' closeness to the teacher (KL on training queries) is a family of its own;
+  the selection overhead is timing, not quality, and keeps its own interval rule.
+
+Beside each claim: the paper's Δ and the table it comes from (``paper_numbers.yaml``), the effect
+ratio and ΔRI as repro_eval defines them (Breuer et al., SIGIR 2020), and the metric or dataset
+mismatch. The per-seed, per-query metrics behind every comparison are written to
+``per_query.csv.gz`` so anyone can recompute each interval.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..experiments.catalog import grid_seeds, subset_variant
+from ..store.atomic import atomic_write_bytes, atomic_write_text
+from . import paper as P
+from . import studies as S
+from . import tables as T
+from .statistics import (
+    ALPHA,
+    RESAMPLES,
+    STABILITY_SEEDS,
+    Comparison,
+    compare_many,
+    delta_relative_improvement,
+    effect_ratio,
+    family_verdicts,
+    paired_interval,
+    verdict,
+)
+
+METRIC = "nDCG@10"  # the default primary metric (study.primary_metric)
+PAPER_METRICS = ("nDCG@10", "MRR@10", "R@50", "R@1000")  # the primary one and the secondary table
+METRIC_LABELS = {"R@1000": "R@1k"}
+# the paper's own overhead: (7.53 - 7.12) / 7.12 hours of training (Table 8)
+PAPER_OVERHEAD = (
+    P.value("table8", "MTA4DPR", "training hours") - P.value("table8", S.NO_ASSISTANT, "training hours")
+) / P.value("table8", S.NO_ASSISTANT, "training hours")
+QUALITY = "quality"
+COMPOSITE = "composite (summary of its parts; not counted)"
+FUSION_FAMILY = "fusion KL (a family of its own)"
+TIMING = "timing (not in the quality family)"
+CLAIM_COLUMNS = [
+    "id",
+    "claim",
+    "table",
+    "also in",
+    "paper Δ",
+    "paper table",
+    "effect",
+    "low",
+    "high",
+    "p",
+    "p (Holm)",
+    "verdict",
+    "effect ratio",
+    "ΔRI",
+    "seeds holding",
+    "seeds",
+    "seed std",
+    "per-seed effect",
+    "family",
+    "comparison",
+    "metric",
+    "ours",
+    "other",
+    "queries",
+    "bound spread",
+    "paper note",
+    "steps",
+]
+SECONDARY_COLUMNS = [
+    "id",
+    "claim",
+    "metric",
+    "effect",
+    "low",
+    "high",
+    "p",
+    "p (Holm)",
+    "verdict",
+    "primary verdict",
+    "agrees",
+    "paper Δ",
+    "effect ratio",
+    "ΔRI",
+    "seeds holding",
+    "seeds",
+]
+
+
+@dataclass
+class Spec:
+    """One distinct comparison: ``systems(metric)`` gives the (ours, other) per-query matrices [seeds, queries]."""
+
+    id: str
+    claim: str
+    table: str
+    comparison: str
+    systems: Callable[[str], tuple]
+    also: list = field(default_factory=list)
+    paper: dict | None = (
+        None  # the paper's side: {table, advanced, baseline} rows, or {values: fn(column) -> (adv, base)}, or {note}
+    )
+
+
+def _label(metric):
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _finals(results):
+    return [r["final"] for r in results]
+
+
+def _seeds_text(n):
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+P_FLOOR = 0.0001
+
+
+def _p_text(p):
+    """Four decimals, never scientific notation: a bootstrap p below 0.0001 (its resolution with
+    200,000 resamples is 0.00001) reads "< 0.0001"."""
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return None
+    return f"{p:.4f}" if p >= P_FLOOR else f"< {P_FLOOR}"
+
+
+def _combine(verdicts):
+    """A claim made of several comparisons (e.g. "KL beats every other method")."""
+    verdicts = list(verdicts)
+    if any(v == "contradicted" for v in verdicts):
+        return "contradicted"
+    if verdicts and all(v == "confirmed" for v in verdicts):
+        return "confirmed"
+    return "borderline" if any(v == "borderline" for v in verdicts) else "inconclusive"
+
+
+def _slug(text):
+    return "-".join("".join(c if c.isalnum() else " " for c in str(text).lower()).split())
+
+
+def primary_metric(setup) -> str:
+    return setup.params["study"].get("primary_metric", METRIC)
+
+
+# ---- the comparisons ------------------------------------------------------------------------------------
+
+
+def build_specs(setup):
+    """(specs of the distinct comparisons, composite claims) for this profile."""
+    m = lambda evaluations, metric: S.per_query_matrix(setup, evaluations, metric)  # noqa: E731
+    main = S.run_over_seeds(setup, "mta4dpr")
+    final = _finals(main)
+    no_assistant = _finals(S.run_over_seeds(setup, "no_assistants"))
+    one_iteration = _finals(S.run_over_seeds(setup, "one_iteration_kd"))
+    specs, composites = [], []
+
+    headline = Spec(
+        "mta4dpr-vs-no-assistant",
+        "MTA4DPR beats no assistant (teacher-only KD, same iterations and steps)",
+        "table1",
+        S.NO_ASSISTANT,
+        lambda metric: (m(final, metric), m(no_assistant, metric)),
+        also=["table3 (w/o assistants)"],
+    )
+    specs.append(headline)
+    specs.append(
+        Spec(
+            "mta4dpr-vs-one-iteration-kd",
+            "MTA4DPR beats teacher-only KD in one iteration of the same total steps",
+            "table1",
+            S.ONE_ITERATION_KD,
+            lambda metric: (m(final, metric), m(one_iteration, metric)),
+        )
+    )
+    ids = {"no_fusion": "removing-fusion", "no_iterations": "removing-iterations"}
+    one_iteration_mta = None
+    for label, variant in S.ablations(setup)[1:]:
+        if variant == "no_assistants":
+            continue  # the headline comparison, counted once
+        runs = _finals(S.run_over_seeds(setup, variant))
+        if variant == "no_iterations":
+            one_iteration_mta = runs
+        specs.append(
+            Spec(
+                ids.get(variant, f"removing-{_slug(variant)}"),
+                f"removing {label.split(' (')[0][4:]} drops quality"
+                + (" (1 iteration, same total steps)" if variant == "no_iterations" else ""),
+                "table3",
+                label,
+                lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
+            )
+        )
+
+    methods = [method for method in setup.params["study"]["selection_methods"] if method != "kl"]
+    selection = []
+    for method in methods:
+        runs = _finals(S.selection_runs(setup, method))
+        selection.append(
+            Spec(
+                f"kl-vs-{_slug(method)}",
+                f"KL selection beats {method}",
+                "table5",
+                f"{method} selection",
+                lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
+            )
+        )
+    if selection:
+        missing = [x for x in P.table("table5") if x != "kl" and x not in methods]
+        text = f"KL is the best selection method: it beats every other method compared here ({', '.join(methods)})"
+        if missing:
+            text += f"; the paper also compares {', '.join(missing)}, not run here, so this cannot confirm the paper's claim"
+        composites.append(
+            {
+                "id": "kl-best-selection",
+                "claim": text,
+                "table": "table5",
+                "parts": [s.id for s in selection],
+                "incomplete": bool(missing),
+            }
+        )
+        specs.extend(selection)
+
+    if setup.params["study"]["assistant_combinations"]:
+        combination_specs, combination_composites = _combination_specs(setup, m)
+        specs.extend(combination_specs)
+        composites.extend(combination_composites)
+
+    for i in range(1, max(len(r["history"]) for r in main)):
+        specs.append(
+            Spec(
+                f"iteration-{i}-to-{i + 1}",
+                f"quality rises from iteration {i} to {i + 1} (MTA4DPR; later iterations also trained more steps)",
+                "table4",
+                f"iteration {i}",
+                lambda metric, i=i: (
+                    m([r["history"][i]["test"] for r in main], metric),
+                    m([r["history"][i - 1]["test"] for r in main], metric),
+                ),
+            )
+        )
+
+    # iterations without assistants (no replacement to confound them) and the interaction, both at equal total steps
+    specs.append(
+        Spec(
+            "iterations-teacher-only-kd",
+            "iterations help with teacher-only KD: no assistant over its iterations vs "
+            "teacher-only KD in one iteration of the same total steps",
+            "table1",
+            S.ONE_ITERATION_KD,
+            lambda metric: (m(no_assistant, metric), m(one_iteration, metric)),
+        )
+    )
+    if one_iteration_mta is not None:
+        specs.append(
+            Spec(
+                "iterations-x-assistants",
+                "iterations help more with assistants: (MTA4DPR minus MTA4DPR in 1 iteration) "
+                "minus (no assistant minus teacher-only KD in 1 iteration), all at the same total steps",
+                "table1, table3",
+                "the same iteration gain without assistants",
+                lambda metric: (
+                    m(final, metric) - m(one_iteration_mta, metric),
+                    m(no_assistant, metric) - m(one_iteration, metric),
+                ),
+            )
+        )
+
+    for spec in setup.params["study"]["student_sizes"]:
+        label = S._student_label(spec)
+        if spec == setup.params["models"]["student"]:
+            headline.also.append(f"table6 ({label})")
+            continue
+        ours, base = S.student_size_runs(setup, spec)
+        specs.append(
+            Spec(
+                f"student-size-{_slug(label)}",
+                f"the gain holds for the {label} student",
+                "table6",
+                "no assistant, same student",
+                lambda metric, ours=ours, base=base: (m(ours, metric), m(base, metric)),
+            )
+        )
+    return specs, composites
+
+
+def _letters_key(letters):
+    return "&".join(sorted(letters, key="CSRM".find))
+
+
+def _table7_mean(subsets, column):
+    values = [P.value("table7", _letters_key(s), column) for s in subsets]
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
+def _combination_specs(setup, m):
+    runs = S.combination_runs(setup)
+    names = [a.name for a in setup.assistants]
+    letters = S._paper_letters(setup)
+    known = [letter in P.load()["tables"]["table7"]["letters"] for letter in letters]
+    specs, singles = [], []
+    for i, name in enumerate(names):
+        if (i,) in runs:
+            source = (
+                {"table": "table7", "advanced": letters[i], "baseline": "none"}
+                if known[i]
+                else {"note": f"{name} has no paper analogue (study.paper_analogs)"}
+            )
+            singles.append(
+                Spec(
+                    f"single-assistant-{_slug(name)}",
+                    f"assistant {name} alone beats no assistant",
+                    "table7",
+                    "no assistant",
+                    lambda metric, i=i: (m(runs[(i,)], metric), m(runs[()], metric)),
+                    paper=source,
+                )
+            )
+    specs.extend(singles)
+    composites = (
+        [
+            {
+                "id": "every-single-assistant",
+                "claim": "every single assistant beats no assistant",
+                "table": "table7",
+                "parts": [s.id for s in singles],
+                "incomplete": False,
+            }
+        ]
+        if singles
+        else []
+    )
+    # more assistants: the mean over all subsets of size j + 1 against size j (per query and seed)
+    sizes = sorted({len(s) for s in runs if s})
+    for j, k in zip(sizes, sizes[1:]):
+        big = [s for s in runs if len(s) == k]
+        small = [s for s in runs if len(s) == j]
+        if all(known):
+            source = {
+                "values": lambda column, big=big, small=small: (
+                    _table7_mean([[letters[i] for i in s] for s in big], column),
+                    _table7_mean([[letters[i] for i in s] for s in small], column),
+                ),
+                "table": "table7",
+                "rows": f"mean of the {k}-assistant rows − mean of the {j}-assistant rows of {''.join(letters)}",
+            }
+        else:
+            source = {"note": "an assistant has no paper analogue"}
+        specs.append(
+            Spec(
+                f"more-assistants-{k}-vs-{j}",
+                f"more assistants help: {k} vs {j} (mean over subsets)",
+                "table7",
+                f"{j} assistant(s)",
+                lambda metric, big=big, small=small: (
+                    np.mean([m(runs[s], metric) for s in big], axis=0),
+                    np.mean([m(runs[s], metric) for s in small], axis=0),
+                ),
+                paper=source,
+            )
+        )
+    # better assistants: the single assistant best on the training queries against the worst
+    if len(singles) >= 2:
+        quality = _eval_split_quality(setup)
+        best = max(range(len(names)), key=lambda i: quality[names[i]])
+        worst = min(range(len(names)), key=lambda i: quality[names[i]])
+        source = (
+            {"table": "table7", "advanced": letters[best], "baseline": letters[worst]}
+            if known[best] and known[worst]
+            else {"note": "an assistant has no paper analogue"}
+        )
+        specs.append(
+            Spec(
+                "better-assistants",
+                f"better assistants help: {names[best]} alone vs {names[worst]} alone (ranked on training queries)",
+                "table7",
+                f"{names[worst]} alone",
+                lambda metric: (m(runs[(best,)], metric), m(runs[(worst,)], metric)),
+                paper=source,
+            )
+        )
+    return specs, composites
+
+
+def _eval_split_quality(setup):
+    """Each assistant's `evaluation.metric` on the training queries (never the test set)."""
+    metric = setup.params["evaluation"]["metric"]
+    return {a.name: setup.evaluate(a, setup.train, names=(metric,))[metric] for a in setup.assistants}
+
+
+# ---- the paper's side ------------------------------------------------------------------------------------
+
+
+def paper_side(spec: Spec, metric: str, test: str) -> dict:
+    """The paper's Δ for ``spec`` against our ``metric`` with its source, and the mismatch note."""
+    column = P.paper_column(metric)
+    source = spec.paper if spec.paper is not None else P.claim_source(spec.id)
+    if source is not None and "values" in source:
+        advanced, baseline = source["values"](column)
+        out = {
+            "delta": None if advanced is None or baseline is None else round(advanced - baseline, 6),
+            "advanced": advanced,
+            "baseline": baseline,
+            "table": source["table"],
+            "rows": source["rows"],
+            "column": column,
+            "note": None,
+        }
+    else:
+        out = P.claim_delta(spec.id, metric, source)
+    notes = [out["note"]] if out["note"] else []
+    if out["delta"] is not None:
+        dataset = P.load()["primary_dataset"]
+        notes.append(
+            f"metric mismatch: the paper's {column} on {dataset}, ours {_label(metric)} on {test}"
+            if column != metric
+            else f"dataset mismatch: the paper's {dataset}, ours {test}"
+        )
+    elif not notes:
+        notes.append("no paper Δ")
+    out["note"] = "; ".join(notes)
+    out["where"] = f"{out['table']}: {out['rows']}, {column}" if out["delta"] is not None else None
+    return out
+
+
+def _row(spec: Spec, result: Comparison, metric: str, test: str, family: str):
+    paper = paper_side(spec, metric, test)
+    scale = 100.0
+    return {
+        "id": spec.id,
+        "claim": spec.claim,
+        "table": spec.table,
+        "also in": "; ".join(spec.also) or None,
+        "paper Δ": paper["delta"],
+        "paper table": paper["where"],
+        "effect": scale * result.effect,
+        "low": scale * result.low,
+        "high": scale * result.high,
+        "p": _p_text(result.p),
+        "p (Holm)": _p_text(result.p_holm),
+        "verdict": result.verdict,
+        "effect ratio": effect_ratio(scale * result.effect, paper["delta"]),
+        "ΔRI": _ri_text(
+            delta_relative_improvement(paper["advanced"], paper["baseline"], scale * result.ours, scale * result.other)
+            if paper["delta"] is not None
+            else float("nan")
+        ),
+        "seeds holding": result.seeds_holding,
+        "seeds": result.seeds,
+        "seed std": scale * result.seed_std,
+        "per-seed effect": ", ".join(f"{scale * x:+.2f}" for x in result.per_seed),
+        "family": family,
+        "comparison": spec.comparison,
+        "metric": f"{_label(metric)} (%)",
+        "ours": scale * result.ours,
+        "other": scale * result.other,
+        "queries": result.queries,
+        "bound spread": f"{scale * result.bound_spread:.3f}",
+        "paper note": paper["note"],
+    }
+
+
+def _ri_text(value):
+    return None if np.isnan(value) else f"{value:+.3f}"
+
+
+# ---- the tables -------------------------------------------------------------------------------------------
+
+
+def check_claims(
+    setup, seed: int = 0, resamples: int = RESAMPLES, stability_seeds: int = STABILITY_SEEDS
+) -> pd.DataFrame:
+    """The claims table (``claims.csv``/``claims.md``), the secondary-metric table (``claims_secondary.csv``/``.md``)
+    and ``per_query.csv.gz``; the secondary table is also in the returned frame's ``attrs["secondary"]``."""
+    primary = primary_metric(setup)
+    metrics = [primary] + [x for x in PAPER_METRICS if x != primary]
+    test = setup.params["data"]["test"]
+    specs, composites = build_specs(setup)
+    fusion = _fusion_pair(setup)
+
+    pairs = [spec.systems(metric) for metric in metrics for spec in specs]
+    flags = [True] * len(pairs)
+    if fusion is not None:
+        pairs.append(fusion[1])
+        flags.append(False)  # lower KL is closer
+    results = compare_many(pairs, flags, seed=seed, resamples=resamples, stability_seeds=stability_seeds)
+    by_metric = {
+        metric: family_verdicts(results[i * len(specs) : (i + 1) * len(specs)]) for i, metric in enumerate(metrics)
+    }
+
+    rows = [_row(spec, result, primary, test, QUALITY) for spec, result in zip(specs, by_metric[primary])]
+    verdicts = {row["id"]: row["verdict"] for row in rows}
+    for composite in composites:
+        parts = composite["parts"]
+        combined = _combine(verdicts[p] for p in parts)
+        if composite["incomplete"] and combined == "confirmed":
+            combined = "inconclusive"
+        rows.append(
+            {
+                "id": composite["id"],
+                "claim": composite["claim"] + f" (of: {', '.join(parts)})",
+                "table": composite["table"],
+                "verdict": combined,
+                "family": COMPOSITE,
+                "paper note": "a summary of its parts",
+            }
+        )
+    if fusion is not None:
+        rows.append(_fusion_row(fusion[0], results[-1]))
+    else:
+        rows.append(
+            {
+                "id": "fusion-closer-to-teacher",
+                "claim": "fused assistants sit closer to the teacher (min KL)",
+                "table": "fusion_kl",
+                "verdict": "inconclusive",
+                "family": FUSION_FAMILY,
+                "paper note": "no fused assistant in this profile",
+            }
+        )
+    rows.append(_overhead_claim(setup, S.run_over_seeds(setup, "mta4dpr")))
+    df = pd.DataFrame(rows).reindex(columns=CLAIM_COLUMNS)
+    df = _integer_columns(df, ("seeds holding", "seeds", "queries", "steps"))
+    out = S.results_dir(setup.params)
+    n = len(specs)
+    T.write_table(
+        df,
+        out,
+        "claims",
+        f"The paper's claims on this profile: {n} distinct comparisons on test {_label(primary)} (percent; "
+        f"effect = our Δ) form one family. 95% interval and p from a two-level bootstrap over seeds and test queries "
+        f"({resamples:,} resamples); verdict from Holm's adjusted p over the family (< {ALPHA}); borderline when the verdict "
+        f"changes across {stability_seeds} generator seeds. Paper Δ in the paper's metric (MRR@10, MS MARCO dev); effect ratio "
+        "and ΔRI as repro_eval defines them",
+    )
+
+    secondary = []
+    for metric in metrics[1:]:
+        for spec, result in zip(specs, by_metric[metric]):
+            paper = paper_side(spec, metric, test)
+            secondary.append(
+                {
+                    "id": spec.id,
+                    "claim": spec.claim,
+                    "metric": f"{_label(metric)} (%)",
+                    "effect": 100 * result.effect,
+                    "low": 100 * result.low,
+                    "high": 100 * result.high,
+                    "p": _p_text(result.p),
+                    "p (Holm)": _p_text(result.p_holm),
+                    "verdict": result.verdict,
+                    "primary verdict": verdicts[spec.id],
+                    "agrees": "yes" if result.verdict == verdicts[spec.id] else "no",
+                    "paper Δ": paper["delta"],
+                    "effect ratio": effect_ratio(100 * result.effect, paper["delta"]),
+                    "ΔRI": _ri_text(
+                        delta_relative_improvement(
+                            paper["advanced"], paper["baseline"], 100 * result.ours, 100 * result.other
+                        )
+                        if paper["delta"] is not None
+                        else float("nan")
+                    ),
+                    "seeds holding": result.seeds_holding,
+                    "seeds": result.seeds,
+                }
+            )
+    secondary = _integer_columns(pd.DataFrame(secondary, columns=SECONDARY_COLUMNS), ("seeds holding", "seeds"))
+    T.write_table(
+        secondary,
+        out,
+        "claims_secondary",
+        f"The same {n} comparisons on the paper's other metrics (percent; each metric its "
+        f"own Holm family; 'agrees': the same verdict as on the primary {_label(primary)}). Paper Δ in the same metric on "
+        "MS MARCO dev",
+    )
+    write_per_query(setup)
+    df.attrs["secondary"] = secondary
+    return df
+
+
+def _integer_columns(df, columns):
+    for column in columns:
+        if column in df:  # counts stay integers beside the rows that have none
+            df[column] = pd.Series([None if pd.isna(v) else int(v) for v in df[column]], index=df.index, dtype=object)
+    return df
+
+
+def _fusion_pair(setup):
+    """(names, (best fused, best original) per training query) or None. Lower KL is closer. The mean-KL
+    version is no test: KL is convex in its second argument, so a mean of distributions is never
+    further from the teacher than the mean of its members' divergences."""
+    names, members, per_query = S.fusion_kl_per_query(setup)
+    members = np.asarray(members)
+    if (members > 1).sum() == 0:
+        return None
+    mean = per_query.mean(1)
+    best_fused = int(np.where(members > 1, mean, np.inf).argmin())
+    best_original = int(np.where(members == 1, mean, np.inf).argmin())
+    return (names[best_fused], names[best_original]), (per_query[best_fused][None], per_query[best_original][None])
+
+
+def _fusion_row(names, result: Comparison):
+    fused, original = names
+    return {
+        "id": "fusion-closer-to-teacher",
+        "claim": f"fused assistants sit closer to the teacher: best fused ({fused}) vs best original ({original})",
+        "table": "fusion_kl",
+        "effect": result.effect,
+        "low": result.low,
+        "high": result.high,
+        "p": _p_text(result.p),
+        "p (Holm)": _p_text(result.p_holm),
+        "verdict": result.verdict,
+        "seeds holding": result.seeds_holding,
+        "seeds": result.seeds,
+        "family": FUSION_FAMILY,
+        "comparison": original,
+        "metric": "KL (nats, training queries)",
+        "ours": result.ours,
+        "other": result.other,
+        "queries": result.queries,
+        "bound spread": f"{result.bound_spread:.4f}",
+        "paper note": P.claim_source("fusion-closer-to-teacher")["note"],
+    }
+
+
+def _overhead_claim(setup, main):
+    """Selection's share of training time per step, against the paper's own overhead (Table 8). Not a quality
+    claim: it keeps its one-level interval over training steps and is outside the Holm family."""
+    base = {
+        "id": "selection-overhead",
+        "table": "table8",
+        "family": TIMING,
+        "paper note": P.claim_source("selection-overhead")["note"],
+    }
+    shares = np.asarray([s["select_seconds"] / max(s["step_seconds"], 1e-12) for r in main for s in r["selections"]])
+    if len(shares) == 0:
+        return {**base, "claim": "selection overhead is small", "verdict": "inconclusive"}
+    low, high = paired_interval(shares)
+    result = Comparison(
+        ours=float(shares.mean()),
+        other=PAPER_OVERHEAD,
+        effect=float(shares.mean()) - PAPER_OVERHEAD,
+        low=low - PAPER_OVERHEAD,
+        high=high - PAPER_OVERHEAD,
+        seed_std=float("nan"),
+        seeds_holding=0,
+        seeds=len(main),
+        queries=len(shares),
+        verdict=verdict(low - PAPER_OVERHEAD, high - PAPER_OVERHEAD, False),
+    )
+    return {
+        **base,
+        "claim": "selection overhead is small: its share of step time is below the paper's MTA4DPR overhead (5.8%)",
+        "effect": 100 * result.effect,
+        "low": 100 * result.low,
+        "high": 100 * result.high,
+        "verdict": result.verdict,
+        "seeds": result.seeds,
+        "comparison": "paper overhead",
+        "metric": "share of step time (%)",
+        "ours": 100 * result.ours,
+        "other": 100 * result.other,
+        "steps": len(shares),
+    }
+
+
+def write_per_query(setup) -> pd.DataFrame:
+    """``per_query.csv.gz``: every run behind a table, per seed, iteration and test query."""
+    records = []
+
+    def add(variant, results, iteration_of=lambda r: len(r["history"]), pick=lambda r: r["final"]):
+        for r in results:
+            evaluation = pick(r)
+            for block, metrics in (evaluation or {}).get("per_query", {}).items():
+                for metric in ("nDCG@10", "MRR@10", "R@50", "R@1000", "R@100"):
+                    for query, value in metrics.get(metric, {}).items():
+                        records.append((variant, r["seed"], iteration_of(r), block, query, metric, value))
+
+    main = S.run_over_seeds(setup, "mta4dpr")
+    add("student before training", main, lambda r: 0, lambda r: r["initial"])
+    for i in range(max(len(r["history"]) for r in main)):
+        add("mta4dpr", main, lambda r, i=i: i + 1, lambda r, i=i: r["history"][i].get("test"))
+    for variant in ("no_assistants", "one_iteration_kd", *setup.params["study"]["ablations"]):
+        add(variant, S.run_over_seeds(setup, variant))
+    for method in setup.params["study"]["selection_methods"]:
+        if method != "kl":
+            add(f"selection_{method}", S.selection_runs(setup, method))
+    if setup.params["study"]["assistant_combinations"]:
+        names = [a.name for a in setup.assistants]
+        seeds = grid_seeds(setup)
+        for size in range(1, len(names)):
+            for subset in itertools.combinations(range(len(names)), size):
+                add(
+                    "assistants " + "&".join(names[i] for i in subset),
+                    S.run_over_seeds(
+                        setup,
+                        subset_variant(subset),
+                        overrides={},
+                        seeds=seeds,
+                        assistant_subset=list(subset),
+                    ),
+                )
+    for spec in setup.params["study"]["student_sizes"]:
+        if spec != setup.params["models"]["student"]:
+            ours, base = (
+                S.run_over_seeds(
+                    setup,
+                    v,
+                    seeds=grid_seeds(setup),
+                    student_spec=spec,
+                )
+                for v in ("mta4dpr", "no_assistants")
+            )
+            add(f"mta4dpr, {S._student_label(spec)}", ours)
+            add(f"no_assistants, {S._student_label(spec)}", base)
+    df = pd.DataFrame(records, columns=["run", "seed", "iteration", "test set", "query_id", "metric", "value"])
+    df = (
+        df.drop_duplicates()
+        .sort_values(["run", "seed", "iteration", "test set", "metric", "query_id"])
+        .reset_index(drop=True)
+    )
+    buffer = io.StringIO()
+    df.to_csv(buffer, index=False, float_format="%.6g")
+    # gzip with a fixed mtime: the file stays byte-identical run to run (pandas reads it as it is)
+    atomic_write_bytes(
+        S.results_dir(setup.params) / "per_query.csv.gz", gzip.compress(buffer.getvalue().encode(), mtime=0)
+    )
+    return df
+
+
+# ---- FINDINGS.md ---------------------------------------------------------------------------------------------
+
+
+def _fmt(value, digits=2):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float, np.floating)) else str(value)
+
+
+def _signed(value):
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:+.2f}"
+
+
+def _present(value):
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def _secondary_table(setup, claims_table):
+    secondary = claims_table.attrs.get("secondary")
+    if secondary is None:
+        path = S.results_dir(setup.params) / "claims_secondary.csv"
+        secondary = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=SECONDARY_COLUMNS)
+    return secondary
+
+
+def write_findings(setup, claims_table: pd.DataFrame) -> str:
+    """``FINDINGS.md``: the rule, the counts of distinct comparisons, every claim with its verdict, interval, p-values
+    and the paper's effect beside ours, and where the secondary metrics disagree (generated)."""
+    seeds = setup.params["seeds"]
+    grid = grid_seeds(setup)
+    primary = _label(primary_metric(setup))
+    test = setup.params["data"]["test"]
+    rows = claims_table.to_dict("records")
+    family = [r for r in rows if r.get("family") == QUALITY]
+    counts = {
+        v: sum(r["verdict"] == v for r in family) for v in ("confirmed", "contradicted", "inconclusive", "borderline")
+    }
+    one_seed = len(seeds) == 1 or len(grid) == 1
+    lines = [
+        f"# Findings on the `{setup.params['profile']}` profile",
+        "",
+        f"Generated from `claims.csv` and `claims_secondary.csv` by the summary notebook. Primary metric: test {primary} on `{test}` "
+        f"(declared in the profile, `study.primary_metric`), in percent. Main comparisons over {_seeds_text(len(seeds))} {seeds}, "
+        f"Table 6/7 grids over {_seeds_text(len(grid))} {grid}. Every student variant trains the same optimiser steps; the per-query "
+        "values are in `per_query.csv.gz`.",
+        "",
+        "How a verdict is reached:",
+        "",
+        f"- **Interval and p over seeds and queries.** Each comparison's 95% interval comes from a two-level bootstrap: every "
+        f"resample draws the seeds with replacement and, independently, the test queries with replacement, keeping each "
+        f"(seed, query) pair of the two systems together ({RESAMPLES:,} resamples; percentile interval). Its two-sided p comes from "
+        f"the same resamples: twice the smaller share of resampled effects on either side of 0 (never below 2 / (resamples + 1), "
+        f"{2 / (RESAMPLES + 1):.0e}).",
+        f"- **One declared family.** The {len(family)} distinct quality comparisons on {primary} below form one family. A claim is "
+        f"**confirmed** (the paper's direction) or **contradicted** (the other direction) only when its Holm-adjusted p over the "
+        f"family is below {ALPHA}; otherwise **inconclusive**. Raw and adjusted p are both listed.",
+        f"- **Borderline.** The whole procedure is repeated with {STABILITY_SEEDS} bootstrap generator seeds; the numbers shown are "
+        "the first one's, and a verdict that is not the same for all of them is **borderline** rather than whichever way one draw "
+        "fell.",
+        "- **Counted once.** A comparison that several of the paper's tables show has one id and is counted once (its other tables "
+        "are listed). Composite claims summarise their parts and are not counted. The fusion-KL claim (training queries, KL) is a "
+        "family of its own; the selection overhead is timing, outside the quality family.",
+        "- **The paper's effect beside ours.** Paper Δ is the paper's difference for the same comparison, in its primary metric "
+        "MRR@10 on MS MARCO dev (a metric and dataset mismatch with our primary metric, stated per claim). Effect ratio and ΔRI are "
+        "repro_eval's (Breuer et al., SIGIR 2020): effect ratio = our mean per-query improvement / the paper's (1 = the same effect, "
+        "0 = none, negative = the other way); ΔRI = RI(paper) − RI(ours) with RI = (advanced − baseline) / baseline (0 = the same "
+        "relative improvement).",
+    ]
+    if one_seed:
+        lines.append(
+            "- **One seed.** Where a comparison has a single seed the seed level of the bootstrap is degenerate: its interval "
+            "covers test-query sampling only and says nothing about seed-to-seed variation."
+        )
+    lines += [
+        "",
+        f"Summary: {len(family)} distinct comparisons on {primary}: "
+        + ", ".join(f"{counts[v]} {v}" for v in counts)
+        + ".",
+        "",
+        f"## Claims on {primary} (one family, Holm)",
+        "",
+    ]
+    for row in family:
+        lines.append(_claim_line(row))
+    composite_rows = [r for r in rows if r.get("family") == COMPOSITE]
+    if composite_rows:
+        lines += ["", "## Composite claims (summaries of their parts; not counted)", ""]
+        lines += [f"- **{r['claim']}** [`{r['id']}`] ({r['table']}): **{r['verdict']}**." for r in composite_rows]
+    other_rows = [r for r in rows if r.get("family") in (FUSION_FAMILY, TIMING)]
+    if other_rows:
+        lines += ["", "## Other claims (outside the quality family)", ""]
+        for r in other_rows:
+            if not _present(r.get("effect")):
+                lines.append(
+                    f"- **{r['claim']}** [`{r['id']}`] ({r['table']}): **{r['verdict']}** ({r.get('paper note') or ''})."
+                )
+                continue
+            p = f"; p = {r['p']}" if _present(r.get("p")) else ""
+            extra = (
+                "; a one-level interval over training steps, not a quality comparison"
+                if r.get("family") == TIMING
+                else f"; over {_fmt(r.get('queries'), 0)} training queries, its own family"
+            )
+            lines.append(
+                f"- **{r['claim']}** [`{r['id']}`] ({r['table']}): **{r['verdict']}**. {r['metric']}: ours {_fmt(r['ours'])} vs "
+                f"{r['comparison']} {_fmt(r['other'])}; difference {_fmt(r['effect'])} [{_fmt(r['low'])}, {_fmt(r['high'])}]{p}"
+                f"{extra}."
+            )
+    lines += _secondary_lines(setup, claims_table, primary)
+    if getattr(setup, "extra_tests", None):
+        lines += [
+            "",
+            "## The extra test sets",
+            "",
+            "The extra test sets (the TREC DL 2019/2020 pools on the mini profile) are **zero-shot transfer** of students trained on "
+            f"`{setup.params['data']['train']}`: no claim is tested on them, and they are not set beside the paper's in-domain "
+            "TREC DL numbers in any table.",
+        ]
+    lines += [
+        "",
+        "Why mean KL is no test of fusion: KL(p ‖ ·) is convex, so KL(p ‖ mean of q_i) ≤ mean of KL(p ‖ q_i) for any "
+        "distributions; a fused assistant is never further from the teacher than its members are on average. Only the best "
+        "fused assistant against the best original one can fail, so only that is checked.",
+    ]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(S.results_dir(setup.params) / "FINDINGS.md", text)
+    return text
+
+
+def _claim_line(row):
+    also = f"; also {row['also in']}" if _present(row.get("also in")) else ""
+    seeds = int(row["seeds"])
+    holding = f"holds on {int(row['seeds holding'])}/{_seeds_text(seeds)}" + (
+        f" ({row['per-seed effect']})" if seeds > 1 else " (one seed: queries only)"
+    )
+    if _present(row.get("paper Δ")):
+        paper = (
+            f" Paper: Δ {_signed(row['paper Δ'])} ({row['paper table']}); effect ratio {_fmt(row['effect ratio'])}, ΔRI "
+            f"{_fmt(row['ΔRI'])} ({row['paper note']})."
+        )
+    else:
+        paper = f" Paper: no Δ ({row['paper note']})."
+    return (
+        f"- **{row['claim']}** [`{row['id']}`] ({row['table']}{also}): **{row['verdict']}**. {row['metric']}: ours {_fmt(row['ours'])} "
+        f"vs {row['comparison']} {_fmt(row['other'])}; our Δ {_signed(row['effect'])} [{_signed(row['low'])}, {_signed(row['high'])}], "
+        f"p = {row['p']}, Holm p = {row['p (Holm)']}; {holding}.{paper}"
+    )
+
+
+def _secondary_lines(setup, claims_table, primary):
+    secondary = _secondary_table(setup, claims_table)
+    if secondary is None or len(secondary) == 0:
+        return []
+    lines = ["", "## The paper's other metrics (secondary; each metric its own Holm family)", ""]
+    metrics = list(dict.fromkeys(secondary["metric"]))
+    lines.append("| id | " + " | ".join(metrics) + " |")
+    lines.append("|---|" + "---|" * len(metrics))
+    for claim_id, group in secondary.groupby("id", sort=False):
+        cells = {
+            r["metric"]: f"{_signed(r['effect'])} [{_signed(r['low'])}, {_signed(r['high'])}] {r['verdict']}"
+            for r in group.to_dict("records")
+        }
+        lines.append(f"| `{claim_id}` | " + " | ".join(cells.get(x, "–") for x in metrics) + " |")
+    disagreements = secondary[secondary["verdict"] != secondary["primary verdict"]]
+    lines.append("")
+    if len(disagreements) == 0:
+        lines.append(f"Every secondary verdict agrees with the one on {primary}.")
+    else:
+        lines.append(f"Where a secondary metric disagrees with {primary} (the verdict depends on the metric):")
+        lines.append("")
+        for r in disagreements.to_dict("records"):
+            lines.append(
+                f"- `{r['id']}`: {primary} **{r['primary verdict']}**, but {r['metric'].replace(' (%)', '')} **{r['verdict']}** "
+                f"({_signed(r['effect'])} [{_signed(r['low'])}, {_signed(r['high'])}], Holm p = {r['p (Holm)']})."
+            )
+    return lines

@@ -1,0 +1,1000 @@
+"""The paper's tables and figures, one function per notebook.
+
+Each function takes a :class:`~mta4dpr_core.experiments.experiment.Setup`, runs (or reuses the
+stored results of) the MTA4DPR runs it needs, writes its tables into
+``results/<profile>/`` and returns them as DataFrames. Runs are cached per
+(params, seed, variant), so notebooks share them and a rerun after a crash
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config.params import resolve_path
+from ..experiments.catalog import grid_seeds, main_seeds, selection_variant, subset_variant, test_evaluation
+from ..experiments.experiment import Setup
+from ..experiments.iteration import run_mta4dpr
+from ..method.construction import split_eval_queries
+from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
+from ..method.selection import kl_divergence
+from ..retrieval.scorers import RunScorer
+from ..store.atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
+from . import tables as T
+from .statistics import compare
+
+log = logging.getLogger(__name__)
+DL_COLUMNS = {"msmarco-trecdl/dl19": "DL19 nDCG@10", "msmarco-trecdl/dl20": "DL20 nDCG@10"}
+# the students train on the profile's collection (data.train): on the extra test sets (the DL pools on mini) they are
+# zero-shot transfer, never set beside the paper's in-domain TREC DL numbers
+ZERO_SHOT = " (zero-shot)"
+# the collection's display name in every caption, from params["data"]["test"] (tables.COLLECTION_LABELS); defined in
+# tables (no torch there, so report-only modules such as replication share it)
+collection_label = T.collection_label
+
+
+def has_extra_tests(params) -> bool:
+    return bool(params["data"].get("extra_test"))
+
+
+def zero_shot_note(params) -> str:
+    """The caption note on the extra test sets: zero-shot transfer from the training collection."""
+    return (
+        f"extra test sets (DL pools): zero-shot transfer from {collection_label(params, 'train')} training, not comparable with "
+        "the paper's in-domain TREC DL numbers, which are not shown"
+    )
+
+
+def _zero_shot_suffix(params) -> str:
+    """``"; <zero_shot_note>"`` where the profile has extra test sets, else nothing (for the end of a caption)."""
+    return f"; {zero_shot_note(params)}" if has_extra_tests(params) else ""
+
+
+def results_dir(params) -> Path:
+    return resolve_path(params["output"]["results_dir"]) / params["profile"]
+
+
+def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
+    """Runs of ``variant`` over seeds. The main run is evaluated on the test sets before training
+    and after every iteration (Tables 1 and 4); the others only after their last iteration."""
+    kwargs.setdefault(
+        "evaluate_test", test_evaluation(variant, kwargs.get("assistant_subset"), kwargs.get("student_spec"))
+    )
+    return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or main_seeds(setup))]
+
+
+def _metric(block, name):
+    return None if block is None or name not in block else T.percent(block[name])
+
+
+def _extra_name(spec):
+    return DL_COLUMNS.get(spec, f"{spec} nDCG@10")
+
+
+def _row_from_evaluations(evaluations, columns):
+    """``evaluations``: one evaluate_all() dict per seed -> {column: mean, column ±: std}."""
+    row = {}
+    for column, (block, metric) in columns.items():
+        mean, std = T.mean_std([_metric(e.get(block), metric) for e in evaluations])
+        row[column], row[f"{column} ±"] = mean, std if len(evaluations) > 1 else float("nan")
+    return row
+
+
+def _main_columns(setup):
+    columns = {"MRR@10": ("test", "MRR@10"), "R@50": ("test", "R@50"), "R@1k": ("test", "R@1000")}
+    for spec in setup.extra_tests:
+        columns[_extra_name(spec) + ZERO_SHOT] = (spec, "nDCG@10")
+    return columns
+
+
+def _evaluate_cached(setup, scorer, key, spec=None):
+    """A fixed scorer's evaluation, stored under a key that includes its spec, the data and the core code."""
+    key = f"{key}-{content_hash(spec, setup.params['data'], setup.params['models'] if spec is None else None, setup.params['evaluation'], code_digest())}"
+    path = setup.work_dir / "evaluations" / f"{key}.json"
+    stored = read_json(path)
+    if stored is not None:
+        return stored
+    from ..experiments.experiment import uses_transformer
+
+    extra = setup.params["evaluation"]["transformer_scorers_on_extra_tests"] or not uses_transformer(scorer)
+    result = setup.evaluate_all(scorer, extra_tests=extra)
+    atomic_write_json(path, result)
+    return result
+
+
+def _fixed_scorers(setup):
+    """The teacher and assistants with their paper analogues, evaluated once (cached)."""
+    analogs = setup.params["study"].get("paper_analogs", {})
+    rows = []
+    for role, scorer in [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]:
+        key = f"{role}-{scorer.name}-{setup.params['profile']}"
+        rows.append(
+            (
+                role,
+                scorer,
+                analogs.get(scorer.name if role == "assistant" else "teacher", ""),
+                _evaluate_cached(setup, scorer, key),
+            )
+        )
+    # baselines with a paper analogue (e.g. BM25) get a row of their own in Tables 1 and 2
+    from ..retrieval.scorers import build_scorer
+
+    for spec in setup.params["study"].get("baseline_models", []):
+        if spec.get("paper_analogue"):
+            scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(
+                setup.collection.corpus
+            )
+            rows.append(
+                (
+                    "baseline",
+                    scorer,
+                    spec["paper_analogue"],
+                    _evaluate_cached(setup, scorer, f"baseline-{scorer.name}", spec),
+                )
+            )
+    return rows
+
+
+# ---- notebook 01: data preparation -----------------------------------------------------------
+
+
+def baselines(setup: Setup):
+    """BM25, every offline model and the candidate teachers on the profile's test set and the extra test sets (DL pools)."""
+    from ..retrieval.scorers import build_scorer
+
+    rows = []
+    seen = set()
+    candidates = [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]
+    for spec in setup.params["study"].get("baseline_models", []):
+        candidates.append(
+            (
+                spec.get("role", "model"),
+                build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(
+                    setup.collection.corpus
+                ),
+            )
+        )
+    for role, scorer in candidates:
+        if scorer.name in seen:
+            continue
+        seen.add(scorer.name)
+        result = _evaluate_cached(
+            setup,
+            scorer,
+            f"baseline-{scorer.name}-{setup.params['profile']}",
+            {
+                "name": scorer.name,
+                "models": setup.params["models"],
+                "baselines": setup.params["study"].get("baseline_models"),
+            },
+        )
+        row = {
+            "model": scorer.name,
+            "role": role,
+            "nDCG@10": _metric(result["test"], "nDCG@10"),
+            "MRR@10": _metric(result["test"], "MRR@10"),
+            "R@100": _metric(result["test"], "R@100"),
+        }
+        for spec in setup.extra_tests:
+            row[_extra_name(spec)] = _metric(result.get(spec), "nDCG@10")
+        rows.append(row)
+    for reference in setup.params["study"].get("reference_runs", []):
+        row = {"model": reference["name"], "role": "reference run", "nDCG@10": None, "MRR@10": None, "R@100": None}
+        for spec, (collection, split) in setup.extra_tests.items():
+            year = spec.rsplit("/", 1)[1]
+            path = (
+                resolve_path(setup.params["data"]["root"])
+                / spec.split("/")[0]
+                / "runs"
+                / f"{year}.{reference['run']}.trec.gz"
+            )
+            if path.exists():
+                scorer = RunScorer([path], name=reference["name"]).prepare(collection.corpus)
+                row[_extra_name(spec)] = _metric(
+                    setup.evaluate(scorer, split, collection, names=("nDCG@10",)), "nDCG@10"
+                )
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
+    df = df.sort_values(["role", "model"], key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
+    extra = " and the TREC DL pools" if has_extra_tests(setup.params) else ""
+    T.write_table(
+        df, results_dir(setup.params), "baselines", f"Baselines: {collection_label(setup.params)} test{extra} (percent)"
+    )
+    return df
+
+
+def teacher_selection(setup: Setup):
+    """Every offline scorer and hybrid measured on the *training* queries (the test set is not touched):
+    the teacher is the strongest candidate that shares no member with any assistant, and the paper's
+    assistants are mapped to ours by their rank there. Cached like the other fixed evaluations."""
+    from ..experiments.teacher_choice import candidate_table, choose_teacher, hybrid_specs, model_family
+
+    study = setup.params["study"]
+    singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
+    specs = list(singles.values())
+    for first, second in study.get("teacher_hybrids", []):
+        specs += hybrid_specs(singles[first], singles[second])
+    key = content_hash(specs, setup.params["data"], code_digest())
+    path = setup.work_dir / "evaluations" / f"teacher-selection-{key}.json"
+    stored = read_json(path)
+    if stored is None:
+        stored = candidate_table(setup, specs).to_dict("records")
+        atomic_write_json(path, stored)
+    df = pd.DataFrame(stored)
+    if df.empty:
+        return df
+    # a fixed column order: records read back from the JSON cache come with sorted keys
+    metrics = [f"train {m}" for m in ("nDCG@10", "MRR@10", "R@100") if f"train {m}" in df.columns]
+    df = df[["candidate", "role", "family", *metrics]]
+    assistants = setup.params["models"]["assistants"]
+    chosen = choose_teacher(df, assistants)
+    teacher = setup.params["models"]["teacher"]
+    members = [m.get("name") for m in teacher.get("members", [])]
+    profile_teacher = (
+        f"{members[0]}+{members[1]} {teacher['weights'][0]:.1f}/{teacher['weights'][1]:.1f}"
+        if len(members) == 2 and teacher.get("weights")
+        else teacher.get("name")
+    )
+    assistant_names = {a["name"] for a in assistants}
+    df["role"] = ["assistant" if c in assistant_names else "" for c in df["candidate"]]
+    df["independent of the assistants"] = [
+        not (set(f.split("+")) & set().union(*(model_family(a) for a in assistants))) for f in df["family"]
+    ]
+    df["chosen by the rule"] = df["candidate"] == chosen
+    df["profile's teacher"] = df["candidate"] == profile_teacher
+    df = df.sort_values(["train nDCG@10", "candidate"], ascending=[False, True]).reset_index(drop=True)
+    T.write_table(
+        df,
+        results_dir(setup.params),
+        "teacher_selection",
+        f"Teacher and assistant candidates on {collection_label(setup.params, 'train')} training queries ({len(setup.train)}; "
+        "percent; never the test set). "
+        f"The rule picks the strongest candidate independent of the assistants: {chosen}",
+    )
+    return df
+
+
+def first_iteration_data(setup: Setup, seed=None):
+    """Iteration-1 training data for ``seed`` (the first seed by default), using the score caches.
+    Built once per Setup and seed: a notebook asks for it several times (the walk-through, the
+    fitted temperatures, the fusion table), and NFCorpus's retrieval 1,388 deep costs seconds each time."""
+    seed = seed if seed is not None else setup.params["seeds"][0]
+    memo = setup.__dict__.setdefault("_first_iteration_data", {})
+    if seed not in memo:
+        construction = setup.params["construction"]
+        eval_mask = split_eval_queries(
+            len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"]
+        )
+        memo[seed] = (setup.training_data(setup.assistants, eval_mask, mining=False), eval_mask)
+    return memo[seed]
+
+
+def dataset_statistics(setup: Setup):
+    data, eval_mask = first_iteration_data(setup)
+    negatives = (np.asarray(data.candidates) >= 0) & ~np.asarray(data.is_positive)
+    stats = [
+        ("corpus passages", len(setup.collection.corpus)),
+        ("training queries", int((~eval_mask).sum())),
+        ("eval queries", int(eval_mask.sum())),
+        ("test queries", len(setup.test)),
+        ("assistants", len(setup.assistants)),
+        ("fused assistants", len(fused_assistant_subsets(len(setup.assistants)))),
+        ("hard negatives per query (k)", setup.params["construction"]["k"]),
+        ("mean hard negatives kept", float(negatives.sum(1).mean())),
+        ("mean positives per query", float(np.asarray(data.is_positive).sum(1).mean())),
+        # scored now or read from the pair-score cache: the same on a rerun, after a crash, or after other notebooks
+        (
+            "pairs scored (teacher and assistants)",
+            int(data.stats.get("pairs_scored", 0) + data.stats.get("pairs_cached", 0)),
+        ),
+        ("data construction seconds", float(data.stats.get("seconds", 0.0))),
+    ]
+    for spec, (collection, split) in setup.extra_tests.items():
+        stats.append((f"{spec} queries / passages", f"{len(split)} / {len(collection.corpus)}"))
+    df = pd.DataFrame(stats, columns=["statistic", "value"])
+    df["value"] = df["value"].map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v))
+    T.write_table(df, results_dir(setup.params), "data_statistics", "Iteration-1 data construction")
+    return df
+
+
+# ---- notebook 02: fusion --------------------------------------------------------------------
+
+
+def fitted_temperatures(setup: Setup, seed=None) -> dict:
+    """The assistants' temperatures as the first seed's run fits them (iteration-1 training rows)."""
+    from ..method.temperature import assistant_temperatures
+
+    memo = setup.__dict__.setdefault("_fitted_temperatures", {})
+    if seed not in memo:
+        data, _ = first_iteration_data(setup, seed)
+        memo[seed] = assistant_temperatures(
+            data,
+            setup.assistants,
+            setup.params["fusion"]["temperature_rule"],
+            setup.params["models"]["teacher"].get("temperature", 1.0),
+            np.arange(len(data)),
+        )
+    return dict(memo[seed])
+
+
+def fusion_kl_per_query(setup: Setup):
+    """KL(teacher || candidate) per training query for every original and fused assistant:
+    (names, member counts, array [candidates, queries]), with the fitted temperatures."""
+    data, _ = first_iteration_data(setup)
+    teacher = softmax(np.asarray(data.teacher_scores) / setup.params["models"]["teacher"].get("temperature", 1.0))
+    fitted = fitted_temperatures(setup)
+    temps = np.asarray([fitted[a.name] for a in setup.assistants])[:, None, None]
+    probs = softmax(np.asarray(data.assistant_scores) / temps)
+    subsets = fused_assistant_subsets(len(setup.assistants))
+    candidates = candidate_distributions(probs, subsets, setup.params["fusion"]["weights"])
+    names = assistant_names([a.name for a in setup.assistants], subsets)
+    per_query = np.stack(
+        [kl_divergence(teacher[i : i + 1], candidates[:, i : i + 1]) for i in range(len(data))], axis=1
+    )
+    return names, [len(n.split("&")) for n in names], per_query
+
+
+def fusion_closeness(setup: Setup):
+    """KL(teacher || assistant) over every training query's full candidate list, for the
+    original and fused assistants (the paper: fused ones sit closer to the teacher)."""
+    names, members, per_query = fusion_kl_per_query(setup)
+    fitted = fitted_temperatures(setup)
+    df = pd.DataFrame(
+        {
+            "assistant": names,
+            "members": members,
+            "temperature": [fitted.get(n, float("nan")) for n in names],
+            "KL(teacher ‖ assistant)": per_query.mean(1),
+            "KL(teacher ‖ assistant) ±": per_query.std(1, ddof=1),
+            "queries where closest": [(per_query.argmin(0) == i).mean() * 100 for i in range(len(names))],
+        }
+    )
+    df = df.sort_values(["KL(teacher ‖ assistant)", "assistant"]).reset_index(drop=True)
+    T.write_table(
+        df,
+        results_dir(setup.params),
+        "fusion_kl",
+        "KL divergence of each original and fused assistant to the teacher "
+        "(training queries; ± = std over queries; temperatures fitted on training rows)",
+    )
+    return df
+
+
+def plot_fusion(df, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.2))
+    colors = ["#4C72B0" if m == 1 else "#DD8452" for m in df["members"]]
+    err = df.get("KL(teacher ‖ assistant) ±")
+    err = pd.to_numeric(err, errors="coerce").fillna(0).to_numpy() if err is not None else None
+    ax.barh(df["assistant"], df["KL(teacher ‖ assistant)"], xerr=err, capsize=3, ecolor="#333333", color=colors)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        "mean KL(teacher || assistant) over training queries (lower = closer)"
+        + ("\nerror bars: ± sample std over training queries" if err is not None else "")
+    )
+    ax.set_title("Original (blue) and fused (orange) assistants")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return fig
+
+
+def _save_figure(fig, path):
+    import io
+
+    buffer = io.BytesIO()
+    # bbox_inches="tight": long tick labels and axis titles are never clipped
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None, "Creation Time": None})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# ---- comparisons with intervals ----------------------------------------------------------------
+
+
+def per_query_matrix(setup: Setup, evaluations, metric="nDCG@10", block="test") -> np.ndarray:
+    """Per-query values [seeds, queries] of ``metric`` on ``block`` ("test" or an extra test set)."""
+    split = setup.test if block == "test" else setup.extra_tests[block][1]
+    return np.asarray(
+        [[e["per_query"][block][metric][q] for q in split.query_ids] for e in evaluations], dtype=np.float64
+    )
+
+
+def delta_columns(setup: Setup, ours, other, metric="nDCG@10", prefix="Δ") -> dict:
+    """``ours`` minus ``other`` on test ``metric`` (percent) with its 95% interval over seeds and queries (the
+    two-level bootstrap of :mod:`statistics`, generator seed 0 as in the claims table; no borderline check here)."""
+    result = compare(per_query_matrix(setup, ours, metric), per_query_matrix(setup, other, metric), stability_seeds=1)
+    return {
+        f"{prefix} {metric}": 100 * result.effect,
+        f"{prefix} low": 100 * result.low,
+        f"{prefix} high": 100 * result.high,
+    }
+
+
+STUDENT_COLUMNS = {
+    "nDCG@10": ("test", "nDCG@10"),
+    "MRR@10": ("test", "MRR@10"),
+    "R@50": ("test", "R@50"),
+    "R@1k": ("test", "R@1000"),
+}
+
+
+# ---- notebook 03: selection study -----------------------------------------------------------
+
+
+def selection_study(setup: Setup):
+    """Table 5: the student's test quality under each selection method (KL is the main run);
+    Δ is each method minus KL, with its 95% interval."""
+    methods = setup.params["study"]["selection_methods"]
+    rows = []
+    columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20")}
+    kl = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
+    for method in methods:
+        results = [r["final"] for r in selection_runs(setup, method)]
+        row = {"selection": method, **_row_from_evaluations(results, columns)}
+        row.update(delta_columns(setup, results, kl, prefix="Δ vs KL") if method != "kl" else {})
+        paper = T.PAPER_TABLE5.get(method, (None,) * 5)
+        row.update(
+            {
+                "paper MRR@10": paper[0],
+                "paper R@50": paper[1],
+                "paper R@1k": paper[2],
+                "paper NQ R@5": paper[3],
+                "paper NQ R@20": paper[4],
+            }
+        )
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    T.write_table(
+        df,
+        results_dir(setup.params),
+        "table5",
+        f"Table 5: selection methods (percent; {collection_label(setup.params)} test; "
+        f"{len(kl)} seeds; Δ vs KL = this method minus KL, with its paired-bootstrap 95% interval)",
+    )
+    return df
+
+
+def selection_runs(setup, method):
+    if method == "kl":
+        return run_over_seeds(setup, "mta4dpr")
+    return run_over_seeds(setup, selection_variant(method), overrides={"selection": {"method": method}})
+
+
+def selection_composition(setup: Setup):
+    """Figure 2's data: how often each (original or fused) assistant was selected, over all
+    batches, iterations and seeds of the main run."""
+    counts = {}
+    total = 0
+    for result in run_over_seeds(setup, "mta4dpr"):
+        for entry in result["selections"]:
+            if entry["assistant"] is None:
+                continue
+            counts[entry["assistant"]] = counts.get(entry["assistant"], 0) + 1
+            total += 1
+    df = pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["assistant", "batches"])
+    df["share"] = df["batches"] / max(total, 1) * 100
+    df["members"] = df["assistant"].map(lambda n: len(n.split("&")))
+    T.write_table(
+        df,
+        results_dir(setup.params),
+        "figure2_data",
+        "Figure 2 data: assistants selected per batch (percent of batches, all "
+        "seeds and iterations). Paper (Figure 2, MS MARCO): the fused RetroMAE & M2DPR assistant is chosen in nearly 50% "
+        "of batches",
+    )
+    return df
+
+
+def plot_composition(df, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = df.head(12)
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(shown) + 1.4))
+    colors = ["#4C72B0" if m == 1 else "#DD8452" for m in shown["members"]]
+    ax.barh(shown["assistant"], shown["share"], color=colors)
+    ax.invert_yaxis()
+    for y, value in enumerate(shown["share"]):
+        ax.text(value, y, f" {value:.1f}%", va="center", fontsize=8)
+    ax.set_xlabel("share of training batches (%)")
+    ax.set_xlim(0, float(shown["share"].max()) * 1.15 + 1)
+    ax.set_title("Figure 2: assistant chosen per batch (KL; orange = fused)")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    return fig
+
+
+# ---- notebook 04: training --------------------------------------------------------------------
+
+NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
+
+
+def split_table1(df: pd.DataFrame):
+    """Table 1 in two compact views for the notebook: (ours, paper). ``ours`` = model, role, nDCG@10
+    (and its ± column) and the Δ vs no assistant columns; ``paper`` = model, paper analogue and the
+    paper's MRR@10 / R@50 / R@1k. Columns absent from ``df`` are skipped; the full table is unchanged."""
+    ours = [
+        "model",
+        "role",
+        "nDCG@10",
+        "nDCG@10 ±",
+        "Δ vs no assistant nDCG@10",
+        "Δ vs no assistant low",
+        "Δ vs no assistant high",
+    ]
+    paper = ["model", "paper analogue", "paper MRR@10", "paper R@50", "paper R@1k"]
+    return df[[c for c in ours if c in df.columns]].copy(), df[[c for c in paper if c in df.columns]].copy()
+
+
+ONE_ITERATION_KD = "teacher-only KD, 1 iteration, same total steps"
+
+
+def main_study(setup: Setup):
+    """Tables 1, 2 and 4: MTA4DPR against the paper's "No assistant" row at equal budget, the
+    one-iteration teacher-only KD at the same total steps, the untrained student and the fixed scorers."""
+    main = run_over_seeds(setup, "mta4dpr")
+    no_assistant = run_over_seeds(setup, "no_assistants")
+    one_iteration = run_over_seeds(setup, "one_iteration_kd")
+    columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
+    fixed = _fixed_scorers(setup)
+    rows = []
+    for role, scorer, analog, result in fixed:
+        rows.append(
+            {"model": scorer.name, "role": role, "paper analogue": analog, **_row_from_evaluations([result], columns)}
+        )
+    students = [
+        ("student before training", "", [r["initial"] for r in main]),
+        (NO_ASSISTANT, "No assistant", [r["final"] for r in no_assistant]),
+        (ONE_ITERATION_KD, "", [r["final"] for r in one_iteration]),
+        ("MTA4DPR", "MTA4DPR", [r["final"] for r in main]),
+    ]
+    baseline = [r["final"] for r in no_assistant]
+    for label, analog, evaluations in students:
+        row = {
+            "model": label,
+            "role": "student",
+            "paper analogue": analog,
+            **_row_from_evaluations(evaluations, columns),
+        }
+        if label != NO_ASSISTANT:
+            row.update(delta_columns(setup, evaluations, baseline, prefix="Δ vs no assistant"))
+        rows.append(row)
+    for row in rows:
+        paper = T.PAPER_TABLE1.get(row["paper analogue"], (None,) * 5)
+        row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2]})
+    table1 = pd.DataFrame(rows)
+    out = results_dir(setup.params)
+    pools = ", DL pools" if has_extra_tests(setup.params) else ""
+    T.write_table(
+        table1,
+        out,
+        "table1",
+        f"Table 1: main results (percent; {collection_label(setup.params)} test in place of MS MARCO dev"
+        f"{pools}; {len(main)} seeds, mean ± sample std; Δ vs no assistant = this row minus no assistant, with its 95% interval over "
+        f"seeds × queries{_zero_shot_suffix(setup.params)})",
+    )
+
+    recall = {"R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
+    rows2 = []
+    for role, scorer, analog, result in fixed:
+        rows2.append(
+            {
+                "model": scorer.name,
+                "role": role,
+                "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
+                **_row_from_evaluations([result], recall),
+            }
+        )
+    for label, analog, evaluations in students[1:]:
+        rows2.append(
+            {
+                "model": label,
+                "role": "student",
+                "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
+                **_row_from_evaluations(evaluations, recall),
+            }
+        )
+    for row in rows2:
+        paper = T.PAPER_TABLE2.get(row["paper analogue"], (None,) * 3)
+        row.update({"paper NQ R@5": paper[0], "paper NQ R@20": paper[1], "paper NQ R@100": paper[2]})
+    table2 = pd.DataFrame(rows2)
+    T.write_table(
+        table2,
+        out,
+        "table2",
+        f"Table 2: NQ-style recall (percent; {collection_label(setup.params)} test; each row beside its own "
+        "paper analogue)",
+    )
+
+    rows4 = []
+    iterations = max(len(r["history"]) for r in main)
+    per_iteration_columns = {**columns, "R@5": ("test", "R@5")}
+    for i in range(iterations):
+        evaluations = [r["history"][i]["test"] for r in main if len(r["history"]) > i]
+        row = {"iteration": i + 1, **_row_from_evaluations(evaluations, per_iteration_columns)}
+        if i:
+            row.update(
+                delta_columns(setup, evaluations, [r["history"][i - 1]["test"] for r in main], prefix="Δ vs previous")
+            )
+        row["mined queries"] = float(np.mean([r["history"][i]["mined_queries"] for r in main if len(r["history"]) > i]))
+        row["replaced"] = ", ".join(sorted({str(r["history"][i]["replaced"]) for r in main if len(r["history"]) > i}))
+        paper = T.PAPER_TABLE4.get(i + 1, (None,) * 4)
+        row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
+        rows4.append(row)
+    table4 = pd.DataFrame(rows4)
+    T.write_table(
+        table4,
+        out,
+        "table4",
+        "Table 4: student quality after each iteration (percent; later iterations have also "
+        "trained more steps; Δ vs previous = this iteration minus the previous one, with its 95% interval "
+        f"over seeds × queries{_zero_shot_suffix(setup.params)})",
+    )
+    return table1, table2, table4
+
+
+# ---- notebook 05: ablations ---------------------------------------------------------------------
+
+ABLATIONS = [
+    ("MTA4DPR", "mta4dpr"),
+    ("w/o assistants", "no_assistants"),
+    ("w/o fusion", "no_fusion"),
+    ("w/o iterations (1 iteration, same total steps)", "no_iterations"),
+]
+
+
+def ablations(setup: Setup) -> list[tuple[str, str]]:
+    """Table 3's rows this profile runs: MTA4DPR, w/o assistants, and the ``study.ablations`` it keeps."""
+    kept = set(setup.params["study"]["ablations"])
+    return [
+        (label, variant) for label, variant in ABLATIONS if variant in ("mta4dpr", "no_assistants") or variant in kept
+    ]
+
+
+def ablation_study(setup: Setup):
+    """Table 3 (without assistants, fusion, iterations; all at the same optimiser steps) and
+    Table 7 (every combination of assistants)."""
+    columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
+    main = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
+    rows = []
+    for label, variant in ablations(setup):
+        evaluations = [r["final"] for r in run_over_seeds(setup, variant)]
+        row = {"variant": label, **_row_from_evaluations(evaluations, columns)}
+        if variant != "mta4dpr":
+            row.update(delta_columns(setup, evaluations, main, prefix="Δ vs MTA4DPR"))
+        paper = T.PAPER_TABLE3[label.split(" (")[0]]
+        row.update(
+            dict(
+                zip(
+                    ["paper MRR@10", "paper R@50", "paper R@1k", "paper NQ R@5", "paper NQ R@20", "paper NQ R@100"],
+                    paper,
+                )
+            )
+        )
+        rows.append(row)
+    table3 = pd.DataFrame(rows)
+    out = results_dir(setup.params)
+    T.write_table(
+        table3,
+        out,
+        "table3",
+        f"Table 3: ablations (percent; {collection_label(setup.params)} test; {len(main)} seeds; "
+        "Δ vs MTA4DPR = this variant minus MTA4DPR, with its paired-bootstrap 95% interval)",
+    )
+
+    table7 = None
+    if setup.params["study"]["assistant_combinations"]:
+        table7 = pd.DataFrame(_combination_rows(setup))
+        seeds = grid_seeds(setup)
+        T.write_table(
+            table7,
+            out,
+            "table7",
+            f"Table 7: every combination of assistants (percent; {len(seeds)} seed(s); "
+            "Δ vs none = this combination minus no assistant, with its 95% interval over seeds × queries"
+            f"{_zero_shot_suffix(setup.params)})",
+        )
+    return table3, table7
+
+
+def combination_runs(setup: Setup):
+    """{subset (tuple of assistant indices, () = none): final evaluations over the grid seeds}."""
+    m = len(setup.assistants)
+    seeds = grid_seeds(setup)
+    runs = {(): [r["final"] for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]}
+    for size in range(1, m + 1):
+        for subset in itertools.combinations(range(m), size):
+            if size == m:
+                results = run_over_seeds(setup, "mta4dpr", seeds=seeds)
+            else:
+                results = run_over_seeds(
+                    setup,
+                    subset_variant(subset),
+                    overrides={},
+                    seeds=seeds,
+                    assistant_subset=list(subset),
+                )
+            runs[subset] = [r["final"] for r in results]
+    return runs
+
+
+def _paper_letters(setup):
+    """Each assistant's paper letter from its analogue (C, S, R, M), else A, B, ..."""
+    analogs = setup.params["study"].get("paper_analogs", {})
+    letters = {"CotMAE": "C", "SimLM": "S", "RetroMAE": "R", "M2DPR": "M"}
+    return [letters.get(analogs.get(a.name, ""), chr(ord("A") + i)) for i, a in enumerate(setup.assistants)]
+
+
+def _combination_rows(setup):
+    runs = combination_runs(setup)
+    letters = _paper_letters(setup)
+    columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
+    rows = []
+    for subset, evaluations in runs.items():
+        key = "&".join(sorted((letters[i] for i in subset), key="CSRM".find))
+        row = {
+            "assistants": "&".join(setup.assistants[i].name for i in subset) or "none",
+            "paper letters": key or "/",
+            **_row_from_evaluations(evaluations, columns),
+        }
+        if subset:
+            row.update(delta_columns(setup, evaluations, runs[()], prefix="Δ vs none"))
+        paper = T.PAPER_TABLE7.get(key, (None,) * 5)
+        row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k"], paper[:3])))
+        rows.append(row)
+    return rows
+
+
+# ---- notebook 06: student scale and cost --------------------------------------------------------
+
+
+def _student_label(spec):
+    if spec.get("kind") == "static":
+        return f"static {spec.get('model', 'wordllama')}, {spec.get('dim') or 'full'}-d"
+    return f"{spec.get('model')}, {spec.get('num_layers') or 'all'} layers"
+
+
+def student_size_runs(setup: Setup, spec):
+    """(MTA4DPR, no-assistant) final evaluations for one student size."""
+    same_as_main = spec == setup.params["models"]["student"]
+    # other sizes use the grid seeds (study.combination_seeds), like Table 7
+    seeds = None if same_as_main else grid_seeds(setup)
+    student_spec = None if same_as_main else spec
+    main = run_over_seeds(setup, "mta4dpr", seeds=seeds, student_spec=student_spec)
+    base = run_over_seeds(setup, "no_assistants", seeds=seeds, student_spec=student_spec)
+    return [r["final"] for r in main], [r["final"] for r in base]
+
+
+def scale_and_cost(setup: Setup):
+    """Table 6 (student sizes; Δ against no assistant, as the paper's ↑), Table 8 (training and
+    data construction time) and Table 9 (index size, parameters, corpus encoding time)."""
+    out = results_dir(setup.params)
+    sizes = setup.params["study"]["student_sizes"] or [setup.params["models"]["student"]]
+    columns = {
+        "nDCG@10": ("test", "nDCG@10"),
+        "MRR@10": ("test", "MRR@10"),
+        "R@50": ("test", "R@50"),
+        "R@1k": ("test", "R@1000"),
+    }
+    rows6, rows9 = [], []
+    for spec in sizes:
+        main, base = student_size_runs(setup, spec)
+        ours, plain = _row_from_evaluations(main, columns), _row_from_evaluations(base, columns)
+        student = setup.new_student(0, spec)
+        params_count = sum(p.numel() for p in student.parameters())
+        row = {
+            "student": _student_label(spec),
+            "seeds": len(main),
+            "dim": student.dim,
+            "#params (M)": params_count / 1e6,
+            **ours,
+        }
+        for name in ("MRR@10", "R@50", "R@1k"):
+            row[f"↑ {name} vs no assistant"] = ours[name] - plain[name]
+        row.update(delta_columns(setup, main, base, prefix="Δ vs no assistant"))
+        rows6.append(row)
+        started = time.perf_counter()
+        vectors = student.encode(
+            setup.collection.corpus.texts, max_length=setup.params["training"]["max_passage_length"]
+        )
+        seconds = time.perf_counter() - started
+        rows9.append(
+            {
+                "student": _student_label(spec),
+                "dim": student.dim,
+                "index size (MB)": vectors.nbytes / 2**20,
+                "#params (M)": params_count / 1e6,
+                "corpus encoding seconds": seconds,
+                "passages per second": len(setup.collection.corpus) / max(seconds, 1e-9),
+            }
+        )
+    for row in rows6:
+        row["source"] = "ours"
+    for label, mrr, r50, r1k, up in T.PAPER_TABLE6:
+        rows6.append(
+            {
+                "source": "paper (MS MARCO dev, SimLM-base student)",
+                "student": label,
+                "MRR@10": mrr,
+                "R@50": r50,
+                "R@1k": r1k,
+                "↑ MRR@10 vs no assistant": up[0],
+                "↑ R@50 vs no assistant": up[1],
+                "↑ R@1k vs no assistant": up[2],
+            }
+        )
+    metric_columns = [c for name in columns for c in (name, f"{name} ±")] + [
+        f"↑ {name} vs no assistant" for name in ("MRR@10", "R@50", "R@1k")
+    ]
+    table6 = pd.DataFrame(rows6).reindex(
+        columns=[
+            "source",
+            "student",
+            "seeds",
+            "dim",
+            "#params (M)",
+            *metric_columns,
+            "Δ vs no assistant nDCG@10",
+            "Δ vs no assistant low",
+            "Δ vs no assistant high",
+        ]
+    )
+    T.write_table(
+        table6,
+        out,
+        "table6",
+        "Table 6: student sizes (percent; ↑ = MTA4DPR minus no assistant, as the paper's ↑; "
+        "Δ vs no assistant = the same difference in nDCG@10, with its paired-bootstrap 95% interval; the main student over all seeds, "
+        "other sizes over the grid seeds)",
+    )
+    for row in rows9:
+        row["source"] = "ours (CPU)"
+    for label, index, count, seconds, seconds_1024 in T.PAPER_TABLE9:
+        rows9.append(
+            {
+                "source": "paper (8.8M passages, GPU)",
+                "student": label,
+                "index size (MB)": float(index.rstrip("G")) * 1024,
+                "#params (M)": float(count.rstrip("M")),
+                "corpus encoding seconds": seconds,
+                "corpus encoding seconds (bs 1024)": seconds_1024,
+            }
+        )
+    table9 = pd.DataFrame(rows9).reindex(
+        columns=[
+            "source",
+            "student",
+            "dim",
+            "index size (MB)",
+            "#params (M)",
+            "corpus encoding seconds",
+            "corpus encoding seconds (bs 1024)",
+            "passages per second",
+        ]
+    )
+    T.write_table(
+        table9,
+        out,
+        "table9",
+        "Table 9: index size, parameters and corpus encoding time (ours: CPU, our batch size; "
+        "paper: bs 512, and bs 1024 where the paper's text gives it)",
+    )
+
+    rows8 = []
+    for label, variant in [
+        ("MTA4DPR", "mta4dpr"),
+        (NO_ASSISTANT, "no_assistants"),
+        (ONE_ITERATION_KD, "one_iteration_kd"),
+    ]:
+        results = run_over_seeds(setup, variant)
+        training = [sum(h["training_seconds"] for h in r["history"]) for r in results]
+        construction = [sum(h["construction_seconds"] for h in r["history"]) for r in results]
+        selection = [sum(h["select_seconds"] for h in r["history"]) for r in results]
+        row = {
+            "method": label,
+            "iterations": len(results[0]["history"]),
+            "steps": int(sum(1 for s in results[0]["selections"])),
+        }
+        row["training seconds"], row["training seconds ±"] = T.mean_std(training)
+        row["data construction seconds"], row["data construction seconds ±"] = T.mean_std(construction)
+        row["selection share of training (%)"] = 100 * float(np.sum(selection)) / max(float(np.sum(training)), 1e-9)
+        paper = T.PAPER_TABLE8.get(label, (None, None))
+        row["paper training hours"], row["paper construction hours"] = paper
+        rows8.append(row)
+    table8 = pd.DataFrame(rows8)
+    T.write_table(
+        table8,
+        out,
+        "table8",
+        "Table 8: training and data construction time (seconds on this machine; timings vary; "
+        "paper: MTA4DPR vs its teacher-only baseline)",
+    )
+    return table6, table8, table9
+
+
+# ---- notebook 07: summary (the claims themselves: claims.py) -------------------------------------
+
+
+def compute_device() -> str:
+    """What the runs computed on: the GPU's name, or the CPU's core count."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"cpu: {os.cpu_count()} cores (torch {torch.__version__})"
+
+
+def _warm_starts(params) -> dict:
+    """The [CLS] warm starts the profile's students were built from (time, cosine loss first and last steps)."""
+    from ..config.models import student_specs
+    from ..config.params import resolve_path
+    from ..method.warm_start import warm_start_report
+
+    specs = [spec for _, spec in student_specs(params)]
+    specs = [spec for index, spec in enumerate(specs) if spec.get("warm_start") and spec not in specs[:index]]
+    reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs]
+    return {"warm_starts": [report for report in reports if report]} if specs else {}
+
+
+def _precision(params) -> dict:
+    """The machine's CPU capability, whether it has native bf16, and the precision training actually used."""
+    from ..config.precision import autocast_dtype, describe, dtype_name
+    from ..retrieval.encoders import default_device
+
+    device = default_device()
+    return {**describe(device), "training": dtype_name(autocast_dtype(params["training"]["amp"], device))}
+
+
+def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
+    import importlib.metadata as md
+
+    versions = {}
+    for package in (
+        "torch",
+        "transformers",
+        "sentence-transformers",
+        "faiss-gpu",
+        "ir-measures",
+        "bm25s",
+        "model2vec",
+        "wordllama",
+        "onnxruntime",
+        "papermill",
+        "nbval",
+        "pandas",
+        "numpy",
+    ):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    manifest = {
+        "profile": params["profile"],
+        "seeds": params["seeds"],
+        "params": params,
+        "versions": versions,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "device": compute_device(),
+        "precision": _precision(params),
+        "timings_seconds": timings or {},
+        **_warm_starts(params),
+        **(extra or {}),
+    }
+    path = results_dir(params) / "manifest.json"
+    atomic_write_json(path, manifest)
+    return manifest

@@ -1,0 +1,447 @@
+"""Text encoders: one small interface for every dual encoder.
+
+Every encoder has ``encode(texts, max_length, batch_size) -> float32 [n, dim]``.
+Encoding is batched over texts sorted by length (less padding), runs under
+``torch.inference_mode`` and shows tqdm progress. Trainable encoders (the
+transformer and the static one) are ``nn.Module`` s with ``tokenize`` and
+``forward(batch) -> embeddings`` used by the trainer.
+
+Pooling ``cls_last3`` is the paper's student representation: the mean of the
+[CLS] vectors of the last three layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import progress
+from ..config.models import ResolvedModel, default_cache_dir, resolve_model
+from ..config.precision import autocast_dtype, dtype_name
+
+log = logging.getLogger(__name__)
+POOLINGS = ("cls", "mean", "cls_last3")
+# "auto": bf16 where the device computes it natively, else float32 (mta4dpr_core/config/precision.py)
+INFERENCE_DTYPES = {None: None, "auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+_TEXT_IDS: dict = {}  # tokenizer digest -> {text: token ids (untruncated)}
+_EMPTY_IDS = np.zeros(1, dtype=np.int32)  # an empty text is the padding token
+_TEXT_IDS_LIMIT = 200_000
+
+
+def length_sorted_batches(texts, batch_size):
+    """Indices in batches of similar length (longest first), to minimise padding."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
+    """Run ``embed_batch(list_of_texts) -> np.ndarray`` over length-sorted batches, restoring order."""
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    out = None
+    batches = length_sorted_batches(texts, batch_size)
+    for idx in progress.progress_bar(
+        batches, desc=desc, total=len(batches), disable=len(texts) <= batch_size, unit="batch"
+    ):
+        emb = embed_batch([texts[i] for i in idx])
+        if out is None:
+            out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+        out[idx] = emb
+    return out
+
+
+class TransformerEncoder(nn.Module):
+    """A Hugging Face transformer dual encoder (shared weights for queries and passages).
+
+    Example::
+
+        enc = TransformerEncoder.from_name("all-MiniLM-L6-v2", pooling="mean", normalize=True)
+        vectors = enc.encode(["a query"], max_length=32)
+    """
+
+    trainable = True
+
+    def __init__(
+        self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer", inference_dtype=None
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if inference_dtype not in INFERENCE_DTYPES:
+            raise ValueError(
+                f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}"
+            )
+        self.model, self.tokenizer, self.pooling, self.normalize, self.name = model, tokenizer, pooling, normalize, name
+        # opt-in reduced precision for ``encode`` only (autocast; weights stay float32):
+        # about 2x on CPUs with AVX512-BF16 and on GPUs, at cosine >= 0.9999 to float32
+        self.inference_dtype = inference_dtype
+        # the wrapper takes the model's mode (from_pretrained gives eval): a new nn.Module is in train mode, and
+        # encode() restores the mode it found, which would leave the model's dropout on for direct calls after it
+        self.train(model.training)
+
+    @classmethod
+    def from_name(
+        cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None
+    ):
+        from transformers import AutoModel, AutoTokenizer
+
+        resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
+        model = AutoModel.from_pretrained(str(resolved.path))
+        if num_layers:
+            layers = getattr(getattr(model, "encoder", None), "layer", None)
+            if layers is None or num_layers > len(layers):
+                raise ValueError(f"cannot truncate {resolved.name} to {num_layers} layers")
+            model.encoder.layer = layers[:num_layers]
+            model.config.num_hidden_layers = num_layers
+        tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+        return cls(model, tokenizer, pooling, normalize, name=resolved.name, inference_dtype=inference_dtype)
+
+    @property
+    def dim(self):
+        return self.model.config.hidden_size
+
+    def identity(self):
+        identity = {
+            "class": "transformer",
+            "name": self.name,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "layers": self.model.config.num_hidden_layers,
+        }
+        if getattr(self, "inference_dtype", None):  # float32 keeps its historical cache keys
+            # the precision actually used: "auto" encodes in bf16 on one machine and float32 on another
+            identity["inference_dtype"] = dtype_name(self._inference_dtype())
+        return identity
+
+    def _inference_dtype(self):
+        dtype = INFERENCE_DTYPES[getattr(self, "inference_dtype", None)]
+        if dtype == "auto":
+            return autocast_dtype("auto", next(self.model.parameters()).device)
+        return dtype
+
+    def tokenize(self, texts, max_length):
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    def forward(self, batch):
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items()}
+        output = self.model(**batch, output_hidden_states=self.pooling == "cls_last3")
+        if self.pooling == "cls":
+            pooled = output.last_hidden_state[:, 0]
+        elif self.pooling == "cls_last3":
+            pooled = torch.stack([h[:, 0] for h in output.hidden_states[-3:]]).mean(0)
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(output.last_hidden_state.dtype)
+            pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+        was_training = self.training
+        self.eval()
+        dtype = self._inference_dtype()
+        device_type = next(self.model.parameters()).device.type
+        with torch.inference_mode(), torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            result = encode_in_batches(
+                lambda chunk: self(self.tokenize(chunk, max_length)).float().cpu().numpy(), texts, batch_size, desc
+            )
+        self.train(was_training)
+        return result
+
+
+class StaticEncoder(nn.Module):
+    """Static token embeddings, mean pooled: the fast, trainable student (WordLlama or model2vec).
+
+    ``e(text) = mean_{t in tokens(text)} E[t]`` (L2-normalised when ``normalize``).
+    """
+
+    trainable = True
+
+    def __init__(self, embedding: np.ndarray, tokenizer, normalize=True, name="static"):
+        super().__init__()
+        self.embedding = nn.Embedding.from_pretrained(
+            torch.tensor(np.asarray(embedding, dtype=np.float32)), freeze=False, padding_idx=None
+        )
+        self.tokenizer, self.normalize, self.name = tokenizer, normalize, name
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+
+    @classmethod
+    def from_name(cls, name, normalize=True, cache_dir=None):
+        """``wordllama`` or ``model2vec:<transformer name>`` (distilled once, cached)."""
+        if name.startswith("model2vec:"):
+            return cls.from_model2vec(name.split(":", 1)[1], normalize=normalize, cache_dir=cache_dir)
+        resolved = resolve_model(name, cache_dir)
+        if resolved.format != "wordllama":
+            raise ValueError(f"{name!r} is not a static model (use 'wordllama' or 'model2vec:<model>')")
+        from wordllama import WordLlama
+
+        model = WordLlama.load(cache_dir=resolved.path, disable_download=True)
+        return cls(model.embedding, model.tokenizer, normalize, name="wordllama")
+
+    @classmethod
+    def from_model2vec(cls, source, normalize=True, pca_dims=256, cache_dir=None):
+        from model2vec import StaticModel
+
+        cache_dir = Path(cache_dir or default_cache_dir())
+        resolved = resolve_model(source, cache_dir)
+        key = hashlib.sha256(f"{resolved.name}|{pca_dims}".encode()).hexdigest()[:12]
+        target = cache_dir / "models" / f"model2vec-{key}"
+        if not (target / "config.json").exists():
+            from model2vec.distill import distill
+
+            log.info("distilling a model2vec static model from %s (once)", resolved.name)
+            static = distill(model_name=str(resolved.path), pca_dims=pca_dims)
+            staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None, prefix=".m2v-"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            static.save_pretrained(str(staging / "m"))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging / "m", target)
+            shutil.rmtree(staging, ignore_errors=True)
+        static = StaticModel.from_pretrained(str(target))
+        return cls(static.embedding, static.tokenizer, normalize, name=f"model2vec:{resolved.name}")
+
+    @property
+    def dim(self):
+        return self.embedding.embedding_dim
+
+    def identity(self):
+        return {
+            "class": "static",
+            "name": self.name,
+            "normalize": self.normalize,
+            "vocab": self.embedding.num_embeddings,
+            "dim": self.embedding.embedding_dim,
+        }
+
+    def _tokenizer_key(self):
+        """A digest of the tokenizer (its JSON), so a memo is never shared by two vocabularies."""
+        key = getattr(self, "_tokenizer_digest", None)
+        if key is None:
+            try:
+                key = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:16]
+            except AttributeError:  # not a tokenizers.Tokenizer: this object only
+                key = f"object-{id(self.tokenizer)}"
+            self._tokenizer_digest = key
+        return key
+
+    def token_ids(self, texts, max_length):
+        """Token ids of each text (no special tokens), truncated to ``max_length``; never empty.
+
+        Memoised per text, untruncated, as int32 arrays: a training run tokenises the same queries
+        and passages at every step (a quarter of a static student's step before this memo), and the
+        vocabulary pass of :meth:`mta4dpr_core.experiments.experiment.Setup.vocabulary` fills it before the
+        grid's workers fork, so they never tokenise a corpus again."""
+        texts = list(texts)
+        memo = _TEXT_IDS.setdefault(self._tokenizer_key(), {})
+        missing = [t for t in dict.fromkeys(texts) if t not in memo]
+        if missing:
+            if len(memo) + len(missing) > _TEXT_IDS_LIMIT:
+                memo.clear()
+            encodings = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            memo.update((t, np.asarray(e.ids, dtype=np.int32)) for t, e in zip(missing, encodings))
+        return [memo[t][:max_length] if len(memo[t]) else _EMPTY_IDS for t in texts]
+
+    def collate(self, rows):
+        """Pad lists of token ids into ``{input_ids, attention_mask}``."""
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.float32)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1.0
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+    def tokenize(self, texts, max_length):
+        return self.collate(self.token_ids(texts, max_length))
+
+    def restrict_vocabulary(self, trainable_ids, frozen_ids=()):
+        """Keep only the embedding rows a run uses: ``trainable_ids`` (tokens of the training
+        queries and passages) as a sparse, trainable table, ``frozen_ids`` (tokens seen only at
+        evaluation) as a frozen buffer, everything else as a masked-out unknown row.
+
+        WordLlama's vocabulary has 128k tokens: a dense AdamW step and a checkpoint of the full
+        33M-parameter table cost far more than the rows a corpus uses. Rows never seen in
+        training would get no gradient anyway, so freezing them changes nothing.
+        """
+        original = self.id_map.numel() if hasattr(self, "id_map") else self.embedding.num_embeddings
+        weight = self.full_table() if hasattr(self, "id_map") else self.embedding.weight.data
+        trainable = sorted({int(t) for t in trainable_ids if 0 <= int(t) < original})
+        frozen = sorted({int(t) for t in frozen_ids if 0 <= int(t) < original} - set(trainable))
+        id_map = torch.full((original,), len(trainable) + len(frozen), dtype=torch.long)
+        id_map[torch.as_tensor(trainable, dtype=torch.long)] = torch.arange(len(trainable))
+        if frozen:
+            id_map[torch.as_tensor(frozen, dtype=torch.long)] = len(trainable) + torch.arange(len(frozen))
+        self.embedding = nn.Embedding.from_pretrained(
+            weight[torch.as_tensor(trainable, dtype=torch.long)].clone(), freeze=False, sparse=True
+        )
+        frozen_rows = weight[torch.as_tensor(frozen, dtype=torch.long)] if frozen else weight[:0]
+        self.register_buffer("frozen_table", torch.cat([frozen_rows, torch.zeros(1, weight.shape[1])]).clone())
+        self.register_buffer("id_map", id_map)
+        return self
+
+    def full_table(self):
+        """The embedding of every original token id (unknown ids get zeros)."""
+        table = torch.cat([self.embedding.weight.data, self.frozen_table])
+        return table[self.id_map]
+
+    def sparse_parameters(self):
+        return [self.embedding.weight] if self.embedding.sparse else []
+
+    def _rows(self, unique):
+        """Embedding rows of the sorted (mapped) ids ``unique``: trainable rows through the sparse
+        embedding (its gradient then has one row per distinct token), frozen rows from the buffer."""
+        if not hasattr(self, "id_map"):
+            return self.embedding(unique)
+        count = self.embedding.num_embeddings
+        split = int(torch.searchsorted(unique, torch.tensor(count, device=unique.device)))
+        return torch.cat([self.embedding(unique[:split]), self.frozen_table[unique[split:] - count]])
+
+    def forward(self, batch):
+        """Mean of the token vectors of each text (masked), as ``counts @ rows / length``.
+
+        A batch of 144 passages of 256 tokens holds about 37k tokens but only a few thousand
+        distinct ones: looking each distinct row up once and pooling with a [texts x distinct]
+        count matrix costs one small matrix product forward and backward, instead of gathering
+        (and back-propagating into) a [37k x dim] tensor, and the sparse gradient arrives with
+        one row per distinct token, already coalesced for SparseAdam.
+        """
+        device = self.embedding.weight.device
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if hasattr(self, "id_map"):
+            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+            unknown = self.embedding.num_embeddings + self.frozen_table.shape[0] - 1
+            mask = mask * (ids != unknown)  # tokens never seen in training or evaluation texts are left out
+        else:
+            ids = ids.clamp(max=self.embedding.num_embeddings - 1)
+        unique, inverse = torch.unique(ids, return_inverse=True)
+        counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
+        counts.scatter_add_(1, inverse, mask.to(counts.dtype))
+        pooled = (counts @ self._rows(unique)) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def encode(self, texts, max_length=256, batch_size=512, desc="encode"):
+        """Token ids come from the per-text memo of :meth:`token_ids`: a run re-encodes the same
+        corpora after every iteration, and only the embedding table changes."""
+        texts = list(texts)
+        rows = self.token_ids(texts, max_length)
+        was_training = self.training
+        self.eval()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            batches = length_sorted_batches(texts, batch_size)
+            for idx in progress.progress_bar(
+                batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"
+            ):
+                out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
+        self.train(was_training)
+        return out
+
+
+class OnnxEncoder:
+    """An ONNX dual encoder (inference only), e.g. paraphrase-MiniLM-L3-v2 whose output "461" is mean pooled."""
+
+    trainable = False
+
+    def __init__(self, resolved: ResolvedModel, normalize=True, threads=None):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(resolved.path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.extra["tokenizer"]))
+        self.output = resolved.extra.get("output", "461")
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.normalize, self.name = normalize, resolved.name
+
+    def identity(self):
+        return {"class": "onnx", "name": self.name, "output": self.output, "normalize": self.normalize}
+
+    def _embed(self, chunk, max_length):
+        batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        feeds = {k: v.astype(np.int64) for k, v in batch.items() if k in self.input_names}
+        emb = self.session.run([self.output], feeds)[0].astype(np.float32)
+        if self.normalize:
+            emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
+        return emb
+
+    def encode(self, texts, max_length=128, batch_size=64, desc="encode"):
+        return encode_in_batches(lambda chunk: self._embed(chunk, max_length), texts, batch_size, desc)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, inference only (its own pooling and normalisation)."""
+
+    trainable = False
+
+    def __init__(self, resolved: ResolvedModel, normalize=True):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(resolved.path), device="cuda" if torch.cuda.is_available() else "cpu")
+        self.normalize, self.name = normalize, resolved.name
+
+    def identity(self):
+        return {"class": "sentence-transformers", "name": self.name, "normalize": self.normalize}
+
+    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+        self.model.max_seq_length = max_length
+        return np.asarray(
+            self.model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=self.normalize,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            ),
+            dtype=np.float32,
+        )
+
+
+def default_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def build_encoder(spec: dict, cache_dir=None):
+    """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
+
+    ``hf`` specs may add ``inference_dtype: auto`` (bf16 where native, else float32), ``bf16`` or
+    ``fp16`` to encode under autocast (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not
+    bit-identical to float32). Frozen scorers default to float32 so that the teacher's and the
+    assistants' scores are the same on every CPU kind."""
+    kind, model = spec.get("kind"), spec.get("model")
+    if kind == "hf":
+        encoder = TransformerEncoder.from_name(
+            model,
+            pooling=spec.get("pooling", "cls_last3"),
+            normalize=spec.get("normalize", False),
+            num_layers=spec.get("num_layers"),
+            cache_dir=cache_dir,
+            inference_dtype=spec.get("inference_dtype"),
+        )
+        # a frozen scorer encodes on the GPU when there is one (the paper profile's assistants and
+        # first stage encode 8.8M passages); a trainable student is placed by train_student
+        return encoder.to(default_device())
+    if kind == "sentence_transformers":
+        return SentenceTransformerEncoder(resolve_model(model, cache_dir), normalize=spec.get("normalize", True))
+    if kind == "onnx":
+        resolved = resolve_model(model, cache_dir)
+        if resolved.format != "onnx":
+            raise ValueError(f"{model!r} resolved to {resolved.path}, which is not an ONNX model")
+        return OnnxEncoder(resolved, normalize=spec.get("normalize", True))
+    if kind == "static":
+        return StaticEncoder.from_name(model, normalize=spec.get("normalize", True), cache_dir=cache_dir)
+    raise ValueError(f"unknown encoder kind {kind!r}; expected hf, sentence_transformers, onnx or static")
