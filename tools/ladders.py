@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mta4dpr_core.report import ladder  # noqa: E402
 from mta4dpr_core.config.params import load_params, profile_path, resolve_path  # noqa: E402
+from mta4dpr_core.report import ladder  # noqa: E402
 
 
 def main(argv=None):
