@@ -1,7 +1,7 @@
 """Params profiles (``params/*.yaml``): defaults, loading and validation.
 
-A profile is a nested mapping. Every key has a default in :data:`DEFAULTS`;
-a profile only states what differs. Validation rejects unknown keys (suggesting
+A profile is a nested mapping. Every key is declared once in ``schema.py`` (its default,
+type, bounds and help; ``docs/params.md`` lists them); a profile only states what differs. Validation rejects unknown keys (suggesting
 the closest known one), wrong types, negative sizes, all-zero loss weights and
 fusion requests with fewer than two assistants, with a message naming the key.
 """
@@ -15,152 +15,19 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
+from .schema import defaults, rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Model specs (teacher, assistants, student) are free-form mappings checked by
-# ``encoders.build_scorer``; everything else is typed here.
-DEFAULTS: dict = {
-    "profile": "smoke",
-    "seeds": [13],
-    "data": {
-        "root": "../shared/data",
-        "train": "scifact/train",
-        "test": "scifact/test",
-        "extra_test": [],
-        "max_train_queries": None,
-        "max_test_queries": None,
-        "max_corpus": None,
-        "max_extra_test_queries": None,
-    },
-    "models": {
-        "teacher": {},
-        "assistants": [],
-        "student": {},
-        # no assistant may be a member of the teacher, a copy of one or distilled from one (teacher_choice.py)
-        "independent_teacher": True,
-        # no assistant may be the student's starting model, a copy, layer cut or distillation of it, nor the
-        # target of its [CLS] warm start (teacher_choice.check_student_independence)
-        "independent_student": True,
-    },
-    "construction": {
-        "k": 30,
-        "rrf_c": 60,
-        "eval_fraction": 0.01,
-        "min_eval_queries": 1,
-        "mining": True,
-        "mining_max_rank": 15,
-        "encode_batch_size": 64,
-    },
-    # temperature_rule: how assistant temperatures not set by hand are fitted on training rows (temperature.py)
-    "fusion": {"enabled": True, "weights": None, "min_size": 2, "temperature_rule": "kl"},
-    "selection": {"method": "kl", "rbo_p": 0.9, "per_iteration": False},
-    "loss": {
-        "alpha": 0.2,
-        "beta": 1.0,
-        "gamma": 15.0,
-        "student_temperature": 0.02,
-        "in_batch_negatives": True,
-    },
-    "training": {
-        "steps": 100,
-        "queries_per_batch": 16,
-        "negatives_per_query": 8,
-        "learning_rate": 3e-5,
-        "weight_decay": 0.01,
-        "warmup_steps": 10,
-        "max_query_length": 32,
-        "max_passage_length": 144,
-        "checkpoint_every": 50,
-        "amp": "auto",
-    },
-    "iterations": {"count": 3, "replace_worst": True},
-    # ignore_identical_ids: drop a query's own id from its ranking before metrics (as BEIR/MTEB do),
-    # for collections whose queries are also documents
-    # transformer_scorers_on_extra_tests: evaluate the teacher and transformer assistants on the extra test
-    # sets too (encoding a 40,873-passage DL pool costs minutes per model on a CPU); students, static
-    # models, BM25 and shipped runs always are
-    "evaluation": {
-        "metric": "MRR@10",
-        "depth": 100,
-        "ignore_identical_ids": False,
-        "transformer_scorers_on_extra_tests": True,
-    },
-    "study": {
-        "selection_methods": ["random", "footrule", "rbo", "kl"],
-        # Table 3's ablations beside "w/o assistants" (always run): a profile may leave one out to fit its budget
-        "ablations": ["no_fusion", "no_iterations"],
-        "assistant_combinations": True,
-        "student_sizes": [],
-        "combination_seeds": 0,
-        "paper_analogs": {},
-        "baseline_models": [],
-        "teacher_candidates": [],  # scorer specs measured on training queries to choose the teacher
-        "teacher_hybrids": [],  # [name, name] pairs of teacher_candidates: z-scored hybrids over a weight grid
-        "reference_runs": [],
-        # the metric whose claims form the profile's one Holm family (claims.py); declared before any run.
-        # In `study`, so it never enters a run's key. The paper's own primary is MRR@10 (MS MARCO dev).
-        "primary_metric": "nDCG@10",
-    },
-    # workers: processes running a notebook's MTA4DPR runs side by side (0 = automatic; grid.py)
-    "output": {"runs_dir": "runs", "results_dir": "results", "cache_dir": ".cache", "workers": 0, "schedule": "stage"},
-}
-
-FREE_FORM = {
-    "models.teacher",
-    "models.student",
-    "models.assistants",
-    "study.student_sizes",
-    "fusion.weights",
-    "study.paper_analogs",
-    "study.baseline_models",
-    "study.reference_runs",
-    "study.teacher_candidates",
-    "study.teacher_hybrids",
-}
-NON_NEGATIVE = {
-    "construction.k",
-    "construction.rrf_c",
-    "construction.mining_max_rank",
-    "construction.encode_batch_size",
-    "construction.min_eval_queries",
-    "study.combination_seeds",
-    "training.steps",
-    "training.queries_per_batch",
-    "training.negatives_per_query",
-    "training.warmup_steps",
-    "training.max_query_length",
-    "training.max_passage_length",
-    "training.checkpoint_every",
-    "iterations.count",
-    "loss.alpha",
-    "loss.beta",
-    "loss.gamma",
-    "training.learning_rate",
-    "training.weight_decay",
-    "evaluation.depth",
-}
-POSITIVE = {
-    "construction.k",
-    "training.steps",
-    "training.queries_per_batch",
-    "training.max_query_length",
-    "training.max_passage_length",
-    "iterations.count",
-    "construction.encode_batch_size",
-}
-CHOICES = {
-    "selection.method": {"kl", "footrule", "rbo", "random", "validation"},
-    "fusion.temperature_rule": {"kl", "entropy", "fixed"},
-    "training.amp": {"auto", "off", "bf16", "fp16"},
-    "evaluation.metric": {"MRR@10", "nDCG@10", "R@100"},
-    "study.primary_metric": {"nDCG@10", "MRR@10", "R@5", "R@20", "R@50", "R@100", "R@1000"},
-    "output.schedule": {"stage", "profile"},
-}
-LIST_CHOICES = {
-    "study.selection_methods": {"kl", "footrule", "rbo", "random"},
-    "study.ablations": {"no_fusion", "no_iterations"},
-}
+# Every key is declared once, in schema.py (default, type, bounds, choices, help); the rules below are
+# read from it. Model specs (teacher, assistants, student) are free-form mappings checked by kind here.
+DEFAULTS: dict = defaults()
+FREE_FORM = set(rules("free_form"))
+NON_NEGATIVE = {key for key, bound in rules("bound").items() if bound in (">= 0", "> 0")}
+POSITIVE = {key for key, bound in rules("bound").items() if bound == "> 0"}
+INTERVALS = {key: bound for key, bound in rules("bound").items() if bound.startswith(("[", "("))}
+CHOICES = {key: set(allowed) for key, allowed in rules("choices").items()}
+LIST_CHOICES = {key: set(allowed) for key, allowed in rules("each_of").items()}
 
 
 # Model spec kinds (``scorers.build_scorer`` / ``experiment.build_student``); dense kinds need a `model`.
@@ -333,11 +200,13 @@ def validate(params: dict, source=None) -> dict:
     loss = params["loss"]
     if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
-    fraction = params["construction"]["eval_fraction"]
-    if not 0 <= fraction < 1:
-        raise ParamsError("construction.eval_fraction", f"must be in [0, 1), got {fraction!r}", source)
-    if not 0 < params["selection"]["rbo_p"] < 1:
-        raise ParamsError("selection.rbo_p", f"must be in (0, 1), got {params['selection']['rbo_p']!r}", source)
+    for key, interval in INTERVALS.items():
+        value = _get(params, key)
+        low, high = (float(x) for x in interval[1:-1].split(","))
+        above = value >= low if interval[0] == "[" else value > low
+        below = value <= high if interval[-1] == "]" else value < high
+        if not (above and below):
+            raise ParamsError(key, f"must be in {interval}, got {value!r}", source)
     data = params["data"]
     if not isinstance(data["extra_test"], list):
         raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)

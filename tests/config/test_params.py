@@ -69,6 +69,8 @@ def test_integer_valued_float_is_accepted_as_integer():
         ({"models": {"assistants": [{"name": "only", "kind": "bm25"}]}}, "fusion.enabled", "at least 2 assistants"),
         ({"selection": {"method": "kll"}}, "selection.method", "did you mean 'kl'"),
         ({"output": {"schedule": "all"}}, "output.schedule", "stage"),
+        ({"construction": {"eval_fraction": 1.0}}, "construction.eval_fraction", "must be in [0, 1), got 1.0"),
+        ({"selection": {"rbo_p": 0}}, "selection.rbo_p", "must be in (0, 1), got 0"),
         (
             {"models": {"student": {"kind": "static", "model": "wordllama", "inference_dtype": "auto"}}},
             "models.student.inference_dtype",
@@ -159,3 +161,17 @@ def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
     # Table 6's two smaller students (MTA4DPR and no assistant) over every seed
     assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 * 2)
     assert [j["evaluate_test"] for j in planned_runs(setup, "training")].count("all") == seeds
+
+
+def test_every_key_is_declared_once_with_help_and_the_reference_page_is_current():
+    from pathlib import Path
+
+    from mta4dpr_core.config import schema
+    from mta4dpr_core.config.params import DEFAULTS
+
+    declared = [key for key, _ in schema.keys()]
+    assert len(declared) == len(set(declared))
+    assert all(spec.help.strip() for _, spec in schema.keys())
+    assert schema.defaults() == DEFAULTS
+    page = Path("docs/params.md").read_text()
+    assert page == schema.markdown(), "docs/params.md is stale: python -m mta4dpr_core.config.schema > docs/params.md"
