@@ -29,7 +29,18 @@ from __future__ import annotations
 
 LAYERS: dict[str, frozenset[str]] = {
     "config": frozenset(
-        {"errors", "layers", "schema", "params", "independence", "warm_start_config", "models", "precision", "progress"}
+        {
+            "errors",
+            "layers",
+            "schema",
+            "kinds",
+            "params",
+            "independence",
+            "warm_start_config",
+            "models",
+            "precision",
+            "progress",
+        }
     ),
     "store": frozenset({"atomic"}),
     "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models"}),

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
+from .kinds import NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS
 from .schema import defaults, rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +31,7 @@ CHOICES = {key: set(allowed) for key, allowed in rules("choices").items()}
 LIST_CHOICES = {key: set(allowed) for key, allowed in rules("each_of").items()}
 
 
-# Model spec kinds (``scorers.build_scorer`` / ``experiment.build_student``); dense kinds need a `model`.
-SCORER_KINDS = {"hf", "sentence_transformers", "onnx", "static", "bm25", "run", "ensemble", "cross_encoder"}
-STUDENT_KINDS = {"static", "hf"}
-NEEDS_MODEL = {"hf", "sentence_transformers", "onnx", "cross_encoder"}
+# Model spec kinds, their needs and builders: kinds.py
 DATA_LIMITS = ("max_train_queries", "max_test_queries", "max_corpus", "max_extra_test_queries")
 
 

@@ -415,6 +415,47 @@ def default_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def _hf_encoder(spec, cache_dir):
+    encoder = TransformerEncoder.from_name(
+        spec.get("model"),
+        pooling=spec.get("pooling", "cls_last3"),
+        normalize=spec.get("normalize", False),
+        num_layers=spec.get("num_layers"),
+        cache_dir=cache_dir,
+        inference_dtype=spec.get("inference_dtype"),
+    )
+    # a frozen scorer encodes on the GPU when there is one (the paper profile's assistants and
+    # first stage encode 8.8M passages); a trainable student is placed by train_student
+    return encoder.to(default_device())
+
+
+def _sentence_transformers_encoder(spec, cache_dir):
+    return SentenceTransformerEncoder(
+        resolve_model(spec.get("model"), cache_dir), normalize=spec.get("normalize", True)
+    )
+
+
+def _onnx_encoder(spec, cache_dir):
+    model = spec.get("model")
+    resolved = resolve_model(model, cache_dir)
+    if resolved.format != "onnx":
+        raise ValueError(f"{model!r} resolved to {resolved.path}, which is not an ONNX model")
+    return OnnxEncoder(resolved, normalize=spec.get("normalize", True))
+
+
+def _static_encoder(spec, cache_dir):
+    return StaticEncoder.from_name(spec.get("model"), normalize=spec.get("normalize", True), cache_dir=cache_dir)
+
+
+# the dense kinds of config/kinds.py (``encoder=True``) and the function that builds each
+ENCODER_BUILDERS = {
+    "hf": _hf_encoder,
+    "sentence_transformers": _sentence_transformers_encoder,
+    "onnx": _onnx_encoder,
+    "static": _static_encoder,
+}
+
+
 def build_encoder(spec: dict, cache_dir=None):
     """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
 
@@ -422,26 +463,7 @@ def build_encoder(spec: dict, cache_dir=None):
     ``fp16`` to encode under autocast (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not
     bit-identical to float32). Frozen scorers default to float32 so that the teacher's and the
     assistants' scores are the same on every CPU kind."""
-    kind, model = spec.get("kind"), spec.get("model")
-    if kind == "hf":
-        encoder = TransformerEncoder.from_name(
-            model,
-            pooling=spec.get("pooling", "cls_last3"),
-            normalize=spec.get("normalize", False),
-            num_layers=spec.get("num_layers"),
-            cache_dir=cache_dir,
-            inference_dtype=spec.get("inference_dtype"),
-        )
-        # a frozen scorer encodes on the GPU when there is one (the paper profile's assistants and
-        # first stage encode 8.8M passages); a trainable student is placed by train_student
-        return encoder.to(default_device())
-    if kind == "sentence_transformers":
-        return SentenceTransformerEncoder(resolve_model(model, cache_dir), normalize=spec.get("normalize", True))
-    if kind == "onnx":
-        resolved = resolve_model(model, cache_dir)
-        if resolved.format != "onnx":
-            raise ValueError(f"{model!r} resolved to {resolved.path}, which is not an ONNX model")
-        return OnnxEncoder(resolved, normalize=spec.get("normalize", True))
-    if kind == "static":
-        return StaticEncoder.from_name(model, normalize=spec.get("normalize", True), cache_dir=cache_dir)
-    raise ValueError(f"unknown encoder kind {kind!r}; expected hf, sentence_transformers, onnx or static")
+    kind = spec.get("kind")
+    if kind not in ENCODER_BUILDERS:
+        raise ValueError(f"unknown encoder kind {kind!r}; expected one of {sorted(ENCODER_BUILDERS)}")
+    return ENCODER_BUILDERS[kind](spec, cache_dir)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import progress
+from ..config.kinds import ENCODER_KINDS, KINDS
 from ..config.models import default_cache_dir
 from ..store.atomic import content_hash, save_array, texts_digest, try_load_array
 from .data import Corpus, load_trec_run
@@ -418,39 +419,37 @@ def build_scorer(spec: dict, cache_dir=None, runs_root=None, shared: dict | None
     return scorer
 
 
-def _build_scorer(spec: dict, cache_dir=None, runs_root=None, shared=None):
-    """A scorer from a params spec.
+def _bm25(spec, name, temperature, cache_dir, runs_root, shared):
+    return BM25Scorer(name=name, temperature=temperature)
 
-    ``{name, kind: hf|sentence_transformers|onnx|static, model, max_query_length, max_passage_length, temperature}``,
-    ``{name, kind: bm25}``, ``{name, kind: run, paths: [...]}`` or
-    ``{name, kind: ensemble, members: [spec, ...], weights: [...]}``.
-    """
-    kind = spec.get("kind")
-    name = spec.get("name", kind)
-    temperature = float(spec.get("temperature", 1.0 if kind in ("bm25", "run", "ensemble", "cross_encoder") else 0.05))
-    if kind == "bm25":
-        return BM25Scorer(name=name, temperature=temperature)
-    if kind == "run":
-        root = Path(runs_root or ".")
-        return RunScorer([root / p for p in spec["paths"]], name=name, temperature=temperature)
-    if kind == "cross_encoder":
-        first_stage = build_scorer(spec["first_stage"], cache_dir, runs_root) if spec.get("first_stage") else None
-        return CrossEncoderScorer(
-            spec["model"],
-            first_stage,
-            name=name,
-            max_length=spec.get("max_length", 192),
-            batch_size=spec.get("batch_size", 64),
-            rerank_depth=spec.get("rerank_depth", 200),
-            temperature=temperature,
-            cache_dir=cache_dir,
-        )
-    if kind == "ensemble":
-        members = [build_scorer(m, cache_dir, runs_root, shared) for m in spec["members"]]
-        return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)
-    encoder = build_encoder(spec, cache_dir=cache_dir)
+
+def _run(spec, name, temperature, cache_dir, runs_root, shared):
+    root = Path(runs_root or ".")
+    return RunScorer([root / p for p in spec["paths"]], name=name, temperature=temperature)
+
+
+def _cross_encoder(spec, name, temperature, cache_dir, runs_root, shared):
+    first_stage = build_scorer(spec["first_stage"], cache_dir, runs_root) if spec.get("first_stage") else None
+    return CrossEncoderScorer(
+        spec["model"],
+        first_stage,
+        name=name,
+        max_length=spec.get("max_length", 192),
+        batch_size=spec.get("batch_size", 64),
+        rerank_depth=spec.get("rerank_depth", 200),
+        temperature=temperature,
+        cache_dir=cache_dir,
+    )
+
+
+def _ensemble(spec, name, temperature, cache_dir, runs_root, shared):
+    members = [build_scorer(m, cache_dir, runs_root, shared) for m in spec["members"]]
+    return EnsembleScorer(members, spec.get("weights", [1.0] * len(members)), name=name, temperature=temperature)
+
+
+def _dense(spec, name, temperature, cache_dir, runs_root, shared):
     return DenseScorer(
-        encoder,
+        build_encoder(spec, cache_dir=cache_dir),
         name,
         max_query_length=spec.get("max_query_length", 32),
         max_passage_length=spec.get("max_passage_length", 256),
@@ -458,3 +457,28 @@ def _build_scorer(spec: dict, cache_dir=None, runs_root=None, shared=None):
         temperature=temperature,
         cache_dir=cache_dir,
     )
+
+
+# every kind of config/kinds.py and the function that builds its scorer
+SCORER_BUILDERS = {
+    "bm25": _bm25,
+    "run": _run,
+    "cross_encoder": _cross_encoder,
+    "ensemble": _ensemble,
+    **{kind: _dense for kind in sorted(ENCODER_KINDS)},
+}
+
+
+def _build_scorer(spec: dict, cache_dir=None, runs_root=None, shared=None):
+    """A scorer from a params spec: ``SCORER_BUILDERS[spec["kind"]]`` (the kinds: ``config/kinds.py``).
+
+    ``{name, kind: hf|sentence_transformers|onnx|static, model, max_query_length, max_passage_length, temperature}``,
+    ``{name, kind: bm25}``, ``{name, kind: run, paths: [...]}`` or
+    ``{name, kind: ensemble, members: [spec, ...], weights: [...]}``.
+    """
+    kind = spec.get("kind")
+    if kind not in SCORER_BUILDERS:
+        raise ValueError(f"unknown scorer kind {kind!r}; expected one of {sorted(SCORER_BUILDERS)}")
+    name = spec.get("name", kind)
+    temperature = float(spec.get("temperature", KINDS[kind].temperature))
+    return SCORER_BUILDERS[kind](spec, name, temperature, cache_dir, runs_root, shared)

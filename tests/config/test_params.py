@@ -175,3 +175,17 @@ def test_every_key_is_declared_once_with_help_and_the_reference_page_is_current(
     assert schema.defaults() == DEFAULTS
     page = Path("docs/params.md").read_text()
     assert page == schema.markdown(), "docs/params.md is stale: python -m mta4dpr_core.config.schema > docs/params.md"
+
+
+def test_every_model_kind_has_its_builders_and_no_builder_lacks_a_kind():
+    from mta4dpr_core.config.kinds import ENCODER_KINDS, KINDS, STUDENT_KINDS
+    from mta4dpr_core.retrieval.encoders import ENCODER_BUILDERS
+    from mta4dpr_core.retrieval.scorers import SCORER_BUILDERS
+
+    assert set(SCORER_BUILDERS) == set(KINDS)
+    assert set(ENCODER_BUILDERS) == set(ENCODER_KINDS)
+    assert STUDENT_KINDS == {"static", "hf"}
+    with pytest.raises(ValueError, match="unknown scorer kind 'nope'"):
+        from mta4dpr_core.retrieval.scorers import build_scorer
+
+        build_scorer({"name": "x", "kind": "nope"})
