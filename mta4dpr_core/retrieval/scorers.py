@@ -286,9 +286,7 @@ class EnsembleScorer(Scorer):
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         if missing:
             sample = np.broadcast_to(self.sample, (len(missing), len(self.sample)))
-            values = self.members[member_index].score(
-                [k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample)
-            )
+            values = member.score([k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample))
             for key, mean, std in zip(missing, values.mean(1), values.std(1).clip(min=1e-6)):
                 cache[key] = (mean, std)
         mean = np.array([cache[k][0] for k in keys], dtype=np.float32).reshape(-1, 1)
