@@ -27,7 +27,7 @@ from ..config.precision import autocast_dtype, dtype_name
 from ..method.construction import TrainingData, split_eval_queries
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.temperature import assistant_temperatures
-from ..method.training import TrainConfig, train_student
+from ..method.training import TrainConfig, profile_fields, train_student
 from ..retrieval.encoders import default_device
 from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
 from .experiment import Setup, seed_everything
@@ -66,31 +66,15 @@ def deep_update(base: dict, overrides: dict) -> dict:
 
 
 def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatures: dict | None = None) -> TrainConfig:
-    """``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
-    training, loss = params["training"], params["loss"]
+    """Every profile field of :class:`TrainConfig` from its declared key, the run-time ones from the run.
+    ``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
     temperatures = temperatures or {}
+    weights = params["fusion"]["weights"]
     return TrainConfig(
-        steps=training["steps"],
-        queries_per_batch=training["queries_per_batch"],
-        negatives_per_query=training["negatives_per_query"],
-        learning_rate=training["learning_rate"],
-        weight_decay=training["weight_decay"],
-        warmup_steps=training["warmup_steps"],
-        max_query_length=training["max_query_length"],
-        max_passage_length=training["max_passage_length"],
-        checkpoint_every=training["checkpoint_every"],
-        amp=training["amp"],
-        alpha=loss["alpha"],
-        beta=loss["beta"],
-        gamma=loss["gamma"],
-        student_temperature=loss["student_temperature"],
-        in_batch_negatives=loss["in_batch_negatives"],
+        **{name: params[section][key] for name, (section, key) in profile_fields().items()},
         teacher_temperature=params["models"]["teacher"].get("temperature", 1.0),
         assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool],
-        selection=params["selection"]["method"],
-        rbo_p=params["selection"]["rbo_p"],
-        fusion=params["fusion"]["enabled"],
-        fusion_weights=params["fusion"]["weights"] if len(pool) == len(params["fusion"]["weights"] or []) else None,
+        fusion_weights=weights if len(pool) == len(weights or []) else None,
         fixed_assistant=fixed_assistant,
         seed=seed,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from ..config import progress
 from ..config.precision import autocast_dtype
+from ..config.schema import SCHEMA
 from ..retrieval.encoders import default_device
 from ..store.atomic import save_torch, try_load_torch
 from .construction import take_rows
@@ -35,33 +36,60 @@ from .selection import select_assistant
 log = logging.getLogger(__name__)
 
 
+# The profile keys whose TrainConfig default differs from the schema's: the one place such a difference is
+# stated (tests/method/test_train_config.py checks it). ``training.amp``: a profile (default ``auto``) always
+# sets it; a TrainConfig built directly (tests, benches) trains in float32.
+DIRECT_DEFAULTS = {"training.amp": "off"}
+
+
+def _profile(section: str, key: str):
+    """A field read from the profile's ``section.key`` (:func:`..experiments.iteration.train_config`), its
+    default the schema's (or :data:`DIRECT_DEFAULTS`'s)."""
+    dotted = f"{section}.{key}"
+    default = DIRECT_DEFAULTS[dotted] if dotted in DIRECT_DEFAULTS else SCHEMA[section][key].default
+    return field(default=default, metadata={"profile": (section, key)})
+
+
+def _run_time(default=None, factory=None):
+    """A field the run sets itself (seed, fitted temperatures, the per-iteration choice...), not a profile key."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"run_time": True})
+    return field(default=default, metadata={"run_time": True})
+
+
 @dataclass
 class TrainConfig:
-    steps: int = 100
-    queries_per_batch: int = 16
-    negatives_per_query: int = 8
-    learning_rate: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 10
-    max_query_length: int = 32
-    max_passage_length: int = 144
-    checkpoint_every: int = 50
-    amp: str = (
-        "off"  # a profile's `training.amp` (default auto) always sets it; direct uses (tests, benches) stay float32
-    )
-    alpha: float = 0.2
-    beta: float = 1.0
-    gamma: float = 15.0
-    student_temperature: float = 0.02
-    in_batch_negatives: bool = True
-    teacher_temperature: float = 1.0
-    assistant_temperatures: list = field(default_factory=list)
-    selection: str = "kl"
-    rbo_p: float = 0.9
-    fusion: bool = True
-    fusion_weights: list | None = None
-    fixed_assistant: int | None = None  # per-iteration selection (the rewrite): one candidate for all batches
-    seed: int = 13
+    """One iteration's training settings. A field marked ``_profile(section, key)`` is the profile's key of
+    that name (default: :data:`..config.schema.SCHEMA`'s); a ``_run_time`` field is set by the run."""
+
+    steps: int = _profile("training", "steps")
+    queries_per_batch: int = _profile("training", "queries_per_batch")
+    negatives_per_query: int = _profile("training", "negatives_per_query")
+    learning_rate: float = _profile("training", "learning_rate")
+    weight_decay: float = _profile("training", "weight_decay")
+    warmup_steps: int = _profile("training", "warmup_steps")
+    max_query_length: int = _profile("training", "max_query_length")
+    max_passage_length: int = _profile("training", "max_passage_length")
+    checkpoint_every: int = _profile("training", "checkpoint_every")
+    amp: str = _profile("training", "amp")
+    alpha: float = _profile("loss", "alpha")
+    beta: float = _profile("loss", "beta")
+    gamma: float = _profile("loss", "gamma")
+    student_temperature: float = _profile("loss", "student_temperature")
+    in_batch_negatives: bool = _profile("loss", "in_batch_negatives")
+    teacher_temperature: float = _run_time(1.0)  # the teacher spec's optional `temperature`
+    assistant_temperatures: list = _run_time(factory=list)  # fitted on iteration 1's rows, per pool member
+    selection: str = _profile("selection", "method")
+    rbo_p: float = _profile("selection", "rbo_p")
+    fusion: bool = _profile("fusion", "enabled")
+    fusion_weights: list | None = _run_time()  # fusion.weights when they fit the pool's size
+    fixed_assistant: int | None = _run_time()  # per-iteration selection (the rewrite): one candidate for all batches
+    seed: int = _run_time(13)
+
+
+def profile_fields() -> dict:
+    """``{TrainConfig field: (profile section, key)}`` for every field a profile sets."""
+    return {f.name: f.metadata["profile"] for f in fields(TrainConfig) if "profile" in f.metadata}
 
 
 def sample_batch(data, rows, config: TrainConfig, rng):
