@@ -50,14 +50,14 @@ def cold_run(profile: str, variant: str, seed: int) -> dict:
     setup_seconds = time.perf_counter() - started
     started = time.perf_counter()
     run = run_mta4dpr(setup, seed, variant)
-    history = run["history"]
+    history = run.history
     return {
         "variant": variant,
         "setup seconds": setup_seconds,
         "run seconds": time.perf_counter() - started,
-        "data construction seconds": sum(h["construction_seconds"] for h in history),
-        "training seconds": sum(h["training_seconds"] for h in history),
-        "selection seconds": sum(h.get("select_seconds", 0.0) for h in history),
+        "data construction seconds": sum(h.construction_seconds for h in history),
+        "training seconds": sum(h.training_seconds for h in history),
+        "selection seconds": sum(h.select_seconds for h in history),
         "steps": len(run.get("selections", [])) or None,
     }
 

@@ -69,7 +69,7 @@ def measure(args) -> dict:
     started = time.perf_counter()
     run = run_mta4dpr(setup, args.seed)
     result["iteration_seconds"] = time.perf_counter() - started
-    result["test_nDCG@10"] = run["final"]["test"]["nDCG@10"] if "test" in (run.get("final") or {}) else None
+    result["test_nDCG@10"] = run.final["test"]["nDCG@10"] if "test" in (run.final or {}) else None
     return result
 
 

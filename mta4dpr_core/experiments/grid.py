@@ -46,7 +46,7 @@ def _run(job):
         assistant_subset=job["assistant_subset"],
         student_spec=job["student_spec"],
         evaluate_test=job["evaluate_test"],
-    )["variant"]
+    ).variant
 
 
 def _init_worker():

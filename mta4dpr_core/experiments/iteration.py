@@ -15,14 +15,17 @@ continues after the last finished one.
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 import shutil
 import time
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from ..config import progress
+from ..config.errors import DataError
 from ..config.precision import autocast_dtype, dtype_name
 from ..method.construction import TrainingData, split_eval_queries
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
@@ -47,6 +50,106 @@ VARIANTS = {
     "no_iterations": {"iterations": {"count": 1}},
 }
 SAME_TOTAL_STEPS = {"one_iteration_kd", "no_iterations"}
+
+
+def _fields_from_json(cls, data, source) -> dict:
+    """The keyword arguments of ``cls`` from its stored mapping; a :class:`DataError` naming ``source`` and
+    the key when one is missing or unknown (a stored result is never half read)."""
+    if not isinstance(data, dict):
+        raise DataError(source, f"a stored {cls.__name__} must be a mapping, not {type(data).__name__}")
+    declared = {f.name: f for f in fields(cls)}
+    for name, spec in declared.items():
+        if name not in data and spec.default is MISSING:
+            raise DataError(source, f"the stored {cls.__name__} lacks the key {name!r}")
+    unknown = sorted(set(data) - set(declared))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], declared, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(source, f"the stored {cls.__name__} has the unknown key {unknown[0]!r}{hint}")
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One finished iteration of a run: an entry of ``history`` in ``result.json`` and ``state.json``."""
+
+    iteration: int
+    pool: list  # the pool's names after the replacement
+    replaced: str | None  # the assistant the student replaced, if any
+    eval_metric: str
+    eval_student: float
+    eval_assistants: dict  # {assistant name: eval metric} before the replacement
+    mined_queries: int
+    rows: int | None
+    pairs_scored: int
+    pairs_cached: int
+    construction_seconds: float
+    training_seconds: float
+    select_seconds: float
+    final_loss: float | None
+    test: dict | None = None  # setup.evaluate_all of the student; absent from the JSON when not evaluated
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["test"] is None:
+            del out["test"]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, source="a run's history") -> IterationRecord:
+        return cls(**_fields_from_json(cls, data, source))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run of Algorithm 1 (one variant, one seed), stored as its ``result.json``.
+
+    >>> record = IterationRecord(1, ["a"], None, "MRR@10", 0.5, {"a": 0.4}, 0, 8, 10, 0, 1.0, 2.0, 0.1, 3.0)
+    >>> result = RunResult("mta4dpr", 13, ["a"], {}, (record,), [], {}, None, {}, {}, "float32")
+    >>> RunResult.from_json(result.to_json()) == result
+    True
+    >>> RunResult.from_json({"variant": "mta4dpr"}, "runs/x/result.json")
+    Traceback (most recent call last):
+    ...
+    mta4dpr_core.config.errors.DataError: runs/x/result.json: the stored RunResult lacks the key 'seed'
+    """
+
+    variant: str
+    seed: int
+    assistants: list  # the names of the run's original assistants
+    initial: dict  # the untrained student's evaluation ({} unless evaluate_test="all")
+    history: tuple  # an IterationRecord per finished iteration
+    selections: list  # a dict per training step: iteration, step, assistant, members, timings, losses
+    temperatures: dict  # fitted assistant temperatures by name
+    final: dict | None  # the last iteration's test evaluation (None when it was not evaluated)
+    params: dict
+    student_spec: dict
+    training_precision: str  # the precision training actually used (amp: auto resolves per machine)
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["history"] = [entry.to_json() for entry in self.history]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, source="a stored run result") -> RunResult:
+        values = _fields_from_json(cls, data, source)
+        if not isinstance(values["history"], list):
+            raise DataError(source, "the stored RunResult's 'history' must be a list")
+        values["history"] = tuple(IterationRecord.from_json(entry, source) for entry in values["history"])
+        return cls(**values)
+
+
+def load_run_result(path) -> RunResult | None:
+    """The run result stored at ``path``; None (rerun it) when missing, unreadable or malformed."""
+    stored = read_json(path)
+    if stored is None:
+        return None
+    try:
+        return RunResult.from_json(stored, path)
+    except DataError as error:
+        log.warning("%s; rerunning the run", error)
+        return None
 
 
 def variant_overrides(variant: str, params: dict, overrides: dict | None = None) -> dict:
@@ -117,7 +220,7 @@ def run_mta4dpr(
     assistant_subset=None,
     student_spec=None,
     evaluate_test="all",
-) -> dict:
+) -> RunResult:
     """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
     overrides = variant_overrides(variant, setup.params, overrides)
     params = deep_update(setup.params, overrides)
@@ -130,7 +233,7 @@ def run_mta4dpr(
     run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant, code_digest())
     run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
     result_path = run_dir / "result.json"
-    stored = read_json(result_path)
+    stored = load_run_result(result_path)
     if stored is not None:
         return stored
     count = params["iterations"]["count"]
@@ -167,7 +270,11 @@ def run_mta4dpr(
                 )
                 student = setup.new_student(seed, student_spec)
                 break
-            history, selections, temperatures = meta["history"], meta["selections"], meta.get("temperatures", {})
+            history = [
+                IterationRecord.from_json(entry, run_dir / f"iteration{iteration}" / "state.json")
+                for entry in meta["history"]
+            ]
+            selections, temperatures = meta["selections"], meta.get("temperatures", {})
             names = meta["pool"]
             by_name = {a.name: a for a in setup.assistants}
             # a student in the pool keeps the pair-score cache name it had when it joined (``{run_key}-<iteration>``)
@@ -239,24 +346,24 @@ def run_mta4dpr(
         if params["iterations"]["replace_worst"] and pool and eval_mask.any():
             _save_snapshot(run_dir, student_scorer.name, student)
             pool, replaced = replace_worst_assistant(pool, eval_metrics, student_scorer, student_eval)
-        entry = {
-            "iteration": iteration,
-            "pool": [a.name for a in pool],
-            "replaced": replaced,
-            "eval_metric": metric,
-            "eval_student": student_eval,
-            "eval_assistants": eval_metrics,
-            "mined_queries": data.stats.get("mined_queries", 0),
-            "rows": data.stats.get("rows"),
-            "pairs_scored": data.stats.get("pairs_scored", 0),
-            "pairs_cached": data.stats.get("pairs_cached", 0),
-            "construction_seconds": construction_seconds,
-            "training_seconds": training_seconds,
-            "select_seconds": float(sum(r["select_seconds"] for r in record)),
-            "final_loss": record[-1]["total"] if record else None,
-        }
-        if evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"]):
-            entry["test"] = setup.evaluate_all(student_scorer)
+        evaluated = evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"])
+        entry = IterationRecord(
+            iteration=iteration,
+            pool=[a.name for a in pool],
+            replaced=replaced,
+            eval_metric=metric,
+            eval_student=student_eval,
+            eval_assistants=eval_metrics,
+            mined_queries=data.stats.get("mined_queries", 0),
+            rows=data.stats.get("rows"),
+            pairs_scored=data.stats.get("pairs_scored", 0),
+            pairs_cached=data.stats.get("pairs_cached", 0),
+            construction_seconds=construction_seconds,
+            training_seconds=training_seconds,
+            select_seconds=float(sum(r["select_seconds"] for r in record)),
+            final_loss=record[-1]["total"] if record else None,
+            test=setup.evaluate_all(student_scorer) if evaluated else None,
+        )
         history.append(entry)
         log.info(
             "seed %d %s iteration %d: eval %s %.4f, replaced %s",
@@ -272,7 +379,7 @@ def run_mta4dpr(
         atomic_write_json(
             iteration_dir / "state.json",
             {
-                "history": history,
+                "history": [entry.to_json() for entry in history],
                 "selections": selections,
                 "pool": [a.name for a in pool],
                 "temperatures": temperatures,
@@ -282,26 +389,25 @@ def run_mta4dpr(
         # the finished iteration is stored: its mid-training checkpoints are no longer needed
         shutil.rmtree(iteration_dir / "checkpoints", ignore_errors=True)
 
-    result = {
-        "variant": variant,
-        "seed": seed,
-        "assistants": [
+    result = RunResult(
+        variant=variant,
+        seed=seed,
+        assistants=[
             a.name
             for a in (
                 [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else setup.assistants
             )
         ],
-        "initial": initial,
-        "history": history,
-        "selections": selections,
-        "temperatures": temperatures,
-        "final": history[-1].get("test") if history else None,
-        "params": params,
-        "student_spec": student_spec or params["models"]["student"],
-        # the precision training actually used (amp: auto resolves per machine)
-        "training_precision": dtype_name(autocast_dtype(params["training"]["amp"], default_device())),
-    }
-    atomic_write_json(result_path, result)
+        initial=initial,
+        history=tuple(history),
+        selections=selections,
+        temperatures=temperatures,
+        final=history[-1].test if history else None,
+        params=params,
+        student_spec=student_spec or params["models"]["student"],
+        training_precision=dtype_name(autocast_dtype(params["training"]["amp"], default_device())),
+    )
+    atomic_write_json(result_path, result.to_json())
     return result
 
 

@@ -138,7 +138,7 @@ def _label(metric):
 
 
 def _finals(results):
-    return [r["final"] for r in results]
+    return [r.final for r in results]
 
 
 def _seeds_text(n):
@@ -257,7 +257,7 @@ def build_specs(setup):
         specs.extend(combination_specs)
         composites.extend(combination_composites)
 
-    for i in range(1, max(len(r["history"]) for r in main)):
+    for i in range(1, max(len(r.history) for r in main)):
         specs.append(
             Spec(
                 f"iteration-{i}-to-{i + 1}",
@@ -265,8 +265,8 @@ def build_specs(setup):
                 "table4",
                 f"iteration {i}",
                 lambda metric, i=i: (
-                    m([r["history"][i]["test"] for r in main], metric),
-                    m([r["history"][i - 1]["test"] for r in main], metric),
+                    m([r.history[i].test for r in main], metric),
+                    m([r.history[i - 1].test for r in main], metric),
                 ),
             )
         )
@@ -664,7 +664,7 @@ def _overhead_claim(setup, main):
         "family": TIMING,
         "paper note": P.claim_source("selection-overhead")["note"],
     }
-    shares = np.asarray([s["select_seconds"] / max(s["step_seconds"], 1e-12) for r in main for s in r["selections"]])
+    shares = np.asarray([s["select_seconds"] / max(s["step_seconds"], 1e-12) for r in main for s in r.selections])
     if len(shares) == 0:
         return {**base, "claim": "selection overhead is small", "verdict": "inconclusive"}
     low, high = paired_interval(shares)
@@ -700,7 +700,7 @@ def write_per_query(setup) -> pd.DataFrame:
     """``per_query.csv.gz``: every run behind a table, per seed, iteration and test query."""
     records = []
 
-    def add(variant, results, iteration_of=lambda r: len(r["history"]), pick=lambda r: r["final"]):
+    def add(variant, results, iteration_of=lambda r: len(r.history), pick=lambda r: r.final):
         for r in results:
             evaluation = pick(r)
             for block, metrics in (evaluation or {}).get("per_query", {}).items():
@@ -709,9 +709,9 @@ def write_per_query(setup) -> pd.DataFrame:
                         records.append((variant, r["seed"], iteration_of(r), block, query, metric, value))
 
     main = S.run_over_seeds(setup, "mta4dpr")
-    add("student before training", main, lambda r: 0, lambda r: r["initial"])
-    for i in range(max(len(r["history"]) for r in main)):
-        add("mta4dpr", main, lambda r, i=i: i + 1, lambda r, i=i: r["history"][i].get("test"))
+    add("student before training", main, lambda r: 0, lambda r: r.initial)
+    for i in range(max(len(r.history) for r in main)):
+        add("mta4dpr", main, lambda r, i=i: i + 1, lambda r, i=i: r.history[i].test)
     for variant in ("no_assistants", "one_iteration_kd", *setup.params["study"]["ablations"]):
         add(variant, S.run_over_seeds(setup, variant))
     for method in setup.params["study"]["selection_methods"]:

@@ -439,9 +439,9 @@ def selection_study(setup: Setup):
     methods = setup.params["study"]["selection_methods"]
     rows = []
     columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20")}
-    kl = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
+    kl = [r.final for r in run_over_seeds(setup, "mta4dpr")]
     for method in methods:
-        results = [r["final"] for r in selection_runs(setup, method)]
+        results = [r.final for r in selection_runs(setup, method)]
         row = {"selection": method, **_row_from_evaluations(results, columns)}
         row.update(delta_columns(setup, results, kl, prefix="Δ vs KL") if method != "kl" else {})
         paper = T.PAPER_TABLE5.get(method, (None,) * 5)
@@ -478,7 +478,7 @@ def selection_composition(setup: Setup):
     counts = {}
     total = 0
     for result in run_over_seeds(setup, "mta4dpr"):
-        for entry in result["selections"]:
+        for entry in result.selections:
             if entry["assistant"] is None:
                 continue
             counts[entry["assistant"]] = counts.get(entry["assistant"], 0) + 1
@@ -557,12 +557,12 @@ def main_study(setup: Setup):
             {"model": scorer.name, "role": role, "paper analogue": analog, **_row_from_evaluations([result], columns)}
         )
     students = [
-        ("student before training", "", [r["initial"] for r in main]),
-        (NO_ASSISTANT, "No assistant", [r["final"] for r in no_assistant]),
-        (ONE_ITERATION_KD, "", [r["final"] for r in one_iteration]),
-        ("MTA4DPR", "MTA4DPR", [r["final"] for r in main]),
+        ("student before training", "", [r.initial for r in main]),
+        (NO_ASSISTANT, "No assistant", [r.final for r in no_assistant]),
+        (ONE_ITERATION_KD, "", [r.final for r in one_iteration]),
+        ("MTA4DPR", "MTA4DPR", [r.final for r in main]),
     ]
-    baseline = [r["final"] for r in no_assistant]
+    baseline = [r.final for r in no_assistant]
     for label, analog, evaluations in students:
         row = {
             "model": label,
@@ -621,17 +621,15 @@ def main_study(setup: Setup):
     )
 
     rows4 = []
-    iterations = max(len(r["history"]) for r in main)
+    iterations = max(len(r.history) for r in main)
     per_iteration_columns = {**columns, "R@5": ("test", "R@5")}
     for i in range(iterations):
-        evaluations = [r["history"][i]["test"] for r in main if len(r["history"]) > i]
+        evaluations = [r.history[i].test for r in main if len(r.history) > i]
         row = {"iteration": i + 1, **_row_from_evaluations(evaluations, per_iteration_columns)}
         if i:
-            row.update(
-                delta_columns(setup, evaluations, [r["history"][i - 1]["test"] for r in main], prefix="Δ vs previous")
-            )
-        row["mined queries"] = float(np.mean([r["history"][i]["mined_queries"] for r in main if len(r["history"]) > i]))
-        row["replaced"] = ", ".join(sorted({str(r["history"][i]["replaced"]) for r in main if len(r["history"]) > i}))
+            row.update(delta_columns(setup, evaluations, [r.history[i - 1].test for r in main], prefix="Δ vs previous"))
+        row["mined queries"] = float(np.mean([r.history[i].mined_queries for r in main if len(r.history) > i]))
+        row["replaced"] = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
         paper = T.PAPER_TABLE4.get(i + 1, (None,) * 4)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
         rows4.append(row)
@@ -669,10 +667,10 @@ def ablation_study(setup: Setup):
     """Table 3 (without assistants, fusion, iterations; all at the same optimiser steps) and
     Table 7 (every combination of assistants)."""
     columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
-    main = [r["final"] for r in run_over_seeds(setup, "mta4dpr")]
+    main = [r.final for r in run_over_seeds(setup, "mta4dpr")]
     rows = []
     for label, variant in ablations(setup):
-        evaluations = [r["final"] for r in run_over_seeds(setup, variant)]
+        evaluations = [r.final for r in run_over_seeds(setup, variant)]
         row = {"variant": label, **_row_from_evaluations(evaluations, columns)}
         if variant != "mta4dpr":
             row.update(delta_columns(setup, evaluations, main, prefix="Δ vs MTA4DPR"))
@@ -715,7 +713,7 @@ def combination_runs(setup: Setup):
     """{subset (tuple of assistant indices, () = none): final evaluations over the grid seeds}."""
     m = len(setup.assistants)
     seeds = grid_seeds(setup)
-    runs = {(): [r["final"] for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]}
+    runs = {(): [r.final for r in run_over_seeds(setup, "no_assistants", seeds=seeds)]}
     for size in range(1, m + 1):
         for subset in itertools.combinations(range(m), size):
             if size == m:
@@ -728,7 +726,7 @@ def combination_runs(setup: Setup):
                     seeds=seeds,
                     assistant_subset=list(subset),
                 )
-            runs[subset] = [r["final"] for r in results]
+            runs[subset] = [r.final for r in results]
     return runs
 
 
@@ -776,7 +774,7 @@ def student_size_runs(setup: Setup, spec):
     student_spec = None if same_as_main else spec
     main = run_over_seeds(setup, "mta4dpr", seeds=seeds, student_spec=student_spec)
     base = run_over_seeds(setup, "no_assistants", seeds=seeds, student_spec=student_spec)
-    return [r["final"] for r in main], [r["final"] for r in base]
+    return [r.final for r in main], [r.final for r in base]
 
 
 def scale_and_cost(setup: Setup):
@@ -901,13 +899,13 @@ def scale_and_cost(setup: Setup):
         (ONE_ITERATION_KD, "one_iteration_kd"),
     ]:
         results = run_over_seeds(setup, variant)
-        training = [sum(h["training_seconds"] for h in r["history"]) for r in results]
-        construction = [sum(h["construction_seconds"] for h in r["history"]) for r in results]
-        selection = [sum(h["select_seconds"] for h in r["history"]) for r in results]
+        training = [sum(h.training_seconds for h in r.history) for r in results]
+        construction = [sum(h.construction_seconds for h in r.history) for r in results]
+        selection = [sum(h.select_seconds for h in r.history) for r in results]
         row = {
             "method": label,
-            "iterations": len(results[0]["history"]),
-            "steps": int(sum(1 for s in results[0]["selections"])),
+            "iterations": len(results[0].history),
+            "steps": int(sum(1 for s in results[0].selections)),
         }
         row["training seconds"], row["training seconds ±"] = T.mean_std(training)
         row["data construction seconds"], row["data construction seconds ±"] = T.mean_std(construction)

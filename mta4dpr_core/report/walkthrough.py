@@ -298,7 +298,7 @@ def selection_shares(results, window=None) -> pd.DataFrame:
     attribute ``iteration_ends``: the global step where each iteration ends."""
     frames = []
     for result in results if isinstance(results, list) else [results]:
-        frame = _global_steps([s for s in result.get("selections", [])])
+        frame = _global_steps([s for s in result.selections])
         if not frame.empty:
             frames.append(frame)
     if not frames:
@@ -328,13 +328,13 @@ def loss_terms(results) -> pd.DataFrame:
     entries of each run's ``selections`` that carry them; empty when the runs did not record them."""
     frames = []
     for result in results if isinstance(results, list) else [results]:
-        frame = _global_steps(result.get("selections", []))
+        frame = _global_steps(result.selections)
         if frame.empty:
             continue
         present = [t for t in LOSS_TERMS if t in frame.columns]
         if not present:
             continue
-        frame["seed"] = result.get("seed")
+        frame["seed"] = result.seed
         frames.append(frame[["seed", "iteration", "step", "global step", *present]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -342,9 +342,9 @@ def loss_terms(results) -> pd.DataFrame:
 def final_losses(results) -> pd.DataFrame:
     """Each iteration's last-step loss (always stored in the history)."""
     rows = [
-        {"seed": r.get("seed"), "iteration": h["iteration"], "final loss": h.get("final_loss")}
+        {"seed": r.seed, "iteration": h.iteration, "final loss": h.final_loss}
         for r in (results if isinstance(results, list) else [results])
-        for h in r.get("history", [])
+        for h in r.history
     ]
     return pd.DataFrame(rows)
 
@@ -354,8 +354,8 @@ def metrics_per_iteration(results, block="test", metrics=("nDCG@10", "MRR@10", "
     std over seeds; only iterations that were evaluated on the test set."""
     per = {}
     for result in results if isinstance(results, list) else [results]:
-        evaluations = [(0, (result.get("initial") or {}).get(block))]
-        evaluations += [(h["iteration"], (h.get("test") or {}).get(block)) for h in result.get("history", [])]
+        evaluations = [(0, (result.initial or {}).get(block))]
+        evaluations += [(h.iteration, (h.test or {}).get(block)) for h in result.history]
         for iteration, values in evaluations:
             if not values:
                 continue
@@ -500,9 +500,9 @@ def batch_queries(table: pd.DataFrame) -> pd.DataFrame:
 def recorded_choice(results, seed, iteration=1, step=1):
     """The assistant the stored run of ``seed`` selected at ``iteration``, ``step`` (None if not recorded)."""
     for result in results if isinstance(results, list) else [results]:
-        if result.get("seed") != seed:
+        if result.seed != seed:
             continue
-        for entry in result.get("selections", []):
+        for entry in result.selections:
             if entry.get("iteration") == iteration and entry.get("step") == step:
                 return entry.get("assistant")
     return None
@@ -531,10 +531,10 @@ def step_trace(results) -> pd.DataFrame:
     weighted sum)."""
     frames = []
     for result in results if isinstance(results, list) else [results]:
-        frame = _global_steps(result.get("selections", []))
+        frame = _global_steps(result.selections)
         if frame.empty:
             continue
-        frame.insert(0, "seed", result.get("seed"))
+        frame.insert(0, "seed", result.seed)
         present = [t for t in ("contrastive", "kl_teacher", "kl_assistant", "total") if t in frame.columns]
         columns = (
             ["seed", "iteration", "step", "global step"]

@@ -453,7 +453,7 @@ def test_export_data_of_a_student_size_run(size_run, tmp_path, capfd, umask_022)
     assert captured.err == "" and captured.out.strip() == str(out)  # no LOAD REPORT, no loading bars
     frame = pd.read_parquet(out)
     assert sorted(frame["iteration"].unique().tolist()) == [1, 2]
-    assert (frame[~frame["is_eval"]].groupby("iteration").size() == [h["rows"] for h in result["history"]]).all()
+    assert (frame[~frame["is_eval"]].groupby("iteration").size() == [h.rows for h in result.history]).all()
     assert _modes(out)[0] == {".": "0o644"}
 
 
@@ -510,7 +510,7 @@ def test_exported_student_size_matches_the_package_metric(size_run, scifact_dir,
     top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
     run = {q: {corpus.ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(split.query_ids)}
     ours = 100 * evaluate(run, split.qrels, ("nDCG@10",), split.relevance_level)["nDCG@10"]
-    package = 100 * result["final"]["test"]["nDCG@10"]
+    package = 100 * result.final["test"]["nDCG@10"]
     print(
         f"nDCG@10 on {len(split.query_ids)} SciFact test queries over {len(corpus)} passages: "
         f"sentence-transformers {ours:.4f}, package {package:.4f}, difference {ours - package:+.4f}"

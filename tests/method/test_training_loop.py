@@ -197,28 +197,28 @@ def test_run_mta4dpr_smoke_history(smoke_run):
     setup, params, result, seconds = smoke_run
     assert len(setup.collection.corpus) == 200 and len(setup.train) <= 60
     assert seconds < 60  # two iterations of 10 steps on 200 passages (measured 10-25 s on 2 busy cores)
-    history = result["history"]
-    assert [h["iteration"] for h in history] == [1, 2]
+    history = result.history
+    assert [h.iteration for h in history] == [1, 2]
     names = [a.name for a in setup.assistants]
-    assert result["assistants"] == names
+    assert result.assistants == names
     for entry in history:
-        assert len(entry["pool"]) == len(names)
-        assert entry["replaced"] is None or entry["replaced"] in names
-        assert 0.0 <= entry["eval_student"] <= 1.0
-        assert entry["rows"] >= 1 and entry["final_loss"] > 0
-        assert 0.0 <= entry["test"]["test"]["nDCG@10"] <= 1.0
-    assert history[0]["mined_queries"] == 0  # no previous student in iteration 1
-    assert history[1]["pairs_cached"] > 0  # iteration 2 reuses the stored pair scores
-    assert result["final"] == history[-1]["test"]
-    assert set(result["initial"]["test"]) >= {"MRR@10", "nDCG@10", "R@100"}
+        assert len(entry.pool) == len(names)
+        assert entry.replaced is None or entry.replaced in names
+        assert 0.0 <= entry.eval_student <= 1.0
+        assert entry.rows >= 1 and entry.final_loss > 0
+        assert 0.0 <= entry.test["test"]["nDCG@10"] <= 1.0
+    assert history[0].mined_queries == 0  # no previous student in iteration 1
+    assert history[1].pairs_cached > 0  # iteration 2 reuses the stored pair scores
+    assert result.final == history[-1].test
+    assert set(result.initial["test"]) >= {"MRR@10", "nDCG@10", "R@100"}
 
 
 def test_run_mta4dpr_records_a_selection_per_step(smoke_run):
     setup, params, result, seconds = smoke_run
-    selections = result["selections"]
+    selections = result.selections
     steps = params["training"]["steps"]
     assert [(s["iteration"], s["step"]) for s in selections] == [(i, s) for i in (1, 2) for s in range(1, steps + 1)]
-    pools = {1: [a.name for a in setup.assistants], 2: result["history"][0]["pool"]}
+    pools = {1: [a.name for a in setup.assistants], 2: result.history[0].pool}
     for selection in selections:
         members = selection["assistant"].split("&")
         assert set(members) <= set(pools[selection["iteration"]])
@@ -237,7 +237,9 @@ def test_run_mta4dpr_second_call_returns_stored_result(smoke_run, monkeypatch):
     monkeypatch.setattr(iteration, "train_student", must_not_run)
     monkeypatch.setattr(type(setup), "training_data", must_not_run)
     again = iteration.run_mta4dpr(setup, params["seeds"][0])
-    assert again == json.loads(json.dumps(result))
+    assert isinstance(again, iteration.RunResult)
+    assert again.to_json() == json.loads(json.dumps(result.to_json()))  # stored as produced
+    assert again == iteration.RunResult.from_json(json.loads(json.dumps(result.to_json())))
 
 
 def test_training_is_not_a_no_op(smoke_run):
@@ -255,13 +257,13 @@ def test_training_is_not_a_no_op(smoke_run):
     changed = [name for name, tensor in initial.items() if not torch.equal(tensor, trained[name])]
     assert changed, "training left every weight unchanged"
 
-    losses = [s for s in result["selections"] if s["iteration"] == 1]
+    losses = [s for s in result.selections if s["iteration"] == 1]
     assert len(losses) == params["training"]["steps"]
-    history_losses = [h["final_loss"] for h in result["history"]]
+    history_losses = [h.final_loss for h in result.history]
     assert all(np.isfinite(history_losses))
 
-    before = result["initial"]["per_query"]["test"]["nDCG@10"]
-    after = result["final"]["per_query"]["test"]["nDCG@10"]
+    before = result.initial["per_query"]["test"]["nDCG@10"]
+    after = result.final["per_query"]["test"]["nDCG@10"]
     moved = sum(abs(before[q] - after[q]) > 1e-9 for q in before)
     assert moved > 0, f"the trained student ranks all {len(before)} test queries exactly as the untrained one"
 

@@ -157,18 +157,24 @@ def test_worked_batch_on_synthetic_data():
     assert list(walkthrough.batch_queries(table).columns) == ["query id", "query"]
     again = walkthrough.worked_batch(setup, data, batch_size=4)
     assert again.attrs["queries"] == table.attrs["queries"]  # the trainer's seeded generator: the same batch
-    runs = [
-        {"seed": table.attrs["seed"], "selections": [{"iteration": 1, "step": 1, "assistant": table.attrs["chosen"]}]}
-    ]
+    runs = [_run(table.attrs["seed"], [{"iteration": 1, "step": 1, "assistant": table.attrs["chosen"]}])]
     assert walkthrough.recorded_choice(runs, table.attrs["seed"]) == table.attrs["chosen"]
     assert "not comparable" in walkthrough.check_worked_batch(table, runs)
 
 
+def _run(seed, selections):
+    """A stored run with only a seed and its per-step selections."""
+    from mta4dpr_core.experiments.iteration import RunResult
+
+    empty = dict(variant="mta4dpr", assistants=[], initial={}, history=(), temperatures={}, final=None, params={})
+    return RunResult(seed=seed, selections=selections, student_spec={}, training_precision="float32", **empty)
+
+
 def test_step_trace_and_its_file(tmp_path):
     runs = [
-        {
-            "seed": seed,
-            "selections": [
+        _run(
+            seed,
+            [
                 {
                     "iteration": it,
                     "step": st,
@@ -184,7 +190,7 @@ def test_step_trace_and_its_file(tmp_path):
                 for it in (1, 2)
                 for st in range(1, 21)
             ],
-        }
+        )
         for seed in (13, 42)
     ]
     trace = walkthrough.step_trace(runs)
