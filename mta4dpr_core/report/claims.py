@@ -706,7 +706,7 @@ def write_per_query(setup) -> pd.DataFrame:
             for block, metrics in (evaluation or {}).get("per_query", {}).items():
                 for metric in ("nDCG@10", "MRR@10", "R@50", "R@1000", "R@100"):
                     for query, value in metrics.get(metric, {}).items():
-                        records.append((variant, r["seed"], iteration_of(r), block, query, metric, value))
+                        records.append((variant, r.seed, iteration_of(r), block, query, metric, value))
 
     main = S.run_over_seeds(setup, "mta4dpr")
     add("student before training", main, lambda r: 0, lambda r: r.initial)

@@ -203,17 +203,19 @@ def synthetic_setup(tmp_path, monkeypatch):
                 rng = np.random.default_rng(zlib.crc32(repr((key, seed)).encode()))
                 count = 3 if variant != "one_iteration_kd" and variant != "no_iterations" else 1
                 history = [
-                    {"test": _evaluation(rng, base, PLANTED.get(variant, 0.0) - 0.01 * (count - i - 1), query_ids)}
+                    types.SimpleNamespace(
+                        test=_evaluation(rng, base, PLANTED.get(variant, 0.0) - 0.01 * (count - i - 1), query_ids)
+                    )
                     for i in range(count)
                 ]
-                out.append(
-                    {
-                        "seed": seed,
-                        "history": history,
-                        "final": history[-1]["test"],
-                        "initial": history[0]["test"],
-                        "selections": [{"select_seconds": 0.001, "step_seconds": 0.2}] * 10,
-                    }
+                out.append(  # the attributes of a RunResult the claims read
+                    types.SimpleNamespace(
+                        seed=seed,
+                        history=history,
+                        final=history[-1].test,
+                        initial=history[0].test,
+                        selections=[{"select_seconds": 0.001, "step_seconds": 0.2}] * 10,
+                    )
                 )
             return out
 

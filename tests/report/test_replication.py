@@ -317,7 +317,7 @@ def test_captions_name_the_profile_collection(tmp_path, monkeypatch):
     # one caption-producing path (Table 5) on a fake nfcorpus setup
     params = {**NFCORPUS, "output": {"results_dir": str(tmp_path)}, "study": {"selection_methods": ["kl"]}}
     evaluation = {"test": {"nDCG@10": 0.5, "MRR@10": 0.4, "R@50": 0.7, "R@1000": 0.9, "R@5": 0.3, "R@20": 0.6}}
-    monkeypatch.setattr(S, "run_over_seeds", lambda setup, variant="mta4dpr", **kw: [{"final": evaluation}])
+    monkeypatch.setattr(S, "run_over_seeds", lambda setup, variant="mta4dpr", **kw: [SimpleNamespace(final=evaluation)])
     S.selection_study(SimpleNamespace(params=params))
     caption = (tmp_path / "nfcorpus" / "table5.md").read_text().splitlines()[0]
     assert "NFCorpus test" in caption and "SciFact" not in caption
