@@ -4,7 +4,7 @@
         --table-tolerance table1=5 table3=5
 
 Every CSV present in both is read with pandas; rows are matched on the row id (``id``, see
-mta4dpr_core/report/row_ids.py) where both sides have it, else on the text columns both share
+mta4dpr_core/report/tables.py) where both sides have it, else on the text columns both share
 (model, variant, ...), and every numeric column both share is compared; columns on one side only
 (e.g. an ``id`` column added since) are listed, not compared. Prints, per table, the
 largest absolute difference and where it is, and writes the comparison as Markdown with

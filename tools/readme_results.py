@@ -30,7 +30,7 @@ def interval(row, prefix):
 
 table1 = pd.read_csv(R / "table1.csv")
 students = table1[table1["role"] == "student"]
-# the students by row id (mta4dpr_core/report/row_ids.py), whatever their display labels
+# the students by row id (mta4dpr_core/report/tables.py), whatever their display labels
 order = ["mta4dpr", "no_assistants", "one_iteration_kd", "untrained-student"]
 students = students.set_index("id").loc[[i for i in order if i in set(students["id"])]].reset_index()
 fixed = table1[table1["role"] != "student"]

@@ -43,8 +43,8 @@ import pandas as pd
 from ..experiments.catalog import grid_seeds, subset_variant
 from ..store.atomic import atomic_write_bytes, atomic_write_text
 from . import paper as P
-from . import row_ids as R
 from . import studies as S
+from . import tables as R  # row ids (tables.py)
 from . import tables as T
 from .statistics import (
     ALPHA,
@@ -133,7 +133,7 @@ class Spec:
     paper: dict | None = (
         None  # the paper's side: {table, advanced, baseline} rows, or {values: fn(column) -> (adv, base)}, or {note}
     )
-    comparison_id: str = ""  # the row id (row_ids.py) of what ours is compared against, where it is one table row
+    comparison_id: str = ""  # the row id (tables.py) of what ours is compared against, where it is one table row
 
 
 def _label(metric):

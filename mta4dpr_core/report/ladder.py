@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import row_ids as R
+from . import tables as R  # row ids (tables.py)
 from .tables import collection_label, write_table
 
 SINGLE = "single assistant − none"
@@ -77,7 +77,7 @@ def _text(series) -> pd.Series:
     return series.fillna("").astype(str).str.strip()
 
 
-# Table 1's student row ids (row_ids.py) -> their rungs; a student row not listed is not on the ladder
+# Table 1's student row ids (tables.py) -> their rungs; a student row not listed is not on the ladder
 STUDENT_RUNGS = {
     R.UNTRAINED_STUDENT: "student:untrained",
     R.NO_ASSISTANTS: "student:no-assistant",

@@ -1,7 +1,7 @@
 """The paper's numbers (``paper_numbers.yaml``): tables keyed by row id and metric, and where each claim's
 paper Δ comes from.
 
-Rows are keyed by stable row ids (:mod:`mta4dpr_core.report.row_ids`); each row's ``label`` is for display only.
+Rows are keyed by stable row ids (:mod:`mta4dpr_core.report.tables`); each row's ``label`` is for display only.
 
 >>> value("table3", "mta4dpr", "MRR@10")
 41.1

@@ -29,7 +29,7 @@ from ..method.selection import kl_divergence
 from ..retrieval.scorers import RunScorer
 from ..store.atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
 from . import paper as P
-from . import row_ids as R
+from . import tables as R  # row ids (tables.py)
 from . import tables as T
 from .statistics import compare
 

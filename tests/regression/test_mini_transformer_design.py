@@ -54,7 +54,7 @@ def test_every_student_variant_trained_the_same_steps():
 
 def test_training_moved_the_student():
     table1 = pd.read_csv(RESULTS / "table1.csv")
-    if "id" not in table1:  # written before tables had row ids (row_ids.py): the students' labels then
+    if "id" not in table1:  # written before tables had row ids (tables.py): the students' labels then
         labels = {
             "student before training": "untrained-student",
             "MTA4DPR": "mta4dpr",

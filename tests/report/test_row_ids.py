@@ -1,4 +1,4 @@
-"""Stable row ids (mta4dpr_core/report/row_ids.py): labels are display only, so rewording one breaks nothing."""
+"""Stable row ids (mta4dpr_core/report/tables.py): labels are display only, so rewording one breaks nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from mta4dpr_core.report import ladder
 from mta4dpr_core.report import paper as P
-from mta4dpr_core.report import row_ids as R
 from mta4dpr_core.report import studies as S
+from mta4dpr_core.report import tables as R
 
 
 @pytest.fixture
