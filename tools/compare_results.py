@@ -3,8 +3,10 @@
     python tools/compare_results.py results/paper_tiny_cpu results/paper_tiny_gpu --tolerance 0.5 \
         --table-tolerance table1=5 table3=5
 
-Every CSV present in both is read with pandas; rows are matched on the table's text columns
-(model, variant, ...), and every numeric column both share is compared. Prints, per table, the
+Every CSV present in both is read with pandas; rows are matched on the row id (``id``, see
+mta4dpr_core/report/tables.py) where both sides have it, else on the text columns both share
+(model, variant, ...), and every numeric column both share is compared; columns on one side only
+(e.g. an ``id`` column added since) are listed, not compared. Prints, per table, the
 largest absolute difference and where it is, and writes the comparison as Markdown with
 ``--markdown``. Exit status 1 when a table's largest difference exceeds its tolerance
 (``--tolerance``, or ``--table-tolerance NAME=VALUE`` for that table), 2 when rows do not match.
@@ -25,7 +27,10 @@ def compare_table(left: pd.DataFrame, right: pd.DataFrame):
     def is_number(series):  # a true/false column (e.g. "chosen by the rule") labels rows; it is not a measurement
         return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
-    keys = [c for c in left.columns if c in right.columns and not is_number(left[c])]
+    if "id" in left.columns and "id" in right.columns:
+        keys = ["id"]
+    else:
+        keys = [c for c in left.columns if c in right.columns and not is_number(left[c])]
     numeric = [c for c in left.columns if c in right.columns and is_number(left[c]) and is_number(right[c])]
     if keys:
         left, right = left.set_index(keys), right.set_index(keys)
@@ -65,7 +70,8 @@ def main(argv=None):
         other = args.right / path.name
         if not other.exists():
             continue
-        worst, where, only, rows, columns = compare_table(pd.read_csv(path), pd.read_csv(other))
+        left, right = pd.read_csv(path), pd.read_csv(other)
+        worst, where, only, rows, columns = compare_table(left, right)
         tolerance = tolerances.get(path.stem, args.tolerance)
         ok = worst <= tolerance
         failed |= not ok
@@ -74,6 +80,19 @@ def main(argv=None):
         lines.append(
             f"| {path.stem} | {rows} | {columns} | {worst:.4g} | {place} | {tolerance:g} | {'yes' if ok else '**no**'} |"
         )
+        removed = [c for c in left.columns if c not in right.columns]
+        added = [c for c in right.columns if c not in left.columns]
+        if removed or added:
+            change = "; ".join(
+                filter(
+                    None,
+                    [
+                        f"added: {', '.join(added)}" if added else "",
+                        f"removed: {', '.join(removed)}" if removed else "",
+                    ],
+                )
+            )
+            lines.append(f"| {path.stem}: columns on one side only | | {len(added) + len(removed)} | | {change} | | |")
         if only:
             lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
     text = "\n".join(lines)

@@ -30,13 +30,9 @@ def interval(row, prefix):
 
 table1 = pd.read_csv(R / "table1.csv")
 students = table1[table1["role"] == "student"]
-order = [
-    "MTA4DPR",
-    "no assistant (teacher-only KD, same iterations and steps)",
-    "teacher-only KD, 1 iteration, same total steps",
-    "student before training",
-]
-students = students.set_index("model").loc[[m for m in order if m in set(students["model"])]].reset_index()
+# the students by row id (mta4dpr_core/report/tables.py), whatever their display labels
+order = ["mta4dpr", "no_assistants", "one_iteration_kd", "untrained-student"]
+students = students.set_index("id").loc[[i for i in order if i in set(students["id"])]].reset_index()
 fixed = table1[table1["role"] != "student"]
 columns = [
     c

@@ -44,6 +44,7 @@ from ..experiments.catalog import grid_seeds, subset_variant
 from ..store.atomic import atomic_write_bytes, atomic_write_text
 from . import paper as P
 from . import studies as S
+from . import tables as R  # row ids (tables.py)
 from . import tables as T
 from .statistics import (
     ALPHA,
@@ -63,8 +64,8 @@ PAPER_METRICS = ("nDCG@10", "MRR@10", "R@50", "R@1000")  # the primary one and t
 METRIC_LABELS = {"R@1000": "R@1k"}
 # the paper's own overhead: (7.53 - 7.12) / 7.12 hours of training (Table 8)
 PAPER_OVERHEAD = (
-    P.value("table8", "MTA4DPR", "training hours") - P.value("table8", S.NO_ASSISTANT, "training hours")
-) / P.value("table8", S.NO_ASSISTANT, "training hours")
+    P.value("table8", R.MTA4DPR, "training hours") - P.value("table8", R.NO_ASSISTANTS, "training hours")
+) / P.value("table8", R.NO_ASSISTANTS, "training hours")
 QUALITY = "quality"
 COMPOSITE = "composite (summary of its parts; not counted)"
 FUSION_FAMILY = "fusion KL (a family of its own)"
@@ -90,6 +91,7 @@ CLAIM_COLUMNS = [
     "per-seed effect",
     "family",
     "comparison",
+    "comparison id",
     "metric",
     "ours",
     "other",
@@ -131,6 +133,7 @@ class Spec:
     paper: dict | None = (
         None  # the paper's side: {table, advanced, baseline} rows, or {values: fn(column) -> (adv, base)}, or {note}
     )
+    comparison_id: str = ""  # the row id (tables.py) of what ours is compared against, where it is one table row
 
 
 def _label(metric):
@@ -193,6 +196,7 @@ def build_specs(setup):
         S.NO_ASSISTANT,
         lambda metric: (m(final, metric), m(no_assistant, metric)),
         also=["table3 (w/o assistants)"],
+        comparison_id=R.NO_ASSISTANTS,
     )
     specs.append(headline)
     specs.append(
@@ -202,6 +206,7 @@ def build_specs(setup):
             "table1",
             S.ONE_ITERATION_KD,
             lambda metric: (m(final, metric), m(one_iteration, metric)),
+            comparison_id=R.ONE_ITERATION_KD,
         )
     )
     ids = {"no_fusion": "removing-fusion", "no_iterations": "removing-iterations"}
@@ -220,6 +225,7 @@ def build_specs(setup):
                 "table3",
                 label,
                 lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
+                comparison_id=variant,
             )
         )
 
@@ -234,10 +240,13 @@ def build_specs(setup):
                 "table5",
                 f"{method} selection",
                 lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
+                comparison_id=S.selection_variant(method),
             )
         )
     if selection:
-        missing = [x for x in P.table("table5") if x != "kl" and x not in methods]
+        missing = [
+            P.label("table5", x) for x in P.table("table5") if x != R.MTA4DPR and P.label("table5", x) not in methods
+        ]
         text = f"KL is the best selection method: it beats every other method compared here ({', '.join(methods)})"
         if missing:
             text += f"; the paper also compares {', '.join(missing)}, not run here, so this cannot confirm the paper's claim"
@@ -268,6 +277,7 @@ def build_specs(setup):
                     m([r.history[i].test for r in main], metric),
                     m([r.history[i - 1].test for r in main], metric),
                 ),
+                comparison_id=R.iteration_id(i),
             )
         )
 
@@ -280,6 +290,7 @@ def build_specs(setup):
             "table1",
             S.ONE_ITERATION_KD,
             lambda metric: (m(no_assistant, metric), m(one_iteration, metric)),
+            comparison_id=R.ONE_ITERATION_KD,
         )
     )
     if one_iteration_mta is not None:
@@ -315,12 +326,8 @@ def build_specs(setup):
     return specs, composites
 
 
-def _letters_key(letters):
-    return "&".join(sorted(letters, key="CSRM".find))
-
-
 def _table7_mean(subsets, column):
-    values = [P.value("table7", _letters_key(s), column) for s in subsets]
+    values = [P.value("table7", R.letters_id(s), column) for s in subsets]
     return None if not values or any(v is None for v in values) else float(np.mean(values))
 
 
@@ -328,12 +335,12 @@ def _combination_specs(setup, m):
     runs = S.combination_runs(setup)
     names = [a.name for a in setup.assistants]
     letters = S._paper_letters(setup)
-    known = [letter in P.load()["tables"]["table7"]["letters"] for letter in letters]
+    known = [letter in P.letters().values() for letter in letters]
     specs, singles = [], []
     for i, name in enumerate(names):
         if (i,) in runs:
             source = (
-                {"table": "table7", "advanced": letters[i], "baseline": "none"}
+                {"table": "table7", "advanced": R.letters_id([letters[i]]), "baseline": R.letters_id([])}
                 if known[i]
                 else {"note": f"{name} has no paper analogue (study.paper_analogs)"}
             )
@@ -345,6 +352,7 @@ def _combination_specs(setup, m):
                     "no assistant",
                     lambda metric, i=i: (m(runs[(i,)], metric), m(runs[()], metric)),
                     paper=source,
+                    comparison_id=R.NO_ASSISTANTS,
                 )
             )
     specs.extend(singles)
@@ -396,7 +404,7 @@ def _combination_specs(setup, m):
         best = max(range(len(names)), key=lambda i: quality[names[i]])
         worst = min(range(len(names)), key=lambda i: quality[names[i]])
         source = (
-            {"table": "table7", "advanced": letters[best], "baseline": letters[worst]}
+            {"table": "table7", "advanced": R.letters_id([letters[best]]), "baseline": R.letters_id([letters[worst]])}
             if known[best] and known[worst]
             else {"note": "an assistant has no paper analogue"}
         )
@@ -408,6 +416,7 @@ def _combination_specs(setup, m):
                 f"{names[worst]} alone",
                 lambda metric: (m(runs[(best,)], metric), m(runs[(worst,)], metric)),
                 paper=source,
+                comparison_id=S.subset_variant((worst,)),
             )
         )
     return specs, composites
@@ -482,6 +491,7 @@ def _row(spec: Spec, result: Comparison, metric: str, test: str, family: str):
         "per-seed effect": ", ".join(f"{scale * x:+.2f}" for x in result.per_seed),
         "family": family,
         "comparison": spec.comparison,
+        "comparison id": spec.comparison_id or None,
         "metric": f"{_label(metric)} (%)",
         "ours": scale * result.ours,
         "other": scale * result.other,

@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import tables as R  # row ids (tables.py)
 from .tables import collection_label, write_table
 
 SINGLE = "single assistant − none"
 SUBSET = "assistant subset − none"
 ALL = "MTA4DPR − none"
 LADDER_COLUMNS = ["rung", "model", "paper analogue", "paper MRR@10"]
-GAP_COLUMNS = ["profile", "source", "label", "kind", "gap", "delta", "low", "high", "metric"]
+GAP_COLUMNS = ["id", "profile", "source", "label", "kind", "gap", "delta", "low", "high", "metric"]
 GAP_DEFINITION = (
     "gap = (the assistant's own test score on the metric, from table1.csv; for a subset or MTA4DPR (all assistants), the "
     "mean of its assistants' scores) − (the no-assistant student's score in the same grid: Table 7's 'none' row; for a "
@@ -76,9 +77,20 @@ def _text(series) -> pd.Series:
     return series.fillna("").astype(str).str.strip()
 
 
-def _rung(model: str, role: str) -> str | None:
-    """The ladder's stable id for a Table 1 row, None for rows that are not on the ladder."""
+# Table 1's student row ids (tables.py) -> their rungs; a student row not listed is not on the ladder
+STUDENT_RUNGS = {
+    R.UNTRAINED_STUDENT: "student:untrained",
+    R.NO_ASSISTANTS: "student:no-assistant",
+    R.MTA4DPR: "student:mta4dpr",
+}
+
+
+def _rung(model: str, role: str, row_id: str = "") -> str | None:
+    """The ladder's stable id for a Table 1 row, None for rows that are not on the ladder. Student rows go by
+    Table 1's row id (``id``); only a table written before row ids existed falls back to the model's label."""
     lowered = model.lower()
+    if role == "student" and row_id:
+        return STUDENT_RUNGS.get(row_id)
     if role == "teacher":
         return "teacher"
     if role == "assistant":
@@ -102,8 +114,11 @@ def _assistant_scores(table1: pd.DataFrame, metric: str) -> dict:
 
 
 def _no_assistant_score(table1: pd.DataFrame, metric: str) -> float:
-    models = _text(table1["model"]).str.lower()
-    rows = table1[(_text(table1["role"]) == "student") & models.str.startswith("no assistant")]
+    if R.ID in table1:
+        rows = table1[_text(table1[R.ID]) == R.NO_ASSISTANTS]
+    else:
+        models = _text(table1["model"]).str.lower()
+        rows = table1[(_text(table1["role"]) == "student") & models.str.startswith("no assistant")]
     return number(rows[metric].iloc[0]) if len(rows) and metric in table1 else math.nan
 
 
@@ -139,12 +154,14 @@ def student_ladder(results_dir, params) -> pd.DataFrame:
     for _, row in table1.iterrows():
         model = "" if pd.isna(row.get("model")) else str(row["model"]).strip()
         role = "" if pd.isna(row.get("role")) else str(row["role"]).strip()
-        rung = _rung(model, role)
+        row_id = "" if R.ID not in table1 or pd.isna(row.get(R.ID)) else str(row[R.ID]).strip()
+        rung = _rung(model, role, row_id)
         if rung is None:
             continue
         analogue = row.get("paper analogue")
         rows.append(
             {
+                R.ID: row_id or rung,
                 "rung": rung,
                 "model": model,
                 f"ours {metric}": number(row[metric]),
@@ -152,7 +169,7 @@ def student_ladder(results_dir, params) -> pd.DataFrame:
                 "paper MRR@10": number(row.get("paper MRR@10")),
             }
         )
-    ladder = pd.DataFrame(rows, columns=["rung", "model", f"ours {metric}", "paper analogue", "paper MRR@10"])
+    ladder = pd.DataFrame(rows, columns=[R.ID, "rung", "model", f"ours {metric}", "paper analogue", "paper MRR@10"])
     return ladder.sort_values(f"ours {metric}", ascending=False, kind="mergesort", na_position="last").reset_index(
         drop=True
     )
@@ -196,10 +213,10 @@ def gap_points(results_dir, params) -> pd.DataFrame:
         used, delta, low, high = found
         scores = _assistant_scores(table1, used)
         names = _text(table7["assistants"])
-        none = table7[names.str.lower() == "none"]
+        none = table7[_text(table7[R.ID]) == R.NO_ASSISTANTS if R.ID in table7 else names.str.lower() == "none"]
         base = number(none[used].iloc[0]) if len(none) and used in table7 else _no_assistant_score(table1, used)
         for label, (_, row) in zip(names, table7.iterrows()):
-            if label.lower() in ("none", ""):
+            if label.lower() in ("none", "") or (R.ID in table7 and row[R.ID] == R.NO_ASSISTANTS):
                 continue
             members = [m.strip() for m in label.split("&")] if label not in scores else [label]
             if not members or any(m not in scores for m in members):
@@ -207,6 +224,7 @@ def gap_points(results_dir, params) -> pd.DataFrame:
             kind = SINGLE if len(members) == 1 else ALL if set(members) == set(scores) else SUBSET
             points.append(
                 {
+                    R.ID: f"{profile}:table7:{row[R.ID] if R.ID in table7 else R.slug(label)}",
                     "profile": profile,
                     "source": "table7",
                     "label": label,
@@ -235,6 +253,7 @@ def gap_points(results_dir, params) -> pd.DataFrame:
                 continue
             points.append(
                 {
+                    R.ID: f"{profile}:table6:{row[R.ID] if R.ID in table6 else R.slug(row['student'])}",
                     "profile": profile,
                     "source": "table6",
                     "label": str(row["student"]),

@@ -1,10 +1,16 @@
 """The paper's numbers (``paper_numbers.yaml``): tables keyed by row id and metric, and where each claim's
 paper Δ comes from.
 
->>> value("table3", "MTA4DPR", "MRR@10")
+Rows are keyed by stable row ids (:mod:`mta4dpr_core.report.tables`); each row's ``label`` is for display only.
+
+>>> value("table3", "mta4dpr", "MRR@10")
 41.1
->>> round(delta("table3", "MTA4DPR", "w/o assistants", "MRR@10"), 2)
+>>> round(delta("table3", "mta4dpr", "no_assistants", "MRR@10"), 2)
 1.2
+>>> label("table3", "no_assistants")
+'w/o assistants'
+>>> letters()["retromae"]
+'R'
 >>> claim_delta("removing-fusion", "MRR@10")["delta"]
 0.3
 >>> claim_delta("mta4dpr-vs-one-iteration-kd", "MRR@10")["note"]
@@ -28,8 +34,21 @@ def load() -> dict:
 
 
 def table(name: str) -> dict:
-    """``{row id: {metric: value or None}}`` of one of the paper's tables."""
-    return load()["tables"][name]["rows"]
+    """``{row id: {metric: value or None}}`` of one of the paper's tables (without the display labels)."""
+    return {
+        row: {metric: v for metric, v in values.items() if metric != "label"}
+        for row, values in load()["tables"][name]["rows"].items()
+    }
+
+
+def label(table_name: str, row) -> str:
+    """The display label of one of the paper's rows (its id where it has none)."""
+    return str(load()["tables"][table_name]["rows"].get(row, {}).get("label", row))
+
+
+def letters() -> dict:
+    """``{paper model id: letter}`` of Table 7 (``cotmae: C`` ...), weakest to strongest: the one letter map."""
+    return dict(load()["tables"]["table7"]["letters"])
 
 
 def columns(name: str) -> list:
@@ -38,7 +57,9 @@ def columns(name: str) -> list:
 
 def value(table_name: str, row, metric: str):
     """One number of the paper (percent), or None where the paper gives none."""
-    return table(table_name).get(row, {}).get(metric)
+    if metric == "label":
+        raise KeyError("'label' is a display column, not a metric")
+    return load()["tables"][table_name]["rows"].get(row, {}).get(metric)
 
 
 def delta(table_name: str, advanced, baseline, metric: str):
@@ -91,10 +112,16 @@ def claim_delta(claim_id: str, metric: str, source: dict | None = None) -> dict:
         return out
     advanced, baseline = source["advanced"], source["baseline"]
     a, b = value(source["table"], advanced, column), value(source["table"], baseline, column)
-    out.update(advanced=a, baseline=b, rows=f"{advanced} − {baseline}")
+    out.update(advanced=a, baseline=b, rows=f"{label(source['table'], advanced)} − {label(source['table'], baseline)}")
     if a is None or b is None:
         out["note"] = "; ".join(
-            filter(None, [out["note"], f"the paper gives no {column} for {advanced if a is None else baseline}"])
+            filter(
+                None,
+                [
+                    out["note"],
+                    f"the paper gives no {column} for {label(source['table'], advanced if a is None else baseline)}",
+                ],
+            )
         )
         return out
     out["delta"] = round(a - b, 6)

@@ -28,6 +28,8 @@ from ..method.fusion import assistant_names, candidate_distributions, fused_assi
 from ..method.selection import kl_divergence
 from ..retrieval.scorers import RunScorer
 from ..store.atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
+from . import paper as P
+from . import tables as R  # row ids (tables.py)
 from . import tables as T
 from .statistics import compare
 
@@ -205,6 +207,7 @@ def baselines(setup: Setup):
     df = pd.DataFrame(rows)
     order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
     df = df.sort_values(["role", "model"], key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
+    df = R.with_ids(df, [R.scorer_id(role, model) for role, model in zip(df["role"], df["model"])])
     extra = " and the TREC DL pools" if has_extra_tests(setup.params) else ""
     T.write_table(
         df, results_dir(setup.params), "baselines", f"Baselines: {collection_label(setup.params)} test{extra} (percent)"
@@ -252,6 +255,7 @@ def teacher_selection(setup: Setup):
     df["chosen by the rule"] = df["candidate"] == chosen
     df["profile's teacher"] = df["candidate"] == profile_teacher
     df = df.sort_values(["train nDCG@10", "candidate"], ascending=[False, True]).reset_index(drop=True)
+    df = R.with_ids(df, [R.slug(c) for c in df["candidate"]])
     T.write_table(
         df,
         results_dir(setup.params),
@@ -302,6 +306,7 @@ def dataset_statistics(setup: Setup):
         stats.append((f"{spec} queries / passages", f"{len(split)} / {len(collection.corpus)}"))
     df = pd.DataFrame(stats, columns=["statistic", "value"])
     df["value"] = df["value"].map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v))
+    df = R.with_ids(df, [R.slug(s) for s in df["statistic"]])
     T.write_table(df, results_dir(setup.params), "data_statistics", "Iteration-1 data construction")
     return df
 
@@ -359,6 +364,7 @@ def fusion_closeness(setup: Setup):
         }
     )
     df = df.sort_values(["KL(teacher ‖ assistant)", "assistant"]).reset_index(drop=True)
+    df = R.with_ids(df, [R.slug(a) for a in df["assistant"]])
     T.write_table(
         df,
         results_dir(setup.params),
@@ -442,9 +448,9 @@ def selection_study(setup: Setup):
     kl = [r.final for r in run_over_seeds(setup, "mta4dpr")]
     for method in methods:
         results = [r.final for r in selection_runs(setup, method)]
-        row = {"selection": method, **_row_from_evaluations(results, columns)}
+        row = {"id": selection_variant(method), "selection": method, **_row_from_evaluations(results, columns)}
         row.update(delta_columns(setup, results, kl, prefix="Δ vs KL") if method != "kl" else {})
-        paper = T.PAPER_TABLE5.get(method, (None,) * 5)
+        paper = T.PAPER_TABLE5.get(row["id"], (None,) * 5)
         row.update(
             {
                 "paper MRR@10": paper[0],
@@ -486,6 +492,7 @@ def selection_composition(setup: Setup):
     df = pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["assistant", "batches"])
     df["share"] = df["batches"] / max(total, 1) * 100
     df["members"] = df["assistant"].map(lambda n: len(n.split("&")))
+    df = R.with_ids(df, [R.slug(a) for a in df["assistant"]])
     T.write_table(
         df,
         results_dir(setup.params),
@@ -523,11 +530,20 @@ def plot_composition(df, path):
 NO_ASSISTANT = "no assistant (teacher-only KD, same iterations and steps)"
 
 
+def _paper_analogue_id(role: str, analogue) -> str | None:
+    """The paper's Table 1 row a fixed scorer stands for: its teacher, or the paper model named by
+    ``study.paper_analogs`` / a baseline's ``paper_analogue`` (``CotMAE`` -> ``cotmae``); None without one."""
+    if not analogue:
+        return None
+    return R.TEACHER if role == "teacher" else R.slug(analogue)
+
+
 def split_table1(df: pd.DataFrame):
     """Table 1 in two compact views for the notebook: (ours, paper). ``ours`` = model, role, nDCG@10
     (and its ± column) and the Δ vs no assistant columns; ``paper`` = model, paper analogue and the
     paper's MRR@10 / R@50 / R@1k. Columns absent from ``df`` are skipped; the full table is unchanged."""
     ours = [
+        R.ID,
         "model",
         "role",
         "nDCG@10",
@@ -536,7 +552,7 @@ def split_table1(df: pd.DataFrame):
         "Δ vs no assistant low",
         "Δ vs no assistant high",
     ]
-    paper = ["model", "paper analogue", "paper MRR@10", "paper R@50", "paper R@1k"]
+    paper = [R.ID, "model", "paper analogue", "paper MRR@10", "paper R@50", "paper R@1k"]
     return df[[c for c in ours if c in df.columns]].copy(), df[[c for c in paper if c in df.columns]].copy()
 
 
@@ -552,31 +568,42 @@ def main_study(setup: Setup):
     columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
     fixed = _fixed_scorers(setup)
     rows = []
+    paper_ids = []  # each row's paper row (table1 and table2 ids), or None
     for role, scorer, analog, result in fixed:
         rows.append(
-            {"model": scorer.name, "role": role, "paper analogue": analog, **_row_from_evaluations([result], columns)}
+            {
+                R.ID: R.scorer_id(role, scorer.name),
+                "model": scorer.name,
+                "role": role,
+                "paper analogue": analog,
+                **_row_from_evaluations([result], columns),
+            }
         )
+        paper_ids.append(_paper_analogue_id(role, analog))
+    # (row id, label, paper row id, evaluations)
     students = [
-        ("student before training", "", [r.initial for r in main]),
-        (NO_ASSISTANT, "No assistant", [r.final for r in no_assistant]),
-        (ONE_ITERATION_KD, "", [r.final for r in one_iteration]),
-        ("MTA4DPR", "MTA4DPR", [r.final for r in main]),
+        (R.UNTRAINED_STUDENT, "student before training", None, [r.initial for r in main]),
+        (R.NO_ASSISTANTS, NO_ASSISTANT, R.NO_ASSISTANTS, [r.final for r in no_assistant]),
+        (R.ONE_ITERATION_KD, ONE_ITERATION_KD, None, [r.final for r in one_iteration]),
+        (R.MTA4DPR, "MTA4DPR", R.MTA4DPR, [r.final for r in main]),
     ]
     baseline = [r.final for r in no_assistant]
-    for label, analog, evaluations in students:
+    for row_id, label, paper_id, evaluations in students:
         row = {
+            R.ID: row_id,
             "model": label,
             "role": "student",
-            "paper analogue": analog,
+            "paper analogue": P.label("table1", paper_id) if paper_id else "",
             **_row_from_evaluations(evaluations, columns),
         }
-        if label != NO_ASSISTANT:
+        if row_id != R.NO_ASSISTANTS:
             row.update(delta_columns(setup, evaluations, baseline, prefix="Δ vs no assistant"))
         rows.append(row)
-    for row in rows:
-        paper = T.PAPER_TABLE1.get(row["paper analogue"], (None,) * 5)
+        paper_ids.append(paper_id)
+    for row, paper_id in zip(rows, paper_ids):
+        paper = T.PAPER_TABLE1.get(paper_id, (None,) * 5)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2]})
-    table1 = pd.DataFrame(rows)
+    table1 = R.with_ids(pd.DataFrame(rows), [row[R.ID] for row in rows])
     out = results_dir(setup.params)
     pools = ", DL pools" if has_extra_tests(setup.params) else ""
     T.write_table(
@@ -590,28 +617,39 @@ def main_study(setup: Setup):
 
     recall = {"R@5": ("test", "R@5"), "R@20": ("test", "R@20"), "R@100": ("test", "R@100")}
     rows2 = []
-    for role, scorer, analog, result in fixed:
+    # the NQ setting has its own teacher and assistants: a row's table2 analogue is the table2 row of the same id
+    table2_ids = []
+    for (role, scorer, analog, result), paper_id in zip(fixed, paper_ids):
         rows2.append(
             {
+                R.ID: R.scorer_id(role, scorer.name),
                 "model": scorer.name,
                 "role": role,
-                "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
                 **_row_from_evaluations([result], recall),
             }
         )
-    for label, analog, evaluations in students[1:]:
-        rows2.append(
-            {
-                "model": label,
-                "role": "student",
-                "paper analogue": T.TABLE2_ANALOGUE.get(analog, ""),
-                **_row_from_evaluations(evaluations, recall),
-            }
-        )
-    for row in rows2:
-        paper = T.PAPER_TABLE2.get(row["paper analogue"], (None,) * 3)
+        table2_ids.append(paper_id)
+    for row_id, label, paper_id, evaluations in students[1:]:
+        rows2.append({R.ID: row_id, "model": label, "role": "student", **_row_from_evaluations(evaluations, recall)})
+        table2_ids.append(paper_id)
+    for row, paper_id in zip(rows2, table2_ids):
+        shown = paper_id in T.PAPER_TABLE2
+        row["paper analogue"] = P.label("table2", paper_id) if shown else ""
+        paper = T.PAPER_TABLE2.get(paper_id, (None,) * 3)
         row.update({"paper NQ R@5": paper[0], "paper NQ R@20": paper[1], "paper NQ R@100": paper[2]})
     table2 = pd.DataFrame(rows2)
+    table2 = R.with_ids(
+        table2[
+            [
+                R.ID,
+                "model",
+                "role",
+                "paper analogue",
+                *[c for c in table2.columns if c not in (R.ID, "model", "role", "paper analogue")],
+            ]
+        ],
+        table2[R.ID],
+    )
     T.write_table(
         table2,
         out,
@@ -625,12 +663,16 @@ def main_study(setup: Setup):
     per_iteration_columns = {**columns, "R@5": ("test", "R@5")}
     for i in range(iterations):
         evaluations = [r.history[i].test for r in main if len(r.history) > i]
-        row = {"iteration": i + 1, **_row_from_evaluations(evaluations, per_iteration_columns)}
+        row = {
+            R.ID: R.iteration_id(i + 1),
+            "iteration": i + 1,
+            **_row_from_evaluations(evaluations, per_iteration_columns),
+        }
         if i:
             row.update(delta_columns(setup, evaluations, [r.history[i - 1].test for r in main], prefix="Δ vs previous"))
         row["mined queries"] = float(np.mean([r.history[i].mined_queries for r in main if len(r.history) > i]))
-        row["replaced"] = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
-        paper = T.PAPER_TABLE4.get(i + 1, (None,) * 4)
+        row.replaced = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
+        paper = T.PAPER_TABLE4.get(row[R.ID], (None,) * 4)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
         rows4.append(row)
     table4 = pd.DataFrame(rows4)
@@ -671,10 +713,10 @@ def ablation_study(setup: Setup):
     rows = []
     for label, variant in ablations(setup):
         evaluations = [r.final for r in run_over_seeds(setup, variant)]
-        row = {"variant": label, **_row_from_evaluations(evaluations, columns)}
+        row = {R.ID: variant, "variant": label, **_row_from_evaluations(evaluations, columns)}
         if variant != "mta4dpr":
             row.update(delta_columns(setup, evaluations, main, prefix="Δ vs MTA4DPR"))
-        paper = T.PAPER_TABLE3[label.split(" (")[0]]
+        paper = T.PAPER_TABLE3.get(variant, (None,) * 6)
         row.update(
             dict(
                 zip(
@@ -733,8 +775,8 @@ def combination_runs(setup: Setup):
 def _paper_letters(setup):
     """Each assistant's paper letter from its analogue (C, S, R, M), else A, B, ..."""
     analogs = setup.params["study"].get("paper_analogs", {})
-    letters = {"CotMAE": "C", "SimLM": "S", "RetroMAE": "R", "M2DPR": "M"}
-    return [letters.get(analogs.get(a.name, ""), chr(ord("A") + i)) for i, a in enumerate(setup.assistants)]
+    letters = P.letters()  # {paper model id: letter}
+    return [letters.get(R.slug(analogs.get(a.name, "")), chr(ord("A") + i)) for i, a in enumerate(setup.assistants)]
 
 
 def _combination_rows(setup):
@@ -742,16 +784,19 @@ def _combination_rows(setup):
     letters = _paper_letters(setup)
     columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
     rows = []
+    everyone = tuple(range(len(setup.assistants)))
     for subset, evaluations in runs.items():
-        key = "&".join(sorted((letters[i] for i in subset), key="CSRM".find))
+        key = "&".join(sorted((letters[i] for i in subset), key=R.LETTER_ORDER.find))
+        variant = R.NO_ASSISTANTS if not subset else R.MTA4DPR if subset == everyone else subset_variant(subset)
         row = {
+            R.ID: variant,
             "assistants": "&".join(setup.assistants[i].name for i in subset) or "none",
             "paper letters": key or "/",
             **_row_from_evaluations(evaluations, columns),
         }
         if subset:
             row.update(delta_columns(setup, evaluations, runs[()], prefix="Δ vs none"))
-        paper = T.PAPER_TABLE7.get(key, (None,) * 5)
+        paper = T.PAPER_TABLE7.get(R.letters_id(letters[i] for i in subset), (None,) * 5)
         row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k"], paper[:3])))
         rows.append(row)
     return rows
@@ -795,6 +840,7 @@ def scale_and_cost(setup: Setup):
         student = setup.new_student(0, spec)
         params_count = sum(p.numel() for p in student.parameters())
         row = {
+            R.ID: R.slug(_student_label(spec)),
             "student": _student_label(spec),
             "seeds": len(main),
             "dim": student.dim,
@@ -812,6 +858,7 @@ def scale_and_cost(setup: Setup):
         seconds = time.perf_counter() - started
         rows9.append(
             {
+                R.ID: R.slug(_student_label(spec)),
                 "student": _student_label(spec),
                 "dim": student.dim,
                 "index size (MB)": vectors.nbytes / 2**20,
@@ -822,9 +869,10 @@ def scale_and_cost(setup: Setup):
         )
     for row in rows6:
         row["source"] = "ours"
-    for label, mrr, r50, r1k, up in T.PAPER_TABLE6:
+    for row_id, label, mrr, r50, r1k, up in T.PAPER_TABLE6:
         rows6.append(
             {
+                R.ID: R.paper_row_id(row_id),
                 "source": "paper (MS MARCO dev, SimLM-base student)",
                 "student": label,
                 "MRR@10": mrr,
@@ -840,6 +888,7 @@ def scale_and_cost(setup: Setup):
     ]
     table6 = pd.DataFrame(rows6).reindex(
         columns=[
+            R.ID,
             "source",
             "student",
             "seeds",
@@ -861,9 +910,10 @@ def scale_and_cost(setup: Setup):
     )
     for row in rows9:
         row["source"] = "ours (CPU)"
-    for label, index, count, seconds, seconds_1024 in T.PAPER_TABLE9:
+    for row_id, label, index, count, seconds, seconds_1024 in T.PAPER_TABLE9:
         rows9.append(
             {
+                R.ID: R.paper_row_id(row_id),
                 "source": "paper (8.8M passages, GPU)",
                 "student": label,
                 "index size (MB)": float(index.rstrip("G")) * 1024,
@@ -874,6 +924,7 @@ def scale_and_cost(setup: Setup):
         )
     table9 = pd.DataFrame(rows9).reindex(
         columns=[
+            R.ID,
             "source",
             "student",
             "dim",
@@ -903,6 +954,7 @@ def scale_and_cost(setup: Setup):
         construction = [sum(h.construction_seconds for h in r.history) for r in results]
         selection = [sum(h.select_seconds for h in r.history) for r in results]
         row = {
+            R.ID: variant,
             "method": label,
             "iterations": len(results[0].history),
             "steps": int(sum(1 for s in results[0].selections)),
@@ -910,7 +962,7 @@ def scale_and_cost(setup: Setup):
         row["training seconds"], row["training seconds ±"] = T.mean_std(training)
         row["data construction seconds"], row["data construction seconds ±"] = T.mean_std(construction)
         row["selection share of training (%)"] = 100 * float(np.sum(selection)) / max(float(np.sum(training)), 1e-9)
-        paper = T.PAPER_TABLE8.get(label, (None, None))
+        paper = T.PAPER_TABLE8.get(variant, (None, None))
         row["paper training hours"], row["paper construction hours"] = paper
         rows8.append(row)
     table8 = pd.DataFrame(rows8)

@@ -7,12 +7,46 @@ figures beside ours in ``paper …`` columns (MS MARCO dev -> SciFact test, NQ r
 SciFact recall on the mini profile; see ``results/mini/README.md``). The DL pools are
 zero-shot transfer of students trained on SciFact: they are never set beside the paper's
 in-domain TREC DL numbers. The paper's numbers are data (``paper_numbers.yaml``).
+
+Stable row ids (the ``row ids`` section below): the first column (``id``) of every table the report layer
+writes. They live here, not in a module of their own, so that no new file enters the run cache key.
+
+A row id says *what* a row is, never how it is displayed: labels (``model``, ``variant``,
+``method`` ...) may be reworded freely, every reader (paper numbers, claims, expected scores,
+tools, tests) joins on ``id``. The scheme, one rule per kind of row:
+
+* a **run variant** keeps the run catalog's variant id (:mod:`mta4dpr_core.experiments.catalog`),
+  underscores and all: ``mta4dpr``, ``no_assistants``, ``one_iteration_kd``, ``no_fusion``,
+  ``no_iterations``, ``selection_random`` (Table 5; KL is ``mta4dpr``), ``assistants_0_1``
+  (Table 7; the empty subset is ``no_assistants``, the full set ``mta4dpr``);
+* everything else is a **slug**: lowercase, runs of characters other than ``a-z 0-9 . & + @ _``
+  become one ``-`` (:func:`slug`): the teacher is ``teacher``, an assistant or baseline its
+  profile ``name`` (``minilm-l6``, ``bm25``), the untrained student ``untrained-student``, an
+  iteration ``iteration-2``, a student size its label (``static-wordllama-64-d``), a fused
+  assistant its name (``model2vec-minilm-l6&minilm-l6``), a statistic its name
+  (``corpus-passages``), a training step ``seed-13-step-4``;
+* a row of the **paper's** own numbers inside one of our tables (Tables 6 and 9) is
+  ``paper-`` + the paper's row id (``paper-6-layers-768-d``);
+* the paper's tables (``paper_numbers.yaml``) use the same ids where a row is one of ours
+  (``mta4dpr``, ``no_assistants``, ``selection_rbo``, ``iteration-3``), the slug of the paper's
+  model otherwise (``cotmae``, ``bm25``; its teacher is ``teacher``), and Table 7's rows the
+  lowercase letters of their assistants (``none``, ``c``, ``c&s``; :data:`LETTER_ORDER`).
+
+>>> slug("no assistant (teacher-only KD, same iterations and steps)")
+'no-assistant-teacher-only-kd-same-iterations-and-steps'
+>>> slug("static wordllama, 64-d")
+'static-wordllama-64-d'
+>>> letters_id(["S", "C"])
+'c&s'
+>>> letters_id([])
+'none'
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -89,28 +123,71 @@ def write_table(df: pd.DataFrame, directory, name: str, title: str = "") -> pd.D
     return df
 
 
+# ---- row ids (the scheme: this module's docstring) ------------------------------------------
+ID = "id"
+# run variants (the run catalog's ids)
+MTA4DPR = "mta4dpr"
+NO_ASSISTANTS = "no_assistants"
+ONE_ITERATION_KD = "one_iteration_kd"
+# fixed slugs
+TEACHER = "teacher"
+UNTRAINED_STUDENT = "untrained-student"
+# Table 7's paper letters, weakest to strongest assistant (CotMAE, SimLM, RetroMAE, M2DPR)
+LETTER_ORDER = "CSRM"
+
+
+def slug(text) -> str:
+    """A lowercase id from any label: runs of characters other than ``a-z 0-9 . & + @ _`` become one ``-``."""
+    return re.sub(r"[^a-z0-9.&+@_]+", "-", str(text).lower()).strip("-")
+
+
+def iteration_id(number: int) -> str:
+    return f"iteration-{int(number)}"
+
+
+def paper_row_id(row_id: str) -> str:
+    """A row of the paper's numbers shown inside one of our tables (Tables 6 and 9)."""
+    return f"paper-{row_id}"
+
+
+def scorer_id(role: str, name: str) -> str:
+    """A fixed scorer's row: ``teacher`` for the teacher, else the slug of its profile name."""
+    return TEACHER if role == "teacher" else slug(name)
+
+
+def letters_id(letters) -> str:
+    """Table 7's paper row for a set of assistant letters (``none`` for no assistant)."""
+    ordered = sorted((str(x).upper() for x in letters), key=LETTER_ORDER.find)
+    return "&".join(ordered).lower() or "none"
+
+
+def with_ids(df: pd.DataFrame, ids) -> pd.DataFrame:
+    """``df`` with ``ids`` as its first column ``id`` (replacing an existing one); ids must be unique."""
+    ids = [str(x) for x in ids]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"row ids are not unique: {ids}")
+    out = df.drop(columns=[ID], errors="ignore")
+    out.insert(0, ID, ids)
+    return out
+
+
 # ---- the paper's figures (published EMNLP 2024 version), in percent -----------------
-# The numbers live in paper_numbers.yaml (keyed by table, row id and metric; see mta4dpr_core/report/paper.py).
-# These are the positional views the table builders read, in each table's column order.
-PAPER_TABLE1 = _paper.positional("table1")  # model: (MRR@10, R@50, R@1k, DL19 nDCG@10, DL20 nDCG@10)
-PAPER_TABLE2 = _paper.positional("table2")  # model: (R@5, R@20, R@100) on NQ
-# Table 1 analogue -> Table 2 (NQ) analogue: the NQ setting has its own teacher and assistants
-TABLE2_ANALOGUE = {"BM25": "BM25", "SimLM-reranker (teacher)": "ERNIE-Search (teacher)", "MTA4DPR": "MTA4DPR"}
-PAPER_TABLE3 = _paper.positional("table3")  # variant: (MRR@10, R@50, R@1k, NQ R@5, NQ R@20, NQ R@100)
-PAPER_TABLE4 = _paper.positional("table4")  # iteration: (MRR@10, R@50, R@1k, NQ R@5)
-PAPER_TABLE5 = _paper.positional("table5")  # method: (MRR@10, R@50, R@1k, NQ R@5, NQ R@20)
-PAPER_TABLE6 = [  # student, MRR@10, R@50, R@1k, (the paper's ↑ over its no-assistant student for each)
-    (row, v["MRR@10"], v["R@50"], v["R@1k"], (v["↑ MRR@10"], v["↑ R@50"], v["↑ R@1k"]))
+# The numbers live in paper_numbers.yaml, keyed by table, row id (the row ids above) and metric; see mta4dpr_core/report/paper.py.
+# These are the positional views the table builders read, keyed by the paper's row id, in each table's column order.
+PAPER_TABLE1 = _paper.positional("table1")  # paper row id: (MRR@10, R@50, R@1k, DL19 nDCG@10, DL20 nDCG@10)
+PAPER_TABLE2 = _paper.positional(
+    "table2"
+)  # paper row id (bm25, teacher, mta4dpr as in table1): (R@5, R@20, R@100) on NQ
+PAPER_TABLE3 = _paper.positional("table3")  # variant id: (MRR@10, R@50, R@1k, NQ R@5, NQ R@20, NQ R@100)
+PAPER_TABLE4 = _paper.positional("table4")  # iteration-<n>: (MRR@10, R@50, R@1k, NQ R@5)
+PAPER_TABLE5 = _paper.positional("table5")  # variant id (mta4dpr = KL): (MRR@10, R@50, R@1k, NQ R@5, NQ R@20)
+PAPER_TABLE6 = [  # row id, label, MRR@10, R@50, R@1k, (the paper's ↑ over its no-assistant student for each)
+    (row, _paper.label("table6", row), v["MRR@10"], v["R@50"], v["R@1k"], (v["↑ MRR@10"], v["↑ R@50"], v["↑ R@1k"]))
     for row, v in _paper.table("table6").items()
 ]
-# assistants (C, S, R, M letters; "" = none): (MRR@10, R@50, R@1k, DL19, DL20)
-PAPER_TABLE7 = _paper.positional("table7", key=lambda row: "" if row == "none" else row)
-PAPER_TABLE8 = _paper.positional(
-    "table8"
-)  # hours: training, data construction (MTA4DPR against its teacher-only baseline)
-PAPER_TABLE9 = [  # student, index, #params, encoding seconds at bs 512, at bs 1024 (from the paper's text; none for 384-d)
-    (row, *values) for row, values in _paper.positional("table9").items()
+PAPER_TABLE7 = _paper.positional("table7")  # letters id (none, c, c&s, ...): (MRR@10, R@50, R@1k, DL19, DL20)
+PAPER_TABLE8 = _paper.positional("table8")  # variant id: hours training, data construction
+PAPER_TABLE9 = [  # row id, label, index, #params, encoding seconds at bs 512, at bs 1024 (paper's text; none for 384-d)
+    (row, _paper.label("table9", row), *values) for row, values in _paper.positional("table9").items()
 ]
-PAPER_LETTERS = list(
-    _paper.load()["tables"]["table7"]["letters"]
-)  # CotMAE, SimLM, RetroMAE, M2DPR, weakest to strongest
+PAPER_LETTERS = list(_paper.letters().values())  # CotMAE, SimLM, RetroMAE, M2DPR, weakest to strongest

@@ -556,5 +556,9 @@ def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
         f"batch and the loss terms of that step (nats; total = {loss['alpha']}·contrastive + {loss['beta']}·KL(teacher ‖ "
         f"student) + {loss['gamma']}·KL(assistant ‖ student))"
     )
+    if len(trace) and {"seed", "global step"} <= set(trace.columns):
+        from .tables import with_ids
+
+        trace = with_ids(trace, [f"seed-{int(s)}-step-{int(g)}" for s, g in zip(trace["seed"], trace["global step"])])
     write_table(trace, results_dir, "step_trace", caption)
     return caption

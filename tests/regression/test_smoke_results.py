@@ -90,9 +90,9 @@ def test_training_moves_the_student(results):
     """Fails when training is a no-op: every trained student must differ from the untrained one, on the
     table and query by query (per_query.csv.gz)."""
     table1 = pd.read_csv(results / "table1.csv")
-    before = float(_row(table1, "model", "student before training")["nDCG@10"])
-    for model in ("MTA4DPR", "no assistant (teacher-only KD, same iterations and steps)"):
-        after = float(_row(table1, "model", model)["nDCG@10"])
+    before = float(_row(table1, "id", "untrained-student")["nDCG@10"])
+    for model in ("mta4dpr", "no_assistants"):
+        after = float(_row(table1, "id", model)["nDCG@10"])
         assert abs(after - before) > 0.01, f"{model}: nDCG@10 {after} equals the untrained student's {before}"
     per_query = pd.read_csv(results / "per_query.csv.gz")
     test = per_query[(per_query["test set"] == "test") & (per_query["metric"] == "nDCG@10")]

@@ -155,13 +155,13 @@ def test_effect_ratio_and_delta_ri_agree_with_repro_eval(tmp_path):
 
 
 def test_the_paper_numbers_are_data():
-    assert T.PAPER_TABLE3["w/o fusion"] == (40.8, 87.7, 98.7, 73.2, 83.4, 88.2)
+    assert T.PAPER_TABLE3["no_fusion"] == (40.8, 87.7, 98.7, 73.2, 83.4, 88.2)
     assert (
-        T.PAPER_TABLE4[2] == (40.7, 87.9, 98.7, 73.1)
-        and T.PAPER_TABLE7[""][0] == 39.9
+        T.PAPER_TABLE4["iteration-2"] == (40.7, 87.9, 98.7, 73.1)
+        and T.PAPER_TABLE7["none"][0] == 39.9
         and T.PAPER_LETTERS == ["C", "S", "R", "M"]
     )
-    assert T.PAPER_TABLE6[1] == ("6 layers, 768-d, 66M", 41.1, 88.4, 98.7, (1.2, 1.6, 0.3))
+    assert T.PAPER_TABLE6[1] == ("6-layers-768-d", "6 layers, 768-d, 66M", 41.1, 88.4, 98.7, (1.2, 1.6, 0.3))
     assert P.claim_delta("mta4dpr-vs-no-assistant", "nDCG@10")["delta"] == pytest.approx(1.2)
     assert P.claim_delta("mta4dpr-vs-no-assistant", "R@1000")["column"] == "R@1k"
     assert P.claim_delta("kl-vs-rbo", "R@50")["delta"] == pytest.approx(0.5)

@@ -133,7 +133,7 @@ def _write_tables(folder, with_table6=True):
 def test_ladder_order_and_rungs(tmp_path):
     folder = _write_tables(tmp_path / "synthetic")
     table = ladder.student_ladder(folder, _params())
-    assert list(table.columns) == ["rung", "model", "ours nDCG@10", "paper analogue", "paper MRR@10"]
+    assert list(table.columns) == ["id", "rung", "model", "ours nDCG@10", "paper analogue", "paper MRR@10"]
     assert list(table.rung) == [
         "teacher",
         "bm25",

@@ -39,6 +39,7 @@ CLAIM_COLUMNS = [
     "per-seed effect",
     "family",
     "comparison",
+    "comparison id",
     "metric",
     "ours",
     "other",
