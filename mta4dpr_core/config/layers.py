@@ -45,7 +45,17 @@ LAYERS: dict[str, frozenset[str]] = {
     "store": frozenset({"atomic"}),
     "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models"}),
     "method": frozenset(
-        {"losses", "fusion", "selection", "temperature", "construction", "training", "warm_start", "distributed"}
+        {
+            "losses",
+            "fusion",
+            "selection",
+            "temperature",
+            "construction",
+            "training",
+            "row_adam",
+            "warm_start",
+            "distributed",
+        }
     ),
     "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export"}),
     "report": frozenset(

@@ -225,9 +225,12 @@ class Setup:
         depth=None,
         query_mask=None,
         per_query=False,
+        keep_prepared=False,
     ):
         """Retrieve the top ``depth`` for ``split``'s queries over ``collection``'s corpus and score them
-        (means, or ``{metric: {query id: value}}`` with ``per_query``)."""
+        (means, or ``{metric: {query id: value}}`` with ``per_query``). The scorer is prepared on that corpus
+        unless it already is, and prepared back on the training collection's afterwards unless
+        ``keep_prepared``."""
         split = split or self.test
         collection = collection or self.collection
         depth = depth or max(100, max(int(n.split("@")[1]) for n in names))
@@ -236,13 +239,13 @@ class Setup:
         if query_mask is not None:
             ids = [q for q, keep in zip(ids, query_mask) if keep]
             texts = [t for t, keep in zip(texts, query_mask) if keep]
-        switched = collection is not self.collection
+        switched = collection.corpus is not getattr(scorer, "corpus", None)
         if switched:
             scorer.prepare(collection.corpus)
         try:
             scores, indices = scorer.search(ids, texts, depth)
         finally:
-            if switched:
+            if switched and not keep_prepared:
                 scorer.prepare(self.collection.corpus)
         run = run_from_arrays(ids, collection.corpus.ids, scores, indices)
         if self.params.get("evaluation", {}).get("ignore_identical_ids"):  # queries that are also passages
@@ -260,12 +263,19 @@ class Setup:
             for spec, (collection, split) in self.extra_tests.items()
             if extra_tests
         ]
-        for key, split, collection, metrics in blocks:
-            values = self.evaluate(scorer, split, collection, names=metrics, per_query=True)
-            per_query[key] = {m: {q: float(values[m].get(q, 0.0)) for q in split.query_ids} for m in metrics}
-            out[key] = {
-                m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics
-            }
+        # extra test sets over one corpus (TREC DL 2019 and 2020 share their pool) are searched with the
+        # scorer prepared once: a student's encoding of that corpus was done twice, and the training
+        # corpus re-encoded in between
+        try:
+            for key, split, collection, metrics in blocks:
+                values = self.evaluate(scorer, split, collection, names=metrics, per_query=True, keep_prepared=True)
+                per_query[key] = {m: {q: float(values[m].get(q, 0.0)) for q in split.query_ids} for m in metrics}
+                out[key] = {
+                    m: float(np.mean(list(per_query[key][m].values()))) if split.query_ids else 0.0 for m in metrics
+                }
+        finally:
+            if getattr(scorer, "corpus", None) is not self.collection.corpus:
+                scorer.prepare(self.collection.corpus)
         out["per_query"] = per_query
         return out
 

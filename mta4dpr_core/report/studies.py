@@ -671,7 +671,7 @@ def main_study(setup: Setup):
         if i:
             row.update(delta_columns(setup, evaluations, [r.history[i - 1].test for r in main], prefix="Δ vs previous"))
         row["mined queries"] = float(np.mean([r.history[i].mined_queries for r in main if len(r.history) > i]))
-        row.replaced = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
+        row["replaced"] = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
         paper = T.PAPER_TABLE4.get(row[R.ID], (None,) * 4)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
         rows4.append(row)
