@@ -5,7 +5,7 @@
 
 Every CSV present in both is read with pandas; rows are matched on the row id (``id``, see
 mta4dpr_core/report/tables.py) where both sides have it, else on the text columns both share
-(model, variant, ...), and every numeric column both share is compared; columns on one side only
+(model, variant, ...) or, where those repeat, on the row's position, and every numeric column both share is compared; columns on one side only
 (e.g. an ``id`` column added since) are listed, not compared. Prints, per table, the
 largest absolute difference and where it is, and writes the comparison as Markdown with
 ``--markdown``. Exit status 1 when a table's largest difference exceeds its tolerance
@@ -34,6 +34,9 @@ def compare_table(left: pd.DataFrame, right: pd.DataFrame):
     numeric = [c for c in left.columns if c in right.columns and is_number(left[c]) and is_number(right[c])]
     if keys:
         left, right = left.set_index(keys), right.set_index(keys)
+    if not (left.index.is_unique and right.index.is_unique):
+        # the text columns do not name a row (e.g. a trace with repeated labels): match rows by position
+        left, right = left.reset_index(drop=True), right.reset_index(drop=True)
     only = sorted(map(str, set(left.index) ^ set(right.index)))
     shared = [i for i in left.index if i in set(right.index)]
     worst, where = 0.0, None
