@@ -202,6 +202,45 @@ def _summary(effects: np.ndarray, confidence: float, scale: float = 1.0):
     return float(low), float(high), p
 
 
+def _generator_summaries(diffs, resamples, confidence, generator_seed) -> np.ndarray:
+    """[pairs, 3]: (low, high, p) of every pair under one generator seed."""
+    return np.array(
+        [
+            _summary(effects, confidence, float(np.abs(d).max()))
+            for d, effects in zip(diffs, bootstrap_effects(diffs, resamples, generator_seed))
+        ]
+    ).reshape(len(diffs), 3)
+
+
+# below this many resampled query draws (resamples x generator seeds x queries) processes cost more than they save
+_PARALLEL_WORK = 50_000_000
+
+
+def _map_generators(diffs, resamples, confidence, generators, workers=None):
+    """:func:`_generator_summaries` for each generator seed, in order: in forked worker processes when the
+    work is large (the stability check's 20 seeds x 200,000 resamples took most of notebook 07's minute
+    on one core), else in this process."""
+    import functools
+    import os
+
+    one = functools.partial(_generator_summaries, diffs, resamples, confidence)
+    queries = sum(np.atleast_2d(d).shape[1] for d in diffs)
+    if workers is None:
+        large = resamples * len(generators) * queries >= _PARALLEL_WORK
+        workers = (os.cpu_count() or 1) if large else 1
+    workers = max(1, min(int(workers), len(generators)))
+    if workers == 1:
+        return [one(g) for g in generators]
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: one process
+        return [one(g) for g in generators]
+    with context.Pool(workers) as pool:
+        return pool.map(one, generators, chunksize=1)
+
+
 def compare_many(
     pairs,
     higher_is_better=True,
@@ -209,10 +248,13 @@ def compare_many(
     resamples: int = RESAMPLES,
     stability_seeds: int = STABILITY_SEEDS,
     confidence: float = CONFIDENCE,
+    workers: int | None = None,
 ) -> list[Comparison]:
     """:func:`compare` for many ``(ours, other)`` pairs at once: pairs with as many queries share the
     query resamples (one draw per generator seed for the whole batch). ``higher_is_better``: one
-    flag or one per pair. Each verdict is that of a family of one; see :func:`family_verdicts`."""
+    flag or one per pair. Each verdict is that of a family of one; see :func:`family_verdicts`.
+    ``workers``: processes over the generator seeds (default: one per CPU core when the work is large);
+    each seed's draws are the same in any process, so the results do not depend on it."""
     flags = [higher_is_better] * len(pairs) if isinstance(higher_is_better, bool) else list(higher_is_better)
     diffs, base = [], []
     for ours, other in pairs:
@@ -231,9 +273,8 @@ def compare_many(
         base.append((ours, other))
     generators = [seed + i for i in range(max(1, stability_seeds))]
     draws = np.empty((len(diffs), len(generators), 3))
-    for g, generator_seed in enumerate(generators):
-        for k, effects in enumerate(bootstrap_effects(diffs, resamples, generator_seed)):
-            draws[k, g] = _summary(effects, confidence, float(np.abs(diffs[k]).max()))
+    for g, summaries in enumerate(_map_generators(diffs, resamples, confidence, generators, workers)):
+        draws[:, g] = summaries
     results = []
     for k, (diff, (ours, other), flag) in enumerate(zip(diffs, base, flags)):
         per_seed = diff.mean(1)

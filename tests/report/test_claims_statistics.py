@@ -344,3 +344,26 @@ def test_p_values_print_with_four_decimals_never_in_scientific_notation(p, text)
     from mta4dpr_core.report.claims import _p_text
 
     assert _p_text(p) == text
+
+
+def test_compare_many_in_processes_equals_one_process():
+    """The stability check's generator seeds may run in worker processes: every number must be the same."""
+    from mta4dpr_core.report.statistics import compare_many
+
+    rng = np.random.default_rng(5)
+    pairs = [(rng.random((3, 40)), rng.random((3, 40))) for _ in range(4)] + [
+        (rng.random((1, 25)), rng.random((3, 25)))
+    ]
+    serial = compare_many(pairs, resamples=3000, stability_seeds=4, workers=1)
+    forked = compare_many(pairs, resamples=3000, stability_seeds=4, workers=2)
+    for a, b in zip(serial, forked):
+        assert (a.low, a.high, a.p, a.p_holm, a.verdict, a.bound_spread) == (
+            b.low,
+            b.high,
+            b.p,
+            b.p_holm,
+            b.verdict,
+            b.bound_spread,
+        )
+        for key in ("low", "high", "p"):
+            assert np.array_equal(a.draws[key], b.draws[key])
