@@ -58,6 +58,8 @@ claims = pd.read_csv(R / "claims.csv")
 def number(value, digits=2, signed=True):
     if value is None or pd.isna(value):
         return "–"
+    if isinstance(value, str):  # already written for reading (p-values: "0.0002", "< 0.0001")
+        return value
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
