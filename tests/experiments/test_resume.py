@@ -54,7 +54,7 @@ KILL_POINTS = [
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, scifact_dir):  # the tiny profile is a SciFact slice
     directory = tmp_path_factory.mktemp("uninterrupted")
     run_to_completion(directory, STAGES)
     return directory

@@ -13,7 +13,7 @@ import json
 from tiny_profile import assert_same_results, results_of, run_to_completion
 
 
-def test_same_params_and_seed_give_identical_tables(tmp_path):
+def test_same_params_and_seed_give_identical_tables(tmp_path, scifact_dir):  # the tiny profile is a SciFact slice
     first, second = tmp_path / "first", tmp_path / "second"
     run_to_completion(first, ["04"])
     run_to_completion(second, ["04"])
