@@ -136,18 +136,46 @@ class ProgressMonitor:
     a heartbeat line when nothing was printed for ``heartbeat`` seconds."""
 
     def __init__(
-        self, profile, names, previous: dict, log=print, heartbeat=45.0, poll=1.0, lower_bounds=(), cold=False
+        self,
+        profile,
+        names,
+        previous: dict,
+        log=print,
+        heartbeat=45.0,
+        poll=1.0,
+        lower_bounds=(),
+        cold=False,
+        side_by_side=(),
     ):
         """``previous``: seconds by notebook (see :func:`timing_estimates`); ``lower_bounds``: notebooks whose
-        seconds are only a lower bound (a warm timing on a cold start); ``cold``: the run starts cold."""
-        self.profile, self.names, self.previous, self.log = profile, list(names), dict(previous), log
+        seconds are only a lower bound (a warm timing on a cold start); ``cold``: the run starts cold;
+        ``side_by_side``: notebooks that run at the same time (their ETA is the longest, not the sum)."""
+        import threading
+
+        self.profile, self.names, self.previous = profile, list(names), dict(previous)
+        self.side_by_side = set(side_by_side)
+        lock = threading.Lock()
+
+        def locked_log(line):  # whole lines from the notebooks' threads and the progress tail
+            with lock:
+                log(line)
+
+        self.log = locked_log
         self.lower_bounds, self.cold = set(lower_bounds), cold
         self.heartbeat, self.poll = heartbeat, poll
         self.finished = {}  # name -> seconds of this run (0 for skipped ones)
         self.started_all = time.perf_counter()
-        self.current, self.current_started = None, None
+        self.running = {}  # name -> when it started (several while notebooks run side by side)
         self.path = None
         self._thread, self._stop = None, None
+
+    @property
+    def current(self):
+        return "+".join(self.running) or None
+
+    @property
+    def current_started(self):
+        return min(self.running.values()) if self.running else None
 
     def estimate(self, name):
         if name in self.previous:
@@ -156,18 +184,22 @@ class ProgressMonitor:
         return sum(ran) / len(ran) if ran else None
 
     def eta(self):
-        """Seconds left (None when nothing is known yet)."""
-        left = 0.0
+        """Seconds left (None when nothing is known yet). Notebooks that run side by side count as the
+        longest of their remaining times, not their sum."""
+        alone, together = 0.0, [0.0]
         for name in self.names:
             if name in self.finished:
                 continue
             guess = self.estimate(name)
             if guess is None:
                 return None
-            if name == self.current:
-                guess = max(guess - (time.perf_counter() - self.current_started), 0.0)
-            left += guess
-        return left
+            if name in self.running:
+                guess = max(guess - (time.perf_counter() - self.running[name]), 0.0)
+            if name in self.side_by_side:
+                together.append(guess)
+            else:
+                alone += guess
+        return alone + max(together)
 
     def eta_text(self):
         eta = self.eta()
@@ -191,7 +223,7 @@ class ProgressMonitor:
         self.log(f"{self.prefix()} {name}: finished earlier ({seconds} s then), skipped")
 
     def start(self, name, progress_path: Path | None):
-        self.current, self.current_started = name, time.perf_counter()
+        self.running[name] = time.perf_counter()
         guess = self.estimate(name)
         if name not in self.previous:
             note = ""
@@ -201,7 +233,7 @@ class ProgressMonitor:
             note = f" (took {_format_seconds(guess)} {'on the last cold run' if self.cold else 'last time'})"
         self.log(f"{self.prefix()} {name}: running{note}")
         self.path = progress_path
-        if progress_path is None:
+        if progress_path is None or self._thread is not None:  # side by side: one tail for the shared file
             return
         import threading
 
@@ -237,16 +269,37 @@ class ProgressMonitor:
                 last_print = time.perf_counter()
 
     def finish(self, name, seconds, failed=False):
-        if self._thread is not None:
+        if self._thread is not None and set(self.running) <= {name}:
             self._stop.set()
             self._thread.join()
             self._thread = None
-        self.current = None
+        self.running.pop(name, None)
         if failed:
             self.log(f"{self.prefix()} {name}: failed after {_format_seconds(seconds)}")
             return
         self.finished[name] = seconds
         self.log(f"{self.prefix()} {name}: done in {_format_seconds(seconds)}")
+
+
+# Under ``output.schedule: profile`` notebook 03 computes every run of the profile; these three then only read
+# stored runs and evaluations, each on about one core, so they run side by side (each in its own kernel).
+SIDE_BY_SIDE = ("04_training", "05_ablations", "06_scale_and_cost")
+
+
+def notebook_groups(names, params, notebooks=True) -> list[tuple[str, ...]]:
+    """``names`` in order, as groups run one after the other; a group of several runs side by side.
+
+    Only notebooks run in kernels (papermill) go side by side: ``--no-notebooks`` runs the stages in this
+    process, one at a time."""
+    together = notebooks and params["output"].get("schedule") == "profile"
+    groups, batch = [], [n for n in names if together and n in SIDE_BY_SIDE]
+    for name in names:
+        if name in batch:
+            if name == batch[0]:
+                groups.append(tuple(batch))
+            continue
+        groups.append((name,))
+    return groups
 
 
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
@@ -266,7 +319,16 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     code = core_digest()
     cold = starts_cold(params)
     previous, lower_bounds = timing_estimates(runs, results, names, cold)
-    monitor = ProgressMonitor(profile, names, previous, log=log, lower_bounds=lower_bounds, cold=cold)
+    groups = notebook_groups(names, params, notebooks)
+    monitor = ProgressMonitor(
+        profile,
+        names,
+        previous,
+        log=log,
+        lower_bounds=lower_bounds,
+        cold=cold,
+        side_by_side=[n for group in groups if len(group) > 1 for n in group],
+    )
     work = resolve_path(params["output"]["runs_dir"]) / profile / "work"
     log(
         f"[{profile}] {'cold' if cold else 'warm'} start ({work} {'is missing or empty' if cold else 'holds earlier runs'}); "
@@ -276,7 +338,9 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     # the kernel inherits this: progress.report() and the bars append to it, the monitor prints it
     progress_path = runs / ".progress.log" if progress.enabled() else None
     saved_variable = os.environ.get(progress.FILE_VARIABLE)
-    for name in names:
+
+    def execute(name):
+        """Run notebook ``name`` unless its marker says it finished with this source, params and code."""
         source = NOTEBOOK_DIR / f"{name}.ipynb"
         key = hashlib.sha256(
             json.dumps([source.read_text(), params, code, notebooks], sort_keys=True, default=str).encode()
@@ -287,10 +351,8 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
             monitor.skipped(name, done.get("seconds"))
             timings[name] = done.get("seconds")
             skipped.add(name)
-            continue
+            return
         monitor.start(name, progress_path)
-        if progress_path is not None:
-            os.environ[progress.FILE_VARIABLE] = str(progress_path)
         started = time.perf_counter()
         try:
             if notebooks:
@@ -316,15 +378,32 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         except BaseException:
             monitor.finish(name, round(time.perf_counter() - started, 1), failed=True)
             raise
-        finally:
-            if saved_variable is None:
-                os.environ.pop(progress.FILE_VARIABLE, None)
-            else:
-                os.environ[progress.FILE_VARIABLE] = saved_variable
         seconds = round(time.perf_counter() - started, 1)
         monitor.finish(name, seconds)
         timings[name] = seconds
         atomic_write_json(marker, {"key": key, "seconds": seconds, "cold": cold})
+
+    if progress_path is not None:
+        os.environ[progress.FILE_VARIABLE] = str(progress_path)
+    started_all = time.perf_counter()
+    try:
+        for group in groups:
+            if len(group) == 1:
+                execute(group[0])
+                continue
+            # each notebook in its own kernel process, on the cores a single one leaves idle
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(group)) as pool:
+                futures = [pool.submit(execute, name) for name in group]
+            for future in futures:
+                future.result()  # the first failure, once every notebook of the group has ended
+    finally:
+        if saved_variable is None:
+            os.environ.pop(progress.FILE_VARIABLE, None)
+        else:
+            os.environ[progress.FILE_VARIABLE] = saved_variable
+    wall = round(time.perf_counter() - started_all, 1)
     from .report.studies import write_manifest
 
     if notebooks:
@@ -344,9 +423,11 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
             "notebooks": notebooks,
             "cold_start": cold,
             "cold_timings_seconds": cold_timings(results, runs, names, ran, cold),
+            "wall_seconds": wall,
+            "side_by_side": [list(group) for group in groups if len(group) > 1],
         },
     )
-    log(f"[{profile}] all done: {total} s of notebook time; results in {results}")
+    log(f"[{profile}] all done in {_format_seconds(wall)} ({total} s of notebook time); results in {results}")
     return timings
 
 

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import time
 
-from .iteration import run_mta4dpr
+from .iteration import run_mta4dpr, stored_run
 
 log = logging.getLogger(__name__)
 _SETUP = None  # the forked workers' Setup (inherited, never pickled)
@@ -37,16 +37,13 @@ def default_workers(setup) -> int:
     return 2 if static and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
 
+def _run_arguments(job) -> dict:
+    keys = ("seed", "variant", "overrides", "assistant_subset", "student_spec")
+    return {key: job[key] for key in keys}
+
+
 def _run(job):
-    return run_mta4dpr(
-        _SETUP,
-        job["seed"],
-        job["variant"],
-        overrides=job["overrides"],
-        assistant_subset=job["assistant_subset"],
-        student_spec=job["student_spec"],
-        evaluate_test=job["evaluate_test"],
-    ).variant
+    return run_mta4dpr(_SETUP, **_run_arguments(job), evaluate_test=job["evaluate_test"]).variant
 
 
 def _init_worker():
@@ -61,6 +58,11 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     workers = default_workers(setup) if workers is None else workers
     if report is None:
         from ..config.progress import report
+    # a later notebook finds its runs stored: it then builds no starting student (a static one tokenises the
+    # training texts for its vocabulary, seconds each) and forks no workers
+    jobs = [job for job in jobs if stored_run(setup, **_run_arguments(job)) is None]
+    if not jobs:
+        return
     started = time.perf_counter()
     _SETUP = setup
     if workers <= 1 or len(jobs) <= 1:

@@ -212,6 +212,27 @@ def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_me
     return pool, None
 
 
+def _run_plan(setup: Setup, seed: int, variant: str, overrides=None, assistant_subset=None, student_spec=None):
+    """``(params, assistant pool, run key, run directory)`` of one run: what its key is made of, in one place."""
+    params = deep_update(setup.params, variant_overrides(variant, setup.params, overrides))
+    pool = [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else list(setup.assistants)
+    if len(pool) < 2:
+        params["fusion"]["enabled"] = False
+    # the study and output sections do not change a run: leave them out of its key
+    relevant = {key: value for key, value in params.items() if key not in ("study", "output", "profile")}
+    # the core code digest: a finished run is reused only while the code that produced it is unchanged
+    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant, code_digest())
+    return params, pool, run_key, setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
+
+
+def stored_run(
+    setup: Setup, seed: int, variant: str = "mta4dpr", overrides=None, assistant_subset=None, student_spec=None
+):
+    """The stored result of a run (None when it has not finished), without running anything."""
+    run_dir = _run_plan(setup, seed, variant, overrides, assistant_subset, student_spec)[3]
+    return load_run_result(run_dir / "result.json")
+
+
 def run_mta4dpr(
     setup: Setup,
     seed: int,
@@ -222,16 +243,7 @@ def run_mta4dpr(
     evaluate_test="all",
 ) -> RunResult:
     """Run Algorithm 1 for one (variant, seed); returns and stores the per-iteration history."""
-    overrides = variant_overrides(variant, setup.params, overrides)
-    params = deep_update(setup.params, overrides)
-    pool = [setup.assistants[i] for i in assistant_subset] if assistant_subset is not None else list(setup.assistants)
-    if len(pool) < 2:
-        params["fusion"]["enabled"] = False
-    # the study and output sections do not change a run: leave them out of its key
-    relevant = {key: value for key, value in params.items() if key not in ("study", "output", "profile")}
-    # the core code digest: a finished run is reused only while the code that produced it is unchanged
-    run_key = content_hash(relevant, seed, [a.name for a in pool], student_spec, variant, code_digest())
-    run_dir = setup.work_dir / f"seed{seed}" / f"{variant}-{run_key}"
+    params, pool, run_key, run_dir = _run_plan(setup, seed, variant, overrides, assistant_subset, student_spec)
     result_path = run_dir / "result.json"
     stored = load_run_result(result_path)
     if stored is not None:

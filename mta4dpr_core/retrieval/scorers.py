@@ -15,6 +15,7 @@ checksum, keyed by the encoder identity, a digest of the texts and the max lengt
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -126,6 +127,9 @@ class DenseScorer(Scorer):
         return np.where(doc_idx >= 0, scores, np.nan).astype(np.float32)
 
 
+_BM25_INDEXES: dict = {}  # (corpus texts digest, k1, b) -> (retriever, passages without a token)
+
+
 class BM25Scorer(Scorer):
     """BM25 through bm25s (English stopwords, Snowball stemmer)."""
 
@@ -145,13 +149,14 @@ class BM25Scorer(Scorer):
         )
 
     def prepare(self, corpus):
-        import bm25s
-
-        progress.quiet_libraries()
         self.corpus = corpus
         self._full = {}
-        tokenized = self._tokenize(corpus.texts)
-        empty = sum(1 for ids in tokenized.ids if len(ids) == 0)
+        # one index per corpus text and (k1, b) in a process: the teacher's BM25 member, the BM25 baseline and
+        # the teacher candidate index the same corpus (seconds each for the 40,873-passage DL pool)
+        key = (texts_digest(corpus.texts), self.k1, self.b)
+        if key not in _BM25_INDEXES:
+            _BM25_INDEXES[key] = self._index(corpus)
+        self.retriever, empty = _BM25_INDEXES[key]
         if empty:
             log.warning(
                 "%s: %d of %d passages have no BM25 token after stopwords and stemming; they score 0 for every query",
@@ -159,11 +164,20 @@ class BM25Scorer(Scorer):
                 empty,
                 len(corpus),
             )
-        # a corpus without a single token (all stopwords/punctuation): bm25s cannot index it; everything scores 0
-        self.retriever = bm25s.BM25(k1=self.k1, b=self.b) if empty < len(corpus) else None
-        if self.retriever is not None:
-            self.retriever.index(tokenized, show_progress=False)
         return self
+
+    def _index(self, corpus):
+        """``(bm25s retriever or None, passages without a token)``; the retriever is only read afterwards."""
+        import bm25s
+
+        progress.quiet_libraries()
+        tokenized = self._tokenize(corpus.texts)
+        empty = sum(1 for ids in tokenized.ids if len(ids) == 0)
+        # a corpus without a single token (all stopwords/punctuation): bm25s cannot index it; everything scores 0
+        retriever = bm25s.BM25(k1=self.k1, b=self.b) if empty < len(corpus) else None
+        if retriever is not None:
+            retriever.index(tokenized, show_progress=False)
+        return retriever, empty
 
     def full_scores(self, query_texts):
         texts = list(query_texts)
@@ -243,6 +257,11 @@ class RunScorer(Scorer):
         return _gather(lambda row: self._row(query_ids[row]), len(query_ids), doc_idx)
 
 
+def _nbytes(values) -> int:
+    """Bytes held by arrays, or tuples of arrays."""
+    return sum(sum(a.nbytes for a in (v if isinstance(v, tuple) else (v,))) for v in values)
+
+
 class EnsembleScorer(Scorer):
     """Weighted sum of z-scored members: ``s(q,p) = sum_i w_i (s_i(q,p) - mu_i(q)) / sigma_i(q)``.
 
@@ -293,16 +312,57 @@ class EnsembleScorer(Scorer):
         std = np.array([cache[k][1] for k in keys], dtype=np.float32).reshape(-1, 1)
         return mean, std
 
+    # a member's last few searches and scorings, for the hybrids that share it
+    _MEMO_ENTRIES, _MEMO_BYTES = 8, 256 << 20
+
+    def _member_memo(self, member, kind, query_ids, query_texts, argument, compute):
+        """``compute()`` (a member's search or pair scores), remembered on the member for its corpus.
+
+        The teacher-choice grid builds 27 hybrids from three scorers (nine weights per pair): every weight of a
+        pair searches and scores the same queries and candidates with the same members, and only the weighted
+        sum differs. The stored arrays are the ones computed, so the scores are the same bit for bit."""
+        if getattr(member, "corpus", None) is None:
+            return compute()
+        corpus, memo = member.__dict__.get("_ensemble_memo", (None, None))
+        if corpus is not member.corpus:  # prepared on another corpus since: forget
+            memo = {}
+            member.__dict__["_ensemble_memo"] = (member.corpus, memo)
+        digest = content_hash(list(query_ids), texts_digest(query_texts), kind, argument)
+        if digest in memo:
+            return memo[digest]
+        value = memo[digest] = compute()
+        # bounded in entries and bytes (NFCorpus searches 1,388 x 4 deep for 2,563 queries): oldest out first
+        while len(memo) > 1 and (len(memo) > self._MEMO_ENTRIES or _nbytes(memo.values()) > self._MEMO_BYTES):
+            memo.pop(next(iter(memo)))
+        return value
+
+    def _member_scores(self, member, query_ids, query_texts, doc_idx):
+        doc_idx = np.ascontiguousarray(doc_idx)
+        argument = (doc_idx.shape, str(doc_idx.dtype), hashlib.sha256(doc_idx.tobytes()).hexdigest())
+        return self._member_memo(
+            member, "score", query_ids, query_texts, argument, lambda: member.score(query_ids, query_texts, doc_idx)
+        )
+
     def score(self, query_ids, query_texts, doc_idx):
         total = np.zeros(doc_idx.shape, dtype=np.float32)
         for i, (member, weight) in enumerate(zip(self.members, self.weights)):
             mean, std = self._member_stats(i, query_ids, query_texts)
-            total += weight * (member.score(query_ids, query_texts, doc_idx) - mean) / std
+            total += weight * (self._member_scores(member, query_ids, query_texts, doc_idx) - mean) / std
         return np.where(doc_idx >= 0, total, np.nan).astype(np.float32)
 
     def search(self, query_ids, query_texts, k):
         depth = min(len(self.corpus), k * self.candidate_factor)
-        pools = [member.search(query_ids, query_texts, depth)[1] for member in self.members]
+        pools = [
+            self._member_memo(
+                member,
+                "search",
+                query_ids,
+                query_texts,
+                depth,
+                lambda m=member: m.search(query_ids, query_texts, depth),
+            )[1]
+            for member in self.members
+        ]
         width = sum(p.shape[1] for p in pools)
         candidates = np.full((len(query_ids), width), -1, dtype=np.int64)
         for row in range(len(query_ids)):
