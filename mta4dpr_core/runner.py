@@ -294,9 +294,10 @@ SIDE_BY_SIDE = ("04_training", "05_ablations", "06_scale_and_cost")
 def notebook_groups(names, params, notebooks=True) -> list[tuple[str, ...]]:
     """``names`` in order, as groups run one after the other; a group of several runs side by side.
 
-    Only notebooks run in kernels (papermill) go side by side: ``--no-notebooks`` runs the stages in this
-    process, one at a time."""
-    together = notebooks and params["output"].get("schedule") == "profile"
+    Only notebooks run in kernels (papermill) go side by side (``--no-notebooks`` runs the stages in this
+    process, one at a time), and only after notebook 03 in the same invocation: ``--only 04 05`` on a work
+    directory without the runs would have two kernels compute the same runs at once."""
+    together = notebooks and params["output"].get("schedule") == "profile" and "03_selection_study" in names
     groups, batch = [], [n for n in names if together and n in SIDE_BY_SIDE]
     for name in names:
         if name in batch:
