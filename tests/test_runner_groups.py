@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mta4dpr_core.runner import SIDE_BY_SIDE, ProgressMonitor, notebook_groups
+from mta4dpr_core.runner import SIDE_BY_SIDE, ProgressMonitor, notebook_groups, notebook_names
 
-ALL = [
-    "01_data_prep",
-    "02_fusion",
-    "03_selection_study",
-    "04_training",
-    "05_ablations",
-    "06_scale_and_cost",
-    "07_summary",
-]
+ALL = notebook_names()  # the seven notebooks of notebooks/, in order
 
 
 def params(schedule):
@@ -22,6 +14,7 @@ def params(schedule):
 
 
 def test_profile_schedule_runs_04_to_06_side_by_side_after_03():
+    assert len(ALL) == 7 and ALL[2] == "03_selection_study"
     groups = notebook_groups(ALL, params("profile"))
     assert groups == [(n,) for n in ALL[:3]] + [SIDE_BY_SIDE] + [("07_summary",)]
     assert [n for group in groups for n in group] == ALL  # the order is kept
