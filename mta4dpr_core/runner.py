@@ -326,6 +326,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     cold = starts_cold(params)
     previous, lower_bounds = timing_estimates(runs, results, names, cold)
     groups = notebook_groups(names, params, notebooks)
+    side_by_side = [group for group in groups if len(group) > 1]
     monitor = ProgressMonitor(
         profile,
         names,
@@ -333,7 +334,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         log=log,
         lower_bounds=lower_bounds,
         cold=cold,
-        side_by_side=[n for group in groups if len(group) > 1 for n in group],
+        side_by_side=[name for group in side_by_side for name in group],
     )
     work = resolve_path(params["output"]["runs_dir"]) / profile / "work"
     log(
@@ -430,7 +431,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
             "cold_start": cold,
             "cold_timings_seconds": cold_timings(results, runs, names, ran, cold),
             "wall_seconds": wall,
-            "side_by_side": [list(group) for group in groups if len(group) > 1],
+            "side_by_side": [list(group) for group in side_by_side],
         },
     )
     log(f"[{profile}] all done in {_format_seconds(wall)} ({total} s of notebook time); results in {results}")
