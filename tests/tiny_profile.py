@@ -105,8 +105,8 @@ from pathlib import Path
 import mta4dpr_core.store.atomic as atomic
 root, pattern = Path(os.environ["MTA4DPR_TEST_ROOT"]).resolve(), os.environ["MTA4DPR_TEST_STOP_AT"]
 write = atomic.atomic_write_bytes
-def stopping_write(path, data):
-    result = write(path, data)
+def stopping_write(path, data, **options):
+    result = write(path, data, **options)
     try:
         relative = Path(path).resolve().relative_to(root).as_posix()
     except ValueError:

@@ -323,8 +323,15 @@ def run_mta4dpr(
             config.fixed_assistant = fixed
         progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: training {config.steps} steps")
         t1 = time.perf_counter()
+        # the trained student goes to state.pt below, and the checkpoints are then deleted: none after the last step
         record = train_student(
-            student, data, corpus.texts, config, checkpoint_dir=iteration_dir / "checkpoints", iteration=iteration
+            student,
+            data,
+            corpus.texts,
+            config,
+            checkpoint_dir=iteration_dir / "checkpoints",
+            iteration=iteration,
+            final_checkpoint=False,
         )
         training_seconds = time.perf_counter() - t1
         names = assistant_names(

@@ -221,20 +221,25 @@ class StudentOptimizer:
             scheduler.load_state_dict(saved)
 
 
-def train_student(student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0):
-    """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant)."""
+def train_student(
+    student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0, final_checkpoint=True
+):
+    """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant).
+
+    ``final_checkpoint=False``: no checkpoint after the last step, for a caller that stores the trained
+    student itself (a run's ``state.pt``) and deletes the checkpoints then."""
     threads = torch.get_num_threads()
     if not torch.cuda.is_available() and getattr(student, "sparse_parameters", lambda: [])():
         # a static student's ops are tiny: intra-op threads only add synchronisation (on a busy
         # 2-core machine a 8x40 log_softmax took 4 ms with 2 threads and 3 us with 1)
         torch.set_num_threads(1)
     try:
-        return _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every)
+        return _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every):
+def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint):
     rank, world = _world()
     device = default_device()
     student.to(device)
@@ -360,11 +365,8 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         if log_every and (step + 1) % log_every == 0 and rank == 0:
             log.info("iteration %d step %d loss %.4f", iteration, step + 1, entry["total"])
         done = step + 1 == config.steps
-        if (
-            checkpoint_dir is not None
-            and rank == 0
-            and (done or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0))
-        ):
+        due = final_checkpoint if done else bool(config.checkpoint_every) and (step + 1) % config.checkpoint_every == 0
+        if checkpoint_dir is not None and rank == 0 and due:
             save_torch(
                 checkpoint_dir / "last.pt",
                 {

@@ -159,6 +159,23 @@ class TransformerEncoder(nn.Module):
         return result
 
 
+def _unique_with_inverse(ids: torch.Tensor, size: int):
+    """``torch.unique(ids, return_inverse=True)`` for ids in ``[0, size)``, by a presence table instead of a
+    sort: the same sorted unique ids and the same inverse, in a fraction of the time for a batch of 37k
+    token ids over a vocabulary of tens of thousands (a sort was a tenth of a training step).
+
+    >>> _unique_with_inverse(torch.tensor([[5, 2], [2, 7]]), 10)
+    (tensor([2, 5, 7]), tensor([[1, 0],
+            [0, 2]]))
+    """
+    present = torch.zeros(size, dtype=torch.bool, device=ids.device)
+    present[ids.reshape(-1)] = True
+    unique = present.nonzero().squeeze(1)
+    position = torch.empty(size, dtype=torch.long, device=ids.device)
+    position[unique] = torch.arange(unique.numel(), device=ids.device)
+    return unique, position[ids]
+
+
 class StaticEncoder(nn.Module):
     """Static token embeddings, mean pooled: the fast, trainable student (WordLlama or model2vec).
 
@@ -325,7 +342,12 @@ class StaticEncoder(nn.Module):
             mask = mask * (ids != unknown)  # tokens never seen in training or evaluation texts are left out
         else:
             ids = ids.clamp(max=self.embedding.num_embeddings - 1)
-        unique, inverse = torch.unique(ids, return_inverse=True)
+        unique, inverse = _unique_with_inverse(
+            ids,
+            self.embedding.num_embeddings + self.frozen_table.shape[0]
+            if hasattr(self, "id_map")
+            else self.embedding.num_embeddings,
+        )
         counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
         counts.scatter_add_(1, inverse, mask.to(counts.dtype))
         pooled = (counts @ self._rows(unique)) / mask.sum(1, keepdim=True).clamp(min=1.0)

@@ -38,6 +38,19 @@ def test_bit_identical_to_sparse_adam(duplicates):
         assert torch.equal(torch.as_tensor(a), torch.as_tensor(b)), key
 
 
+def test_bit_identical_when_updated_in_slices(monkeypatch):
+    """The touched rows are updated a slice at a time; with slices of 3 rows every step spans many slices."""
+    import mta4dpr_core.method.row_adam as row_adam
+
+    monkeypatch.setattr(row_adam, "_SLICE_ELEMENTS", 3 * 16)
+    reference, reference_optimizer = _train(torch.optim.SparseAdam, duplicates=True)
+    ours, ours_optimizer = _train(RowSparseAdam, duplicates=True)
+    assert torch.equal(reference.weight, ours.weight)
+    for key in ("exp_avg", "exp_avg_sq"):
+        a, b = reference_optimizer.state_dict()["state"][0][key], ours_optimizer.state_dict()["state"][0][key]
+        assert torch.equal(a, b), key
+
+
 def test_resumes_from_sparse_adam_state():
     table, optimizer = _train(torch.optim.SparseAdam, steps=10)
     state = (table.state_dict(), optimizer.state_dict())

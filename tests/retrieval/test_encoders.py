@@ -323,3 +323,16 @@ def test_static_token_memo_is_per_tokenizer():
     assert [r.tolist() for r in one.token_ids(["d0 q1"], 8)] == [[3, 2]]
     assert [r.tolist() for r in two.token_ids(["d0 q1"], 8)] == [[6, 2]]
     assert [r.tolist() for r in one.token_ids(["d0 q1", "d2", ""], 1)] == [[3], [5], [0]]  # truncated; empty -> padding
+
+
+def test_unique_with_inverse_is_torch_unique():
+    """The static student's presence-table unique: the same sorted ids and inverse as ``torch.unique``."""
+    from mta4dpr_core.retrieval.encoders import _unique_with_inverse
+
+    generator = torch.Generator().manual_seed(3)
+    for size, shape in ((1, (2, 3)), (50, (7, 40)), (20_000, (144, 256))):
+        ids = torch.randint(0, size, shape, generator=generator)
+        unique, inverse = _unique_with_inverse(ids, size)
+        expected_unique, expected_inverse = torch.unique(ids, return_inverse=True)
+        assert torch.equal(unique, expected_unique)
+        assert torch.equal(inverse, expected_inverse)
