@@ -166,7 +166,23 @@ class Setup:
         if prepare:
             for scorer in [teacher, *assistants]:
                 scorer.prepare(collection.corpus)
+            setup.encode_training_queries()
         return setup
+
+    def encode_training_queries(self):
+        """Encode every training query once, in split order, with each dense scorer of the teacher and the
+        assistants (their per-text query caches keep the vectors; forked grid workers inherit them).
+
+        A transformer's encoding of a text moves with its batch-mates' padding (about 1e-7). Without this,
+        the queries a run mines were encoded in whichever batch first needed them, which depends on what
+        ran before in the same process, and under two workers on which worker stored a teacher pair score
+        first: two cold runs of the same code differed by up to 0.2 nDCG@10. With it a query's vector, and
+        so every teacher and assistant score, is a function of the split alone."""
+        texts = list(self.train.query_texts)
+        for scorer in [self.teacher, *self.assistants]:
+            for member in getattr(scorer, "members", [scorer]):
+                if isinstance(member, DenseScorer):
+                    member.encode_queries(texts)
 
     def training_data(self, pool, eval_mask, construction=None, previous_student=None, mining=None):
         """One iteration's training data (``construction.build_training_data``) on the training split,
