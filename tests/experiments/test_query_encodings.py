@@ -21,8 +21,7 @@ def _scores(setup, rows, candidates):
     texts = [setup.train.query_texts[r] for r in rows]
     doc_idx = np.broadcast_to(candidates, (len(rows), len(candidates))).copy()
     return {
-        scorer.name: scorer.score(ids, texts, doc_idx)[rows.index(0)]
-        for scorer in [setup.teacher, *setup.assistants]
+        scorer.name: scorer.score(ids, texts, doc_idx)[rows.index(0)] for scorer in [setup.teacher, *setup.assistants]
     }
 
 
