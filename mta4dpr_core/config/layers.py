@@ -6,7 +6,8 @@ Each layer is a subpackage of ``mta4dpr_core`` (``mta4dpr_core/<layer>/``); the 
 layer          what it holds
 =============  ==========================================================================================
 config         errors, the profile schema and its checks (``params``, ``independence``,
-               ``warm_start_config``), model-name resolution, numeric precision, progress reporting
+               ``warm_start_config``), model-name resolution, numeric precision, progress reporting, one thread per
+               worker process
 store          atomic, checksummed files; content hashes; the code digest that keys every cache
 retrieval      collections, encoders, exact search, scorers, ir_measures evaluation, the tiny test models
 method         the paper's algorithms: losses, fusion, selection, temperatures, data construction,
@@ -40,6 +41,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "models",
             "precision",
             "progress",
+            "threads",
         }
     ),
     "store": frozenset({"atomic"}),

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import time
 
+from ..config.threads import one_thread_per_process
 from .iteration import run_mta4dpr, stored_run
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,7 @@ def _run(job):
 
 
 def _init_worker():
-    import torch
-
-    torch.set_num_threads(1)
+    one_thread_per_process()
 
 
 def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):

@@ -237,7 +237,9 @@ def _map_generators(diffs, resamples, confidence, generators, workers=None):
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: one process
         return [one(g) for g in generators]
-    with context.Pool(workers) as pool:
+    from ..config.threads import one_thread_per_process
+
+    with context.Pool(workers, initializer=one_thread_per_process) as pool:
         return pool.map(one, generators, chunksize=1)
 
 

@@ -1,0 +1,24 @@
+"""One thread per process, for the processes that run side by side on the cores (grid workers, bootstrap workers).
+
+A forked worker inherits its parent's thread pools: torch's intra-op pool, and the OpenMP and OpenBLAS
+pools of numpy and FAISS, each sized to every core. Two workers on two cores then run four or more
+threads that wait on each other: the claims bootstrap (numpy matrix products) took 11.3 s for four
+generator seeds in two workers against 4.7 s with one thread each. The limits change who computes,
+not what: matrix products split their output across threads, never the sum of one element, so the
+results are the same bits (``tests/config/test_threads.py``).
+"""
+
+from __future__ import annotations
+
+
+def one_thread_per_process():
+    """Limit torch, the BLAS libraries and OpenMP (FAISS) of this process to one thread each."""
+    import sys
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # OpenBLAS / MKL / OpenMP libraries loaded so far (numpy's, FAISS's)
+    if "faiss" in sys.modules:  # FAISS reads its own OpenMP setting
+        sys.modules["faiss"].omp_set_num_threads(1)
