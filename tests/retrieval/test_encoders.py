@@ -336,3 +336,18 @@ def test_unique_with_inverse_is_torch_unique():
         expected_unique, expected_inverse = torch.unique(ids, return_inverse=True)
         assert torch.equal(unique, expected_unique)
         assert torch.equal(inverse, expected_inverse)
+
+
+def test_a_copied_static_encoder_shares_its_tokenizer_not_its_weights():
+    import copy
+
+    encoder = tiny_static_encoder(12, 30, seed=1)
+    copied = copy.deepcopy(encoder)
+    assert copied.tokenizer is encoder.tokenizer
+    assert copied.embedding.weight is not encoder.embedding.weight
+    assert torch.equal(copied.embedding.weight, encoder.embedding.weight)
+    with torch.no_grad():
+        copied.embedding.weight.add_(1.0)
+    assert not torch.equal(copied.embedding.weight, encoder.embedding.weight)
+    texts = ["a small test", "another text"]
+    assert np.array_equal(copy.deepcopy(encoder).encode(texts), encoder.encode(texts))
