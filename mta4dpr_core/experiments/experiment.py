@@ -8,6 +8,7 @@ evaluate any scorer on any split.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -56,7 +57,11 @@ class StudentScorer(DenseScorer):
             cache_dir,
             cache=not isinstance(student, StaticEncoder),
         )
-        self.fingerprint = parameter_fingerprint(student)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the frozen copy's weights, computed only where a disk cache key needs it."""
+        return parameter_fingerprint(self.encoder)
 
     def cache_key(self, texts, max_length):
         from ..store.atomic import content_hash, texts_digest

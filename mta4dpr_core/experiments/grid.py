@@ -47,10 +47,6 @@ def _run(job):
     return run_mta4dpr(_SETUP, **_run_arguments(job), evaluate_test=job["evaluate_test"]).variant
 
 
-def _init_worker():
-    one_thread_per_process()
-
-
 def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     """Run every job (finished ones return at once from their stored result)."""
     global _SETUP
@@ -80,7 +76,7 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     # that no long run starts last while the other worker has nothing left
     jobs = sorted(jobs, key=lambda job: (job["evaluate_test"] != "all", job["variant"] == "one_iteration_kd"))
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker) as pool:
+    with context.Pool(workers, initializer=one_thread_per_process) as pool:
         for index, variant in enumerate(pool.imap_unordered(_run, jobs), 1):
             elapsed = time.perf_counter() - started
             eta = elapsed / index * (len(jobs) - index)

@@ -63,6 +63,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from scipy import stats
 
+from ..config.threads import one_thread_per_process
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
 RESAMPLES = 200_000  # see the module docstring: bound stability < 0.0005 across 20 generator seeds
@@ -237,8 +239,6 @@ def _map_generators(diffs, resamples, confidence, generators, workers=None):
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: one process
         return [one(g) for g in generators]
-    from ..config.threads import one_thread_per_process
-
     with context.Pool(workers, initializer=one_thread_per_process) as pool:
         return pool.map(one, generators, chunksize=1)
 

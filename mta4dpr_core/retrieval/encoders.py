@@ -351,16 +351,12 @@ class StaticEncoder(nn.Module):
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         if hasattr(self, "id_map"):
             ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
-            unknown = self.embedding.num_embeddings + self.frozen_table.shape[0] - 1
-            mask = mask * (ids != unknown)  # tokens never seen in training or evaluation texts are left out
+            rows = self.embedding.num_embeddings + self.frozen_table.shape[0]  # the last is the unknown row
+            mask = mask * (ids != rows - 1)  # tokens never seen in training or evaluation texts are left out
         else:
-            ids = ids.clamp(max=self.embedding.num_embeddings - 1)
-        unique, inverse = _unique_with_inverse(
-            ids,
-            self.embedding.num_embeddings + self.frozen_table.shape[0]
-            if hasattr(self, "id_map")
-            else self.embedding.num_embeddings,
-        )
+            rows = self.embedding.num_embeddings
+            ids = ids.clamp(max=rows - 1)
+        unique, inverse = _unique_with_inverse(ids, rows)
         counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
         counts.scatter_add_(1, inverse, mask.to(counts.dtype))
         pooled = (counts @ self._rows(unique)) / mask.sum(1, keepdim=True).clamp(min=1.0)
