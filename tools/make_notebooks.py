@@ -296,8 +296,10 @@ NOTEBOOKS = {
     "04_training": (
         "Training: Tables 1, 2 and 4",
         'MTA4DPR against the paper\'s "No assistant" row (teacher-only KD with the same iterations, steps and data '
-        "construction) and against teacher-only KD in one iteration of the same total steps; the untrained student, the "
-        "teacher and the assistants. Δ columns carry a 95% interval (two-level bootstrap over seeds × test queries).",
+        "construction, its teacher KL weighted β where MTA4DPR distils with β + γ), against two controls at MTA4DPR's "
+        "total KL weight (teacher-only KD with β + γ on the teacher; MTA4DPR with every assistant's scores replaced by "
+        "the teacher's) and against teacher-only KD in one iteration of the same total steps; the untrained student, the "
+        "teacher and the assistants. Δ columns carry a 95% interval (a t interval over seeds × test queries).",
         [
             (METHOD_04, MD),
             (VALUES_04, CODE),
@@ -357,7 +359,7 @@ NOTEBOOKS = {
         "Ablations: Tables 3 and 7",
         "Without assistants (γ = 0), without fusion, without iterations (one iteration of the same total steps); and "
         "every combination of assistants. Every variant trains the same optimiser steps; Δ columns carry a 95% interval "
-        "(two-level bootstrap over seeds × test queries).",
+        "(a t interval over seeds × test queries).",
         [
             ("out = pipeline.ablations(setup)", CODE),
             (
@@ -402,11 +404,13 @@ NOTEBOOKS = {
     "07_summary": (
         "Summary",
         "Checks every claim of the paper on this profile. Each claim has a stable id and is one paired "
-        "comparison; its 95% interval comes from a two-level bootstrap over seeds × test queries (the pairing by seed and "
-        "query kept), its p from the same resamples, and its verdict from Holm's correction over the profile's family of "
-        "distinct quality claims on the declared primary metric (`study.primary_metric`): *confirmed* or *contradicted* only "
-        "when the adjusted p < 0.05, *borderline* when the verdict changes with the bootstrap's generator seed, *inconclusive* "
-        "otherwise. Beside each: the paper's Δ, the effect ratio and ΔRI (repro_eval's definitions). Writes `claims.csv`, "
+        "comparison; its 95% interval and p come from a t interval over seeds × test queries (the pairing by seed and "
+        "query kept; Satterthwaite's df at the seed variance's upper bound, so 3 seeds count as few), and its verdict from "
+        "Holm's correction over the profile's family of quality claims on the declared primary metric "
+        "(`study.primary_metric`): *confirmed* or *contradicted* only when the adjusted p < 0.05, *inconclusive* otherwise. "
+        "Claims that are linear combinations of others are marked (`combination of`). The family holds the paper's "
+        "comparison (no assistant, β = 1) and two controls at MTA4DPR's total KL weight. Beside each: the paper's Δ, and "
+        "the effect ratio and ΔRI (repro_eval's definitions) on the paper's own metrics. Writes `claims.csv`, "
         "`claims_secondary.csv` (MRR@10, R@50, R@1k), `per_query.csv.gz` and `FINDINGS.md` in `results/<profile>/`.",
         [
             ("out = pipeline.summary(setup)", CODE),

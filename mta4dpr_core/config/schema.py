@@ -112,6 +112,11 @@ SCHEMA: dict = {
         "alpha": Key(0.2, "weight of the contrastive term", bound=">= 0"),
         "beta": Key(1.0, "weight of KL(teacher || student)", bound=">= 0"),
         "gamma": Key(15.0, "weight of KL(assistant || student)", bound=">= 0"),
+        "assistant_scores": Key(
+            "assistants",
+            "the assistants' training distributions: their own scores, or the teacher's (the `assistants_are_teacher` control)",
+            choices=_choices("assistants", "teacher"),
+        ),
         "student_temperature": Key(0.02, "the student's temperature tau on its (normalised) scores"),
         "in_batch_negatives": Key(True, "the contrastive term also uses the other queries' passages"),
     },

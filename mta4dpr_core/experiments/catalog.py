@@ -29,6 +29,10 @@ STAGE_TABLES = {
 STAGE_TABLES["summary"] = tuple(dict.fromkeys(t for tables in STAGE_TABLES.values() for t in tables))
 
 
+# the controls at MTA4DPR's total distillation weight, in every profile (Table 1, inside the claim family)
+CONTROLS = ("kd_matched_weight", "assistants_are_teacher")
+
+
 def main_seeds(setup) -> list[int]:
     """Every seed of the profile (Tables 1-5 and 8)."""
     return list(setup.params["seeds"])
@@ -113,8 +117,14 @@ def runs_for(setup, table: str) -> list[RunSpec]:
         for method in study["selection_methods"]:
             if method != "kl":
                 runs += over_seeds(selection_variant(method), main, {"selection": {"method": method}})
-    elif table in ("table1", "table8"):
+    elif table == "table1":
         runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
+        for variant in CONTROLS:
+            runs += over_seeds(variant, main)
+    elif table == "table8":
+        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
+        for variant in CONTROLS:
+            runs += over_seeds(variant, main)
     elif table == "table3":
         runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
         for variant in study["ablations"]:

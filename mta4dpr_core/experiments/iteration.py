@@ -15,6 +15,7 @@ continues after the last finished one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import logging
 import shutil
@@ -44,12 +45,18 @@ VARIANTS = {
     "mta4dpr": {},
     # the paper's "No assistant" row: teacher-only KD, same iterations, steps and data construction
     "no_assistants": {"loss": {"gamma": 0.0}},
+    # the controls at MTA4DPR's total distillation weight (beta + gamma): teacher-only KD whose teacher KL carries
+    # both weights (its beta is set in variant_overrides, from the profile), and MTA4DPR's loss, selection and
+    # schedule with every assistant's training distribution replaced by the teacher's
+    "kd_matched_weight": {"loss": {"gamma": 0.0}},
+    "assistants_are_teacher": {"loss": {"assistant_scores": "teacher"}},
     # teacher-only KD in one iteration of the same total steps (no mining: there is no previous student)
     "one_iteration_kd": {"loss": {"gamma": 0.0}, "iterations": {"count": 1}, "construction": {"mining": False}},
     "no_fusion": {"fusion": {"enabled": False}},
     "no_iterations": {"iterations": {"count": 1}},
 }
 SAME_TOTAL_STEPS = {"one_iteration_kd", "no_iterations"}
+MATCHED_WEIGHT = {"kd_matched_weight"}  # teacher-only KD whose teacher KL weight is the profile's beta + gamma
 
 
 def _fields_from_json(cls, data, source) -> dict:
@@ -158,7 +165,29 @@ def variant_overrides(variant: str, params: dict, overrides: dict | None = None)
     if variant in SAME_TOTAL_STEPS:
         total = params["training"]["steps"] * params["iterations"]["count"]
         out = deep_update(out, {"training": {"steps": total}})
+    if variant in MATCHED_WEIGHT:
+        out = deep_update(out, {"loss": {"beta": params["loss"]["beta"] + params["loss"]["gamma"], "gamma": 0.0}})
     return out
+
+
+def assistants_replaced_by_teacher(data: TrainingData, config: TrainConfig) -> TrainingData:
+    """The ``assistants_are_teacher`` control: every assistant's training distribution is the teacher's (its
+    scores and its temperature), so KL(assistant || student) = KL(teacher || student) and the loss is
+    ``alpha CL + (beta + gamma) KL(teacher || student)`` through MTA4DPR's selection and fusion. Negatives,
+    mining and replacement are untouched: what MTA4DPR gains over this run is the assistants' own scores.
+
+    >>> import numpy as np
+    >>> data = TrainingData([], [], np.zeros(2, int), np.zeros((2, 3), int), np.zeros((2, 3), bool),
+    ...                     np.arange(6.0).reshape(2, 3), np.zeros((2, 2, 3)), ["a", "b"], np.zeros(2, int))
+    >>> config = TrainConfig(steps=1, assistant_temperatures=[0.5, 2.0], teacher_temperature=1.0)
+    >>> out = assistants_replaced_by_teacher(data, config)
+    >>> bool((out.assistant_scores == data.teacher_scores).all()), config.assistant_temperatures
+    (True, [1.0, 1.0])
+    """
+    m = data.assistant_scores.shape[0]
+    config.assistant_temperatures = [config.teacher_temperature] * m
+    teacher = np.broadcast_to(np.asarray(data.teacher_scores, dtype=np.float32), data.assistant_scores.shape)
+    return dataclasses.replace(data, assistant_scores=np.ascontiguousarray(teacher))
 
 
 def deep_update(base: dict, overrides: dict) -> dict:
@@ -317,6 +346,8 @@ def run_mta4dpr(
                 np.arange(len(data)),
             )
         config = train_config(params, pool, seed, temperatures=temperatures)
+        if params["loss"]["assistant_scores"] == "teacher":
+            data = assistants_replaced_by_teacher(data, config)
         fixed = None
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
             fixed = choose_assistant_for_iteration(data, config)

@@ -74,6 +74,27 @@ def positional(table_name: str, names=None, key=lambda row: row) -> dict:
     return {key(row): tuple(values.get(name) for name in names) for row, values in table(table_name).items()}
 
 
+# the paper's TREC DL columns: nDCG@10, the one paper metric that is also our primary one
+DL_COLUMNS = ("DL19 nDCG@10", "DL20 nDCG@10")
+
+
+def dl_values(table_name: str, advanced, baseline, column: str) -> tuple:
+    """``(advanced, baseline)`` in a DL column: from ``table_name`` where it has the column, else from Table 1
+    where both rows are there (Table 3's MTA4DPR and w/o assistants are Table 1's MTA4DPR and No assistant).
+
+    >>> dl_values("table3", "mta4dpr", "no_assistants", "DL19 nDCG@10")
+    (71.2, 69.2)
+    >>> dl_values("table5", "mta4dpr", "selection_random", "DL19 nDCG@10")
+    (None, None)
+    """
+    for name in (table_name, "table1"):
+        if column in columns(name):
+            rows = load()["tables"][name]["rows"]
+            if advanced in rows and baseline in rows:
+                return value(name, advanced, column), value(name, baseline, column)
+    return None, None
+
+
 def paper_column(metric: str) -> str:
     """The paper's column our ``metric`` is set against (nDCG@10 -> the paper's primary MRR@10)."""
     return load()["metric_columns"].get(metric, metric)

@@ -130,6 +130,8 @@ def _per_query_runs(claim_id: str):
     fixed = {
         "mta4dpr-vs-no-assistant": (("mta4dpr", final), ("no_assistants", final)),
         "mta4dpr-vs-one-iteration-kd": (("mta4dpr", final), ("one_iteration_kd", final)),
+        "mta4dpr-vs-kd-matched-weight": (("mta4dpr", final), ("kd_matched_weight", final)),
+        "mta4dpr-vs-assistants-are-teacher": (("mta4dpr", final), ("assistants_are_teacher", final)),
         "removing-fusion": (("mta4dpr", final), ("no_fusion", final)),
         "removing-iterations": (("mta4dpr", final), ("no_iterations", final)),
         "iterations-teacher-only-kd": (("no_assistants", final), ("one_iteration_kd", final)),
@@ -183,6 +185,13 @@ def means_from_per_query(directory, claim_id: str, metric: str = "nDCG@10", test
     if len(shared) == 0:
         return float("nan"), float("nan")
     return 100.0 * float(advanced.loc[shared].mean()), 100.0 * float(baseline.loc[shared].mean())
+
+
+def _unrounded_effect(row: dict) -> float:
+    """Δ as computed (``effect (unrounded)``, six decimals), else the table's rounded ``effect``: a ratio of two
+    effects rounded to 0.01 can be off by a factor where an effect is near 0."""
+    value = _number(row.get("effect (unrounded)"))
+    return value if not math.isnan(value) else _number(row.get("effect"))
 
 
 def _means(row: dict, directory) -> tuple[float, float]:
@@ -270,7 +279,7 @@ def replication_table(
         same_metric = not (isinstance(metric_o, str) and isinstance(metric_r, str) and metric_o != metric_r)
         er = dri = float("nan")
         if family in SCORE_FAMILIES and same_metric:
-            er = effect_ratio(_number(r.get("effect")), _number(o.get("effect")))
+            er = effect_ratio(_unrounded_effect(r), _unrounded_effect(o))
             if claim_id not in DIFFERENCE_CLAIMS:
                 (o_adv, o_base), (r_adv, r_base) = _means(o, original_dir), _means(r, replication_dir)
                 dri = delta_relative_improvement(o_adv, o_base, r_adv, r_base)

@@ -4,53 +4,45 @@
 difference is ``d[s, q] = A[s, q] - B[s, q]`` (S seeds x Q queries) and the effect is its mean over
 seeds and queries.
 
-**Interval: a two-level bootstrap over seeds and queries.** Each resample draws S seeds with
-replacement and, independently, Q queries with replacement, and keeps every drawn (seed, query)
-pair, so the pairing of A and B by seed and query is never broken (the two-way "pigeonhole"
-bootstrap of a crossed design, Owen 2007). With ``u_b`` the multinomial counts of the drawn seeds
-and ``v_b`` those of the drawn queries::
+**Interval: a t interval over a crossed design of seeds and queries.** Seeds and test queries are
+both samples, so the effect's variance has a seed part and a query part. With ``e_s`` the per-seed
+effects (mean over queries) and ``g_q`` the per-query effects (mean over seeds)::
 
-    effect_b = u_b @ d @ v_b / (S * Q)          b = 1 .. B
+    V_seed = var(e_s) / S        V_query = var(g_q) / Q        (sample variances, ddof = 1)
+    se^2   = V_seed + V_query
+    df     = (U + V_query)^2 / (U^2 / (S - 1) + V_query^2 / (Q - 1)),   U = V_seed (S - 1) / chi2_{0.05, S-1}
+    interval = effect -/+ t_{df, 0.975} se          p = 2 P(T_df > |effect| / se)
 
-The 95% interval is the 2.5th and 97.5th percentiles of ``effect_1 .. effect_B``.
+``se`` is Owen's (2007) variance estimate of a crossed mean: it counts the seed x query noise in
+both parts (conservative by ``var(noise) / (S Q)``). ``df`` is Welch-Satterthwaite's, with the
+seed part at its one-sided 95% upper confidence bound ``U``: with 3 seeds whose means agree by
+chance, plain Satterthwaite would take the query part's hundreds of df. With a dominant seed
+part the interval is a t with about S - 1 df, as wide as the seeds allow; with a negligible one
+it is the queries' t.
 
-**p-value: the sign of the same resamples** (the two-sided percentile-bootstrap p)::
-
-    p = min(1, 2 * min(1 + #{effect_b <= 0}, 1 + #{effect_b >= 0}) / (B + 1))
-
-so ``p < 0.05`` exactly when 0 falls outside the 95% percentile interval (up to one resample).
-The smallest p it can give is ``2 / (B + 1)``.
+**Why not the two-level bootstrap used before** (:func:`percentile_bootstrap`, kept for the
+comparison): it resamples 3 or 5 seeds as if they were the population and its percentile tails
+are too short. :func:`simulate_coverage` measures both rules on null data at a profile's seed sd
+(``tools/coverage_simulation.py`` prints the table; ``tests/report/test_coverage.py`` fails when
+the rule's coverage drops below 93% or its family-wise error rises above 5%).
 
 **Verdict.** *confirmed* when p < 0.05 and the effect has the paper's sign, *contradicted* when
 p < 0.05 and it has the other sign, *inconclusive* otherwise. In a family of claims
-(:func:`family_verdicts`) p is Holm's adjusted p over the family.
+(:func:`family_verdicts`) p is Holm's adjusted p over the family. The rule is analytic: no Monte
+Carlo, so the same data give the same verdict on any machine.
 
-**Borderline.** The whole procedure runs with ``STABILITY_SEEDS`` generator seeds (``seed``,
-``seed + 1``, ...). The numbers reported are the first generator seed's; a verdict that is not
-the same for all of them is reported as *borderline*. ``bound_spread`` is the larger range (max -
-min over generator seeds) of the two interval bounds. ``RESAMPLES`` is chosen so that on 5 seeds
-x 300 queries of per-query differences with sd 0.2 (metrics on a 0-1 scale) each bound moves by
-less than 0.0005, i.e. 0.05 points in percent, across 20 generator seeds
-(``tests/report/test_statistics.py``; measured at most 0.032 points over five such data sets, against up to
-0.047 with 100,000 resamples).
-
-**One seed.** With a single seed on both sides ``u_b`` is always (1): the seed level is
-degenerate, the interval covers query sampling only and says nothing about seed-to-seed variation
-(``seed_level`` is False). A fixed scorer (one row) against seeded runs is broadcast over their
-seeds; the seed level is then the seeded system's.
-
-**Limits.** With few seeds the percentile bootstrap understates the seed level (its variance by
-(S-1)/S and its tails, which a t with S-1 degrees of freedom would widen); the per-(seed, query)
-noise enters both levels, which errs the other way. The per-seed effects, their sample std and the
-number of seeds with the paper's sign are reported beside every interval.
+**One seed.** With a single seed on both sides the seed part is absent: the interval covers query
+sampling only and says nothing about seed-to-seed variation (``seed_level`` is False). A fixed
+scorer (one row) against seeded runs is broadcast over their seeds; the seed part is then the
+seeded system's.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> b = rng.uniform(0, 1, size=(3, 200)); a = b + 0.1 + rng.normal(0, 0.05, size=b.shape)
->>> result = compare(a, b, resamples=2000, stability_seeds=2)
+>>> result = compare(a, b)
 >>> result.verdict, result.seeds_holding, result.low < 0.1 < result.high, result.p < 0.001
 ('confirmed', 3, True, True)
->>> compare(b[:1], a[:1], resamples=2000, stability_seeds=2).seed_level
+>>> compare(b[:1], a[:1]).seed_level
 False
 >>> [round(float(x), 3) for x in holm([0.01, 0.04, 0.03])]
 [0.03, 0.06, 0.06]
@@ -58,19 +50,16 @@ False
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import stats
 
-from ..config.threads import one_thread_per_process
-
 CONFIDENCE = 0.95
 ALPHA = 0.05
-RESAMPLES = 200_000  # see the module docstring: bound stability < 0.0005 across 20 generator seeds
-STABILITY_SEEDS = 20  # generator seeds behind the "borderline" check
-VERDICTS = ("confirmed", "contradicted", "inconclusive", "borderline")
-_ROOT = 2024_17  # root of the resampling generators (numpy SeedSequence entropy)
+METHOD = "t over seeds x queries (Owen variance, Satterthwaite df at the seed variance's 95% upper bound)"
+VERDICTS = ("confirmed", "contradicted", "inconclusive")
+_ROOT = 2024_17  # root of the resampling generators of the old bootstrap (numpy SeedSequence entropy)
 _CHUNK = 1024  # resamples drawn at a time (memory)
 
 
@@ -79,21 +68,20 @@ class Comparison:
     ours: float  # mean over seeds and queries
     other: float
     effect: float  # ours - other (in the paper's direction when higher_is_better)
-    low: float  # 95% interval of the effect (two-level bootstrap, the first generator seed)
+    low: float  # 95% interval of the effect
     high: float
     seed_std: float  # sample std over seeds of the per-seed effect (nan for one seed)
     seeds_holding: int  # seeds whose per-seed effect has the paper's sign
     seeds: int
     queries: int
     verdict: str
-    p: float = float("nan")  # two-sided bootstrap p (the first generator seed)
+    p: float = float("nan")  # two-sided p of the t statistic
     p_holm: float = float("nan")  # Holm-adjusted over the family (= p for a family of one)
     per_seed: tuple = ()  # the per-seed effects
-    seed_level: bool = True  # False when the seed level is degenerate (one seed)
-    bound_spread: float = float("nan")  # largest range of a bound across the generator seeds
-    resamples: int = 0
+    seed_level: bool = True  # False when the seed part is absent (one seed)
+    se: float = float("nan")  # the effect's standard error (seed and query parts)
+    df: float = float("nan")  # its Welch-Satterthwaite degrees of freedom
     higher_is_better: bool = True
-    draws: dict = field(default_factory=dict, repr=False)  # per generator seed: low, high, p arrays
 
     def as_dict(self):
         return asdict(self)
@@ -136,10 +124,106 @@ def paired_interval(differences: np.ndarray, seed: int = 0, confidence: float = 
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def crossed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float, float, float, float]:
+    """``(effect, low, high, p, se, df)``: the t interval of the module docstring for one matrix ``d``
+    [seeds, queries] (the seed part left out for one seed).
+
+    >>> d = np.array([[0.1, 0.3, 0.2], [0.2, 0.4, 0.3]])
+    >>> effect, low, high, p, se, df = crossed_t(d)
+    >>> round(effect, 3), round(se, 4), round(df, 2)
+    (0.25, 0.0764, 1.01)
+    """
+    d = np.atleast_2d(np.asarray(d, dtype=np.float64))
+    s, q = d.shape
+    effect = float(d.mean())
+    parts = []  # (variance of the mean, degrees of freedom)
+    if s > 1:
+        parts.append((float(d.mean(1).var(ddof=1)) / s, s - 1))
+    if q > 1:
+        parts.append((float(d.mean(0).var(ddof=1)) / q, q - 1))
+    variance = sum(v for v, _ in parts)
+    if not parts or variance <= 1e-30:
+        # no spread at all: the interval is the point, and any non-zero effect is certain
+        p = float("nan") if not parts else (1.0 if effect == 0 else 0.0)
+        return effect, effect, effect, p, 0.0, float("inf")
+    se = float(np.sqrt(variance))
+    df = _degrees_of_freedom(parts)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(effect) / se, df))
+    return effect, effect - half, effect + half, p, se, float(df)
+
+
+SEED_VARIANCE_BOUND = 0.95  # the one-sided upper confidence bound of the seed variance the df are computed at
+
+
+def _degrees_of_freedom(parts) -> float:
+    """Welch-Satterthwaite's df of ``sum(v)``, with the seed part (the first of two) at its one-sided
+    ``SEED_VARIANCE_BOUND`` upper confidence bound. Why: with 3 seeds whose means agree by chance, plain
+    Satterthwaite takes the query part's hundreds of df and the t quantile drops from 4.3 to 2.0; simulated at a
+    seed sd of 2.5 points and 3 seeds, 18% of null families of 15 then held a false significant claim. At the
+    bound, at most 4.5% did over the simulated designs (``tests/report/test_coverage.py``)."""
+    if len(parts) == 1:
+        return float(parts[0][1])
+    (seed, seed_df), (query, query_df) = parts
+    seed = seed * seed_df / float(stats.chi2.ppf(1 - SEED_VARIANCE_BOUND, seed_df))
+    if seed + query <= 0:
+        return float(seed_df)
+    return float((seed + query) ** 2 / (seed**2 / seed_df + query**2 / query_df))
+
+
+def compare_many(pairs, higher_is_better=True, confidence: float = CONFIDENCE) -> list[Comparison]:
+    """:func:`compare` for many ``(ours, other)`` pairs. ``higher_is_better``: one flag or one per pair.
+    Each verdict is that of a family of one; see :func:`family_verdicts`."""
+    flags = [higher_is_better] * len(pairs) if isinstance(higher_is_better, bool) else list(higher_is_better)
+    results = []
+    for (ours, other), flag in zip(pairs, flags, strict=True):
+        ours = np.atleast_2d(np.asarray(ours, dtype=np.float64))
+        other = np.atleast_2d(np.asarray(other, dtype=np.float64))
+        if ours.shape[1] != other.shape[1]:
+            raise ValueError(f"paired comparison needs the same queries, got {ours.shape[1]} and {other.shape[1]}")
+        if ours.shape[1] == 0:
+            raise ValueError("paired comparison needs at least one query")
+        if ours.shape[0] != other.shape[0]:
+            # a fixed scorer (one row) against seeded runs: pair it with every seed
+            ours, other = np.broadcast_arrays(ours, other)
+        diff = ours - other
+        effect, low, high, p, se, df = crossed_t(diff, confidence)
+        per_seed = diff.mean(1)
+        sign = 1 if flag else -1
+        results.append(
+            Comparison(
+                ours=float(ours.mean()),
+                other=float(other.mean()),
+                effect=effect,
+                low=low,
+                high=high,
+                seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+                seeds_holding=int((sign * per_seed > 0).sum()),
+                seeds=len(per_seed),
+                queries=diff.shape[1],
+                verdict="inconclusive",
+                p=p,
+                p_holm=p,
+                per_seed=tuple(float(x) for x in per_seed),
+                seed_level=len(per_seed) > 1,
+                se=se,
+                df=df,
+                higher_is_better=flag,
+            )
+        )
+    return family_verdicts(results, adjust=False)
+
+
+def compare(ours: np.ndarray, other: np.ndarray, higher_is_better: bool = True) -> Comparison:
+    """``ours`` and ``other``: per-query metrics, shape (seeds, queries), rows paired by seed (a single
+    row is broadcast over the other side's seeds). The t interval of the module docstring."""
+    return compare_many([(ours, other)], higher_is_better)[0]
+
+
+# ---- the two-level percentile bootstrap used before (kept for the coverage comparison) ------------------
+
+
 def _indices(n: int, resamples: int, generator_seed: int, level: int):
-    """Chunks of resampled indices (each ``[chunk, n]``) for ``n`` units at one level (0 seeds, 1 queries).
-    The draws depend only on (n, resamples, generator seed, level): every comparison with as many units
-    gets the same resamples (common random numbers), in a batch or alone."""
     rng = np.random.default_rng([_ROOT, generator_seed, level, n])
     dtype = np.uint16 if n < 2**16 else np.int64
     for start in range(0, resamples, _CHUNK):
@@ -152,174 +236,107 @@ def _counts(indices: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n)
 
 
-def bootstrap_effects(diffs, resamples: int = RESAMPLES, generator_seed: int = 0) -> list[np.ndarray]:
-    """``effect_b = u_b @ d @ v_b / (S * Q)`` for b = 1..resamples, for each ``d`` in ``diffs``
-    (arrays [seeds, queries]); one array of ``resamples`` effects per matrix."""
-    diffs = [np.atleast_2d(np.asarray(d, dtype=np.float64)) for d in diffs]
-    out: list = [None] * len(diffs)
-    seed_counts = {}
-    for s in {d.shape[0] for d in diffs}:
-        if s == 1:
-            seed_counts[s] = np.ones((resamples, 1))
-        else:
-            seed_counts[s] = np.concatenate([_counts(i, s) for i in _indices(s, resamples, generator_seed, 0)]).astype(
-                np.float64
-            )
-    for q in sorted({d.shape[1] for d in diffs}):
-        # the matrices with q queries, stacked and grouped by their number of seeds: [rows, q]
-        groups = {}
-        for k, d in enumerate(diffs):
-            if d.shape[1] == q:
-                groups.setdefault(d.shape[0], []).append(k)
-        order = [(s, members) for s, members in sorted(groups.items())]
-        # float32 products: the sums of a resample are off by ~1e-7 of the largest |d| (far below the 0.0005 stability)
-        matrix = np.concatenate([diffs[k] for _, members in order for k in members]).T.astype(np.float32)  # [q, rows]
-        effects = {s: np.empty((len(members), resamples)) for s, members in order}
-        start = 0
-        for chunk in _indices(q, resamples, generator_seed, 1):
-            rows = len(chunk)
-            sums = _counts(chunk, q).astype(np.float32) @ matrix  # [chunk, rows]
-            offset = 0
-            for s, members in order:
-                block = sums[:, offset : offset + len(members) * s].reshape(rows, len(members), s).astype(np.float64)
-                effects[s][:, start : start + rows] = np.einsum(
-                    "cks,cs->kc", block, seed_counts[s][start : start + rows]
-                ) / (s * q)
-                offset += len(members) * s
-            start += rows
-        for s, members in order:
-            for j, k in enumerate(members):
-                out[k] = effects[s][j]
+def bootstrap_effects(d, resamples: int, generator_seed: int = 0) -> np.ndarray:
+    """The two-level (seeds x queries) bootstrap's resampled effects ``u_b @ d @ v_b / (S Q)``, b = 1..resamples:
+    each resample draws S seeds and, independently, Q queries with replacement (Owen's pigeonhole bootstrap)."""
+    d = np.atleast_2d(np.asarray(d, dtype=np.float64))
+    s, q = d.shape
+    out = np.empty(resamples)
+    seeds = (
+        np.ones((resamples, 1))
+        if s == 1
+        else np.concatenate([_counts(i, s) for i in _indices(s, resamples, generator_seed, 0)])
+    )
+    start = 0
+    for chunk in _indices(q, resamples, generator_seed, 1):
+        rows = len(chunk)
+        sums = _counts(chunk, q).astype(np.float64) @ d.T  # [rows, s]
+        out[start : start + rows] = (sums * seeds[start : start + rows]).sum(1) / (s * q)
+        start += rows
     return out
 
 
-def _summary(effects: np.ndarray, confidence: float, scale: float = 1.0):
-    """(low, high, p) of one set of resampled effects; a resample within rounding of 0 (1e-6 of the largest
-    |d|: the float32 products) counts on both sides."""
+def percentile_bootstrap(d, resamples: int = 2000, generator_seed: int = 0, confidence: float = CONFIDENCE):
+    """``(low, high, p)`` of the two-level percentile bootstrap (the rule before the t interval): the percentile
+    interval of :func:`bootstrap_effects` and its two-sided sign p (floor ``2 / (resamples + 1)``)."""
+    effects = bootstrap_effects(d, resamples, generator_seed)
     tail = (1 - confidence) / 2
     low, high = np.quantile(effects, [tail, 1 - tail])
-    zero = 1e-6 * scale
     b = len(effects)
-    p = min(1.0, 2 * min(1 + int((effects <= zero).sum()), 1 + int((effects >= -zero).sum())) / (b + 1))
+    p = min(1.0, 2 * min(1 + int((effects <= 0).sum()), 1 + int((effects >= 0).sum())) / (b + 1))
     return float(low), float(high), p
 
 
-def _generator_summaries(diffs, resamples, confidence, generator_seed) -> np.ndarray:
-    """[pairs, 3]: (low, high, p) of every pair under one generator seed."""
-    return np.array(
-        [
-            _summary(effects, confidence, float(np.abs(d).max()))
-            for d, effects in zip(diffs, bootstrap_effects(diffs, resamples, generator_seed))
-        ]
-    ).reshape(len(diffs), 3)
+# ---- coverage of the interval rule, simulated -----------------------------------------------------------
 
 
-# below this many resampled query draws (resamples x generator seeds x queries) processes cost more than they save
-_PARALLEL_WORK = 50_000_000
+@dataclass(frozen=True)
+class Coverage:
+    """What :func:`simulate_coverage` measured for one method and design."""
+
+    method: str
+    seeds: int
+    queries: int
+    seed_sd: float
+    query_sd: float
+    noise_sd: float
+    trials: int
+    coverage: float  # share of 95% intervals that hold the true effect
+    family_false_significant: float  # share of null families with at least one Holm-significant claim
+    family: int
 
 
-def _map_generators(diffs, resamples, confidence, generators, workers=None):
-    """:func:`_generator_summaries` for each generator seed, in order: in forked worker processes when the
-    work is large (the stability check's 20 seeds x 200,000 resamples took most of notebook 07's minute
-    on one core), else in this process."""
-    import functools
-    import os
-
-    one = functools.partial(_generator_summaries, diffs, resamples, confidence)
-    queries = sum(np.atleast_2d(d).shape[1] for d in diffs)
-    if workers is None:
-        large = resamples * len(generators) * queries >= _PARALLEL_WORK
-        workers = (os.cpu_count() or 1) if large else 1
-    workers = max(1, min(int(workers), len(generators)))
-    if workers == 1:
-        return [one(g) for g in generators]
-    import multiprocessing
-
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:  # no fork on this platform: one process
-        return [one(g) for g in generators]
-    with context.Pool(workers, initializer=one_thread_per_process) as pool:
-        return pool.map(one, generators, chunksize=1)
-
-
-def compare_many(
-    pairs,
-    higher_is_better=True,
-    seed: int = 0,
-    resamples: int = RESAMPLES,
-    stability_seeds: int = STABILITY_SEEDS,
-    confidence: float = CONFIDENCE,
-    workers: int | None = None,
-) -> list[Comparison]:
-    """:func:`compare` for many ``(ours, other)`` pairs at once: pairs with as many queries share the
-    query resamples (one draw per generator seed for the whole batch). ``higher_is_better``: one
-    flag or one per pair. Each verdict is that of a family of one; see :func:`family_verdicts`.
-    ``workers``: processes over the generator seeds (default: one per CPU core when the work is large);
-    each seed's draws are the same in any process, so the results do not depend on it."""
-    flags = [higher_is_better] * len(pairs) if isinstance(higher_is_better, bool) else list(higher_is_better)
-    diffs, base = [], []
-    for ours, other in pairs:
-        ours, other = (
-            np.atleast_2d(np.asarray(ours, dtype=np.float64)),
-            np.atleast_2d(np.asarray(other, dtype=np.float64)),
-        )
-        if ours.shape[1] != other.shape[1]:
-            raise ValueError(f"paired comparison needs the same queries, got {ours.shape[1]} and {other.shape[1]}")
-        if ours.shape[1] == 0:
-            raise ValueError("paired comparison needs at least one query")
-        if ours.shape[0] != other.shape[0]:
-            # a fixed scorer (one row) against seeded runs: pair it with every seed
-            ours, other = np.broadcast_arrays(ours, other)
-        diffs.append(ours - other)
-        base.append((ours, other))
-    generators = [seed + i for i in range(max(1, stability_seeds))]
-    draws = np.empty((len(diffs), len(generators), 3))
-    for g, summaries in enumerate(_map_generators(diffs, resamples, confidence, generators, workers)):
-        draws[:, g] = summaries
-    results = []
-    for k, (diff, (ours, other), flag) in enumerate(zip(diffs, base, flags)):
-        per_seed = diff.mean(1)
-        effect = float(diff.mean())
-        low, high, p = (float(x) for x in draws[k, 0])
-        spread = float(max(np.ptp(draws[k, :, 0]), np.ptp(draws[k, :, 1])))
-        sign = 1 if flag else -1
-        result = Comparison(
-            ours=float(ours.mean()),
-            other=float(other.mean()),
-            effect=effect,
-            low=low,
-            high=high,
-            seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-            seeds_holding=int((sign * per_seed > 0).sum()),
-            seeds=len(per_seed),
-            queries=diff.shape[1],
-            verdict="inconclusive",
-            p=p,
-            p_holm=p,
-            per_seed=tuple(float(x) for x in per_seed),
-            seed_level=len(per_seed) > 1,
-            bound_spread=spread,
-            resamples=resamples,
-            higher_is_better=flag,
-            draws={"low": draws[k, :, 0].copy(), "high": draws[k, :, 1].copy(), "p": draws[k, :, 2].copy()},
-        )
-        results.append(result)
-    return family_verdicts(results, adjust=False)
+def simulate_coverage(
+    method: str,
+    seeds: int,
+    seed_sd: float,
+    query_sd: float = 0.1,
+    noise_sd: float = 0.15,
+    queries: int = 300,
+    trials: int = 400,
+    family: int = 15,
+    resamples: int = 1000,
+    rng_seed: int = 0,
+) -> Coverage:
+    """Null effects ``d[s, q] = a_s + b_q + e_sq`` (a ~ N(0, seed_sd), b ~ N(0, query_sd), e ~ N(0, noise_sd)),
+    in ``trials`` families of ``family`` independent claims. ``method``: ``"t"`` (:func:`crossed_t`, the rule) or
+    ``"bootstrap"`` (:func:`percentile_bootstrap` with ``resamples``). Returns the coverage of the 95% intervals
+    and the family-wise rate of false significant verdicts after Holm."""
+    rng = np.random.default_rng(rng_seed)
+    covered, total, false_families = 0, 0, 0
+    for trial in range(trials):
+        p_values = []
+        for claim in range(family):
+            d = (
+                rng.normal(0, seed_sd, size=(seeds, 1))
+                + rng.normal(0, query_sd, size=(1, queries))
+                + rng.normal(0, noise_sd, size=(seeds, queries))
+            )
+            if method == "t":
+                _, low, high, p, _, _ = crossed_t(d)
+            elif method == "bootstrap":
+                low, high, p = percentile_bootstrap(d, resamples, generator_seed=trial * family + claim)
+            else:
+                raise ValueError(f"unknown method {method!r}; known: t, bootstrap")
+            covered += low <= 0 <= high
+            total += 1
+            p_values.append(p)
+        false_families += bool((holm(p_values) < ALPHA).any())
+    return Coverage(
+        method, seeds, queries, seed_sd, query_sd, noise_sd, trials, covered / total, false_families / trials, family
+    )
 
 
-def compare(
-    ours: np.ndarray,
-    other: np.ndarray,
-    higher_is_better: bool = True,
-    seed: int = 0,
-    resamples: int = RESAMPLES,
-    stability_seeds: int = STABILITY_SEEDS,
-) -> Comparison:
-    """``ours`` and ``other``: per-query metrics, shape (seeds, queries), rows paired by seed (a single
-    row is broadcast over the other side's seeds). The two-level bootstrap of the module docstring;
-    ``stability_seeds=1`` skips the borderline check (an interval only)."""
-    return compare_many([(ours, other)], higher_is_better, seed, resamples, stability_seeds)[0]
+def variance_components(d: np.ndarray) -> tuple[float, float, float]:
+    """``(seed sd, query sd, noise sd)`` of ``d[s, q] = a_s + b_q + e_sq``, by the two-way ANOVA's method of
+    moments (a component estimated below 0 is 0): what :func:`simulate_coverage` is fed from a profile's data."""
+    d = np.atleast_2d(np.asarray(d, dtype=np.float64))
+    s, q = d.shape
+    residual = d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + d.mean()
+    noise = float((residual**2).sum() / max((s - 1) * (q - 1), 1))
+    seed = max(float(d.mean(1).var(ddof=1)) - noise / q, 0.0) if s > 1 else 0.0
+    query = max(float(d.mean(0).var(ddof=1)) - noise / s, 0.0) if q > 1 else 0.0
+    return float(np.sqrt(seed)), float(np.sqrt(query)), float(np.sqrt(noise))
 
 
 def holm(p_values) -> np.ndarray:
@@ -336,19 +353,17 @@ def holm(p_values) -> np.ndarray:
 
 
 def family_verdicts(comparisons, alpha: float = ALPHA, adjust: bool = True) -> list[Comparison]:
-    """Verdicts of one declared family: Holm over the family's p-values, for every generator seed;
-    the reported ``p_holm`` is the first generator seed's. A verdict that differs between generator
-    seeds is *borderline*. ``adjust=False``: each comparison is a family of one."""
+    """Verdicts of one declared family: Holm over the family's p-values. ``adjust=False``: each comparison
+    is a family of one."""
     comparisons = list(comparisons)
     if not comparisons:
         return []
-    p = np.array([c.draws["p"] if c.draws else [c.p] for c in comparisons])  # [k, generators]
-    adjusted = np.stack([holm(p[:, g]) for g in range(p.shape[1])], axis=1) if adjust else p
-    out = []
-    for c, row in zip(comparisons, adjusted):
-        verdicts = {decide(x, c.effect, c.higher_is_better, alpha) for x in row}
-        out.append(replace(c, p_holm=float(row[0]), verdict=verdicts.pop() if len(verdicts) == 1 else "borderline"))
-    return out
+    p = np.array([c.p for c in comparisons])
+    adjusted = holm(p) if adjust else p
+    return [
+        replace(c, p_holm=float(x), verdict=decide(x, c.effect, c.higher_is_better, alpha))
+        for c, x in zip(comparisons, adjusted, strict=True)
+    ]
 
 
 def effect_ratio(ours_delta, paper_delta) -> float:

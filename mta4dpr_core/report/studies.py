@@ -419,8 +419,8 @@ def per_query_matrix(setup: Setup, evaluations, metric="nDCG@10", block="test") 
 
 def delta_columns(setup: Setup, ours, other, metric="nDCG@10", prefix="Δ") -> dict:
     """``ours`` minus ``other`` on test ``metric`` (percent) with its 95% interval over seeds and queries (the
-    two-level bootstrap of :mod:`statistics`, generator seed 0 as in the claims table; no borderline check here)."""
-    result = compare(per_query_matrix(setup, ours, metric), per_query_matrix(setup, other, metric), stability_seeds=1)
+    t interval of :mod:`statistics`, as in the claims table)."""
+    result = compare(per_query_matrix(setup, ours, metric), per_query_matrix(setup, other, metric))
     return {
         f"{prefix} {metric}": 100 * result.effect,
         f"{prefix} low": 100 * result.low,
@@ -557,6 +557,8 @@ def split_table1(df: pd.DataFrame):
 
 
 ONE_ITERATION_KD = "teacher-only KD, 1 iteration, same total steps"
+KD_MATCHED_WEIGHT = "teacher-only KD at MTA4DPR's total KL weight (β + γ)"
+ASSISTANTS_ARE_TEACHER = "MTA4DPR with every assistant replaced by the teacher"
 
 
 def main_study(setup: Setup):
@@ -565,6 +567,8 @@ def main_study(setup: Setup):
     main = run_over_seeds(setup, "mta4dpr")
     no_assistant = run_over_seeds(setup, "no_assistants")
     one_iteration = run_over_seeds(setup, "one_iteration_kd")
+    matched = run_over_seeds(setup, R.KD_MATCHED_WEIGHT)
+    as_teacher = run_over_seeds(setup, R.ASSISTANTS_ARE_TEACHER)
     columns = {"nDCG@10": ("test", "nDCG@10"), **_main_columns(setup)}
     fixed = _fixed_scorers(setup)
     rows = []
@@ -585,6 +589,8 @@ def main_study(setup: Setup):
         (R.UNTRAINED_STUDENT, "student before training", None, [r.initial for r in main]),
         (R.NO_ASSISTANTS, NO_ASSISTANT, R.NO_ASSISTANTS, [r.final for r in no_assistant]),
         (R.ONE_ITERATION_KD, ONE_ITERATION_KD, None, [r.final for r in one_iteration]),
+        (R.KD_MATCHED_WEIGHT, KD_MATCHED_WEIGHT, None, [r.final for r in matched]),
+        (R.ASSISTANTS_ARE_TEACHER, ASSISTANTS_ARE_TEACHER, None, [r.final for r in as_teacher]),
         (R.MTA4DPR, "MTA4DPR", R.MTA4DPR, [r.final for r in main]),
     ]
     baseline = [r.final for r in no_assistant]
@@ -948,6 +954,8 @@ def scale_and_cost(setup: Setup):
         ("MTA4DPR", "mta4dpr"),
         (NO_ASSISTANT, "no_assistants"),
         (ONE_ITERATION_KD, "one_iteration_kd"),
+        (KD_MATCHED_WEIGHT, R.KD_MATCHED_WEIGHT),
+        (ASSISTANTS_ARE_TEACHER, R.ASSISTANTS_ARE_TEACHER),
     ]:
         results = run_over_seeds(setup, variant)
         training = [sum(h.training_seconds for h in r.history) for r in results]

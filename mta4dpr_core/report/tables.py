@@ -129,6 +129,8 @@ ID = "id"
 MTA4DPR = "mta4dpr"
 NO_ASSISTANTS = "no_assistants"
 ONE_ITERATION_KD = "one_iteration_kd"
+KD_MATCHED_WEIGHT = "kd_matched_weight"
+ASSISTANTS_ARE_TEACHER = "assistants_are_teacher"
 # fixed slugs
 TEACHER = "teacher"
 UNTRAINED_STUDENT = "untrained-student"

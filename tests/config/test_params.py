@@ -138,7 +138,7 @@ def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
         pipeline._run_planned(setup, "selection")
         expected = planned_runs(setup, "selection" if schedule == "stage" else "summary")
         assert grids[-1] == len(expected)
-    assert grids == [6, 15]  # the profile's 5 variants x 3 seeds in one grid
+    assert grids == [6, 21]  # the profile's 7 variants (the two controls among them) x 3 seeds in one grid
 
 
 def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
@@ -157,9 +157,9 @@ def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
         for table in tables:
             for spec in runs_for(setup, table):
                 assert (spec.variant, spec.seed, repr(spec.student_spec)) in keys, f"{stage} misses a run of {table}"
-    # mini: 5 seeds of 4 selection methods, 2 baselines and 2 ablations; Table 7's single assistants and
+    # mini: 5 seeds of 4 selection methods, 2 baselines, 2 controls and 2 ablations; Table 7's single assistants and
     # Table 6's two smaller students (MTA4DPR and no assistant) over every seed
-    assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 * 2)
+    assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 + 2 * 2)
     assert [j["evaluate_test"] for j in planned_runs(setup, "training")].count("all") == seeds
 
 

@@ -67,6 +67,8 @@ def test_the_uninterrupted_run_exercises_the_resume_paths(uninterrupted):
 
     runs = run_results(uninterrupted)
     assert sorted(variant for _, variant in runs) == [
+        "assistants_are_teacher",
+        "kd_matched_weight",
         "mta4dpr",
         "no_assistants",
         "one_iteration_kd",

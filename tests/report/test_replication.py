@@ -31,8 +31,13 @@ CLAIM_COLUMNS = [
     "p",
     "p (Holm)",
     "verdict",
-    "effect ratio",
-    "ΔRI",
+    "combination of",
+    "ours MRR@10 Δ",
+    "effect ratio (MRR@10)",
+    "ΔRI (MRR@10)",
+    "paper DL nDCG@10 Δ",
+    "effect ratio (nDCG@10 vs DL)",
+    "ΔRI (nDCG@10 vs DL)",
     "seeds holding",
     "seeds",
     "seed std",
@@ -44,7 +49,8 @@ CLAIM_COLUMNS = [
     "ours",
     "other",
     "queries",
-    "bound spread",
+    "df",
+    "effect (unrounded)",
     "paper note",
     "steps",
 ]
@@ -325,3 +331,11 @@ def test_captions_name_the_profile_collection(tmp_path, monkeypatch):
 
     # no caption hard-codes the collection any more
     assert "SciFact" not in Path(S.__file__).read_text()
+
+
+def test_effect_ratios_come_from_unrounded_effects(tmp_path):
+    """0.004 / 0.006 rounds to 0.00 / 0.01 in the table (ratio 0.0); the unrounded column gives 0.667."""
+    original = [dict(claim("x", "inconclusive", 0.006, -1, 1, 50.006, 50.0), **{"effect (unrounded)": "0.006000"})]
+    replication = [dict(claim("x", "inconclusive", 0.004, -1, 1, 40.004, 40.0), **{"effect (unrounded)": "0.004000"})]
+    df = R.replication_table(write_claims(tmp_path / "o", original), write_claims(tmp_path / "r", replication))
+    assert df.loc[0, "effect ratio"] == pytest.approx(0.004 / 0.006)
