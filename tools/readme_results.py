@@ -31,7 +31,14 @@ def interval(row, prefix):
 table1 = pd.read_csv(R / "table1.csv")
 students = table1[table1["role"] == "student"]
 # the students by row id (mta4dpr_core/report/tables.py), whatever their display labels
-order = ["mta4dpr", "no_assistants", "one_iteration_kd", "untrained-student"]
+order = [
+    "mta4dpr",
+    "no_assistants",
+    "kd_matched_weight",
+    "assistants_are_teacher",
+    "one_iteration_kd",
+    "untrained-student",
+]
 students = students.set_index("id").loc[[i for i in order if i in set(students["id"])]].reset_index()
 fixed = table1[table1["role"] != "student"]
 columns = [
@@ -64,9 +71,10 @@ def number(value, digits=2, signed=True):
 
 
 print(
-    "| id | claim | paper Δ (table) | our Δ [95% CI, seeds × queries] | p (Holm) | verdict | effect ratio | ΔRI | seeds holding |"
+    "| id | claim | paper Δ (table) | our Δ [95% CI, seeds × queries] | p (Holm) | verdict | effect ratio (MRR@10) | "
+    "effect ratio (nDCG@10 vs DL) | combination of | seeds holding |"
 )
-print("|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for _, row in claims.iterrows():
     if str(row.get("family", "")).startswith("composite"):
         continue
@@ -84,7 +92,8 @@ for _, row in claims.iterrows():
     holding = f"{int(row['seeds holding'])}/{int(row['seeds'])}" if not pd.isna(row.get("seeds holding")) else "–"
     print(
         f"| `{row['id']}` | {row['claim']} | {paper} | {ours}{unit} | {number(row.get('p (Holm)'), 3, False)} | **{row['verdict']}** | "
-        f"{number(row.get('effect ratio'), 2, False)} | {number(row.get('ΔRI'), 3)} | {holding} |"
+        f"{number(row.get('effect ratio (MRR@10)'), 2, False)} | {number(row.get('effect ratio (nDCG@10 vs DL)'), 2, False)} | "
+        f"{'–' if pd.isna(row.get('combination of')) else row['combination of']} | {holding} |"
     )
 manifest = json.loads((R / "manifest.json").read_text())
 print()
