@@ -377,6 +377,21 @@ NOTEBOOKS = {
             ("show(out['table7'], caption_of(results, 'table7') if out['table7'] is not None else 'Table 7')", CODE),
             ("plots.ablation_figure(out['table3'])", CODE),
             (
+                "## Dose-response: assistants moved towards the teacher\n\nA mechanism test, outside the claim family "
+                "and labelled so: at λ > 0 each assistant's training logits are λ·teacher + (1 − λ)·its own (each over "
+                "its fitted temperature), so the assistants share the teacher's information and the independence rule "
+                "does not hold. λ = 0 is MTA4DPR and λ = 1 the assistants-are-teacher control. Each λ is compared "
+                "with teacher-only KD at the same total KL weight; x is the teacher's measured lead over the best "
+                "assistant on re-ranking the training candidates. The prediction written before the first run is in "
+                "`docs/regime.md`.",
+                MD,
+            ),
+            (
+                "if out['dose_response'] is not None:\n    show(out['dose_response'], caption_of(results, 'dose_response'))\n"
+                "    display(out['dose_response_figure'])\nelse:\n    print('this profile runs no dose-response sweep (study.dose_response is empty)')",
+                CODE,
+            ),
+            (
                 "# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table3': out['table3'], 'table7': out['table7']}))",
                 CHECKED,
             ),

@@ -220,6 +220,11 @@ def validate(params: dict, source=None) -> dict:
             )
     if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
         raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
+    sweep = params["study"]["dose_response"]
+    if not isinstance(sweep, list) or not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1 for w in sweep
+    ):
+        raise ParamsError("study.dose_response", f"expected a list of numbers in (0, 1), got {sweep!r}", source)
     assistants = params["models"]["assistants"]
     if not isinstance(assistants, list):
         raise ParamsError("models.assistants", "expected a list of model specs", source)

@@ -117,6 +117,13 @@ SCHEMA: dict = {
             "the assistants' training distributions: their own scores, or the teacher's (the `assistants_are_teacher` control)",
             choices=_choices("assistants", "teacher"),
         ),
+        "teacher_mix": Key(
+            0.0,
+            "lambda of the dose-response sweep (a mechanism test outside the claim family): each assistant's training "
+            "logits become lambda * teacher + (1 - lambda) * its own, each over its fitted temperature "
+            "(0 = the assistants' own, 1 = the teacher's)",
+            bound="[0, 1]",
+        ),
         "student_temperature": Key(0.02, "the student's temperature tau on its (normalised) scores"),
         "in_batch_negatives": Key(True, "the contrastive term also uses the other queries' passages"),
     },
@@ -166,7 +173,14 @@ SCHEMA: dict = {
         ),
         "assistant_combinations": Key(True, "Table 7: MTA4DPR over every proper subset of the assistants"),
         "student_sizes": Key([], "Table 6: further student specs", free_form=True),
-        "combination_seeds": Key(0, "seeds of the Table 6 and 7 grids: the first n (0 = all)", bound=">= 0"),
+        "combination_seeds": Key(
+            0, "seeds of the Table 6, 7 and dose-response grids: the first n (0 = all)", bound=">= 0"
+        ),
+        "dose_response": Key(
+            [],
+            "the inner lambdas of the dose-response sweep (`loss.teacher_mix`; 0 and 1 are added; empty = no sweep): "
+            "a mechanism test outside the claim family, against the matched-weight control",
+        ),
         "paper_analogs": Key({}, "assistant name -> the paper's model it stands for (display only)", free_form=True),
         "baseline_models": Key([], "scorer specs shown beside the students in notebook 01", free_form=True),
         "teacher_candidates": Key(

@@ -11,6 +11,8 @@ Example::
     'assistants_0_2'
     >>> selection_variant("rbo")
     'selection_rbo'
+    >>> teacher_mix_variant(0.25), teacher_mix_variant(1.0)
+    ('teacher_mix_025', 'assistants_are_teacher')
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 STAGE_TABLES = {
     "selection": ("table5",),
     "training": ("table1",),
-    "ablations": ("table1", "table3", "table7"),
+    "ablations": ("table1", "table3", "table7", "dose_response"),
     "scale_and_cost": ("table8", "table6"),
 }
 STAGE_TABLES["summary"] = tuple(dict.fromkeys(t for tables in STAGE_TABLES.values() for t in tables))
@@ -52,6 +54,22 @@ def subset_variant(subset) -> str:
 def selection_variant(method: str) -> str:
     """The variant id of MTA4DPR with another selection method (Table 5); KL is the main run."""
     return "mta4dpr" if method == "kl" else f"selection_{method}"
+
+
+def teacher_mix_variant(weight: float) -> str:
+    """The variant id of MTA4DPR whose assistants' training logits are mixed with the teacher's (the dose-response
+    sweep); lambda = 0 is ``mta4dpr`` itself and lambda = 1 the ``assistants_are_teacher`` control."""
+    if weight == 0:
+        return "mta4dpr"
+    if weight == 1:
+        return "assistants_are_teacher"
+    return f"teacher_mix_{round(100 * weight):03d}"
+
+
+def dose_response_weights(setup) -> list[float]:
+    """The sweep's lambdas with both ends (0 and 1), sorted; empty when the profile runs no sweep."""
+    inner = setup.params["study"]["dose_response"]
+    return sorted({0.0, 1.0, *map(float, inner)}) if inner else []
 
 
 def test_evaluation(variant, assistant_subset=None, student_spec=None) -> str:
@@ -144,6 +162,14 @@ def runs_for(setup, table: str) -> list[RunSpec]:
                 runs += over_seeds("mta4dpr", grid, student_spec=spec) + over_seeds(
                     "no_assistants", grid, student_spec=spec
                 )
+    elif table == "dose_response":
+        runs = []
+        if dose_response_weights(setup):
+            runs = over_seeds("kd_matched_weight", grid)
+            for weight in dose_response_weights(setup):
+                variant = teacher_mix_variant(weight)
+                overrides = None if variant in ("mta4dpr", "assistants_are_teacher") else {"loss": {"teacher_mix": weight}}
+                runs += over_seeds(variant, grid, overrides)
     else:
         raise KeyError(f"no run catalog for {table!r}; known: {sorted(set(STAGE_TABLES['summary']))}")
     return runs

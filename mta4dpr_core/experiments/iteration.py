@@ -33,6 +33,7 @@ from ..method.fusion import assistant_names, candidate_distributions, fused_assi
 from ..method.temperature import assistant_temperatures
 from ..method.training import TrainConfig, profile_fields, train_student
 from ..retrieval.encoders import default_device
+from ..retrieval.metrics import evaluate, run_from_arrays
 from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json, save_torch, try_load_torch
 from .experiment import Setup, seed_everything
 
@@ -95,11 +96,14 @@ class IterationRecord:
     select_seconds: float
     final_loss: float | None
     test: dict | None = None  # setup.evaluate_all of the student; absent from the JSON when not evaluated
+    # nDCG@10 of the teacher's and each assistant's ranking of the training candidates, as trained (iteration 1)
+    training_ranking: dict | None = None
 
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out["test"] is None:
-            del out["test"]
+        for optional in ("test", "training_ranking"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod
@@ -188,6 +192,58 @@ def assistants_replaced_by_teacher(data: TrainingData, config: TrainConfig) -> T
     config.assistant_temperatures = [config.teacher_temperature] * m
     teacher = np.broadcast_to(np.asarray(data.teacher_scores, dtype=np.float32), data.assistant_scores.shape)
     return dataclasses.replace(data, assistant_scores=np.ascontiguousarray(teacher))
+
+
+def assistants_mixed_with_teacher(data: TrainingData, config: TrainConfig, weight: float) -> TrainingData:
+    """The dose-response sweep (``loss.teacher_mix`` = lambda): each assistant's training logits become the
+    log-linear pool ``lambda * teacher / tau_t + (1 - lambda) * assistant / tau_a`` at temperature 1, so lambda = 0
+    is the assistant's own distribution and lambda = 1 the teacher's (the ``assistants_are_teacher`` control).
+    Each side is over its own fitted temperature, which puts the two on the scale they are trained at: this is
+    the z-scoring the mix needs. Negatives, mining and replacement are untouched.
+
+    >>> import numpy as np
+    >>> data = TrainingData([], [], np.zeros(1, int), np.zeros((1, 2), int), np.zeros((1, 2), bool),
+    ...                     np.array([[2.0, 0.0]]), np.array([[[0.0, 4.0]]]), ["a"], np.zeros(1, int))
+    >>> config = TrainConfig(steps=1, assistant_temperatures=[2.0], teacher_temperature=1.0)
+    >>> assistants_mixed_with_teacher(data, config, 0.25).assistant_scores.tolist(), config.assistant_temperatures
+    ([[[0.5, 1.5]]], [1.0])
+    """
+    m = data.assistant_scores.shape[0]
+    temps = np.asarray(config.assistant_temperatures or [1.0] * m, dtype=np.float64)[:, None, None]
+    teacher = np.asarray(data.teacher_scores, dtype=np.float64)[None] / config.teacher_temperature
+    mixed = weight * teacher + (1.0 - weight) * np.asarray(data.assistant_scores, dtype=np.float64) / temps
+    config.assistant_temperatures = [1.0] * m
+    return dataclasses.replace(data, assistant_scores=np.ascontiguousarray(mixed, dtype=np.float32))
+
+
+def candidate_ranking_quality(data: TrainingData, config: TrainConfig, doc_ids, metric="nDCG@10") -> dict:
+    """``metric`` (percent) of the teacher's and each assistant's ranking of the training candidates, as trained
+    (after any teacher mix), against the rows' positives: how close each training distribution is to the
+    teacher's in retrieval terms, on training queries only (the x of the dose-response figure). Mined rows repeat
+    a query, so only the base rows count.
+
+    >>> import numpy as np
+    >>> data = TrainingData(["q"], [""], np.zeros(1, int), np.array([[0, 1, 2]]), np.array([[True, False, False]]),
+    ...                     np.array([[3.0, 1.0, 0.0]]), np.array([[[0.0, 1.0, 2.0]]]), ["a"], np.zeros(1, int))
+    >>> quality = candidate_ranking_quality(data, TrainConfig(steps=1), ["d0", "d1", "d2"])
+    >>> quality["teacher"], quality["a"]
+    (100.0, 50.0)
+    """
+    base = np.where(np.asarray(data.origin) == 0)[0]
+    ids = [f"r{row}" for row in base]
+    qrels = {
+        q: {doc_ids[j]: 1 for j, positive in zip(data.candidates[row], data.is_positive[row], strict=True) if positive and j >= 0}
+        for q, row in zip(ids, base, strict=True)
+    }
+
+    def quality(scores):
+        run = run_from_arrays(ids, doc_ids, scores[base], data.candidates[base])
+        return 100.0 * evaluate(run, qrels, names=(metric,))[metric]
+
+    out = {"teacher": quality(np.asarray(data.teacher_scores))}
+    for name, scores in zip(data.assistant_names, data.assistant_scores, strict=True):
+        out[name] = quality(np.asarray(scores))
+    return out
 
 
 def deep_update(base: dict, overrides: dict) -> dict:
@@ -348,6 +404,11 @@ def run_mta4dpr(
         config = train_config(params, pool, seed, temperatures=temperatures)
         if params["loss"]["assistant_scores"] == "teacher":
             data = assistants_replaced_by_teacher(data, config)
+        elif params["loss"]["teacher_mix"] > 0:
+            data = assistants_mixed_with_teacher(data, config, params["loss"]["teacher_mix"])
+        training_ranking = (
+            candidate_ranking_quality(data, config, corpus.ids) if iteration == 1 and len(data.assistant_names) else None
+        )
         fixed = None
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
             fixed = choose_assistant_for_iteration(data, config)
@@ -413,6 +474,7 @@ def run_mta4dpr(
             select_seconds=float(sum(r["select_seconds"] for r in record)),
             final_loss=record[-1]["total"] if record else None,
             test=setup.evaluate_all(student_scorer) if evaluated else None,
+            training_ranking=training_ranking,
         )
         history.append(entry)
         log.info(

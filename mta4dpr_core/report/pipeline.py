@@ -55,7 +55,13 @@ def training(setup: Setup) -> dict:
 def ablations(setup: Setup) -> dict:
     _run_planned(setup, "ablations")
     table3, table7 = studies.ablation_study(setup)
-    return {"table3": table3, "table7": table7}
+    sweep = studies.dose_response_study(setup)
+    figure = (
+        studies.plot_dose_response(sweep, studies.results_dir(setup.params) / "dose_response.png")
+        if sweep is not None
+        else None
+    )
+    return {"table3": table3, "table7": table7, "dose_response": sweep, "dose_response_figure": figure}
 
 
 def scale_and_cost(setup: Setup) -> dict:

@@ -159,7 +159,8 @@ def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
                 assert (spec.variant, spec.seed, repr(spec.student_spec)) in keys, f"{stage} misses a run of {table}"
     # mini: 5 seeds of 4 selection methods, 2 baselines, 2 controls and 2 ablations; Table 7's single assistants and
     # Table 6's two smaller students (MTA4DPR and no assistant) over every seed
-    assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 + 2 * 2)
+    # and the dose-response sweep's three inner lambdas
+    assert len(planned_runs(setup, "summary")) == seeds * (4 + 2 + 2 + 2 + 2 + 2 * 2 + 3)
     assert [j["evaluate_test"] for j in planned_runs(setup, "training")].count("all") == seeds
 
 
