@@ -71,6 +71,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "claims",
             "ladder",
             "replication",
+            "regime_map",
             "expectations",
             "notebook",
             "pipeline",

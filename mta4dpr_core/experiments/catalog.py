@@ -168,7 +168,9 @@ def runs_for(setup, table: str) -> list[RunSpec]:
             runs = over_seeds("kd_matched_weight", grid)
             for weight in dose_response_weights(setup):
                 variant = teacher_mix_variant(weight)
-                overrides = None if variant in ("mta4dpr", "assistants_are_teacher") else {"loss": {"teacher_mix": weight}}
+                overrides = (
+                    None if variant in ("mta4dpr", "assistants_are_teacher") else {"loss": {"teacher_mix": weight}}
+                )
                 runs += over_seeds(variant, grid, overrides)
     else:
         raise KeyError(f"no run catalog for {table!r}; known: {sorted(set(STAGE_TABLES['summary']))}")

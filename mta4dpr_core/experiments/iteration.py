@@ -232,7 +232,11 @@ def candidate_ranking_quality(data: TrainingData, config: TrainConfig, doc_ids, 
     base = np.where(np.asarray(data.origin) == 0)[0]
     ids = [f"r{row}" for row in base]
     qrels = {
-        q: {doc_ids[j]: 1 for j, positive in zip(data.candidates[row], data.is_positive[row], strict=True) if positive and j >= 0}
+        q: {
+            doc_ids[j]: 1
+            for j, positive in zip(data.candidates[row], data.is_positive[row], strict=True)
+            if positive and j >= 0
+        }
         for q, row in zip(ids, base, strict=True)
     }
 
@@ -407,7 +411,9 @@ def run_mta4dpr(
         elif params["loss"]["teacher_mix"] > 0:
             data = assistants_mixed_with_teacher(data, config, params["loss"]["teacher_mix"])
         training_ranking = (
-            candidate_ranking_quality(data, config, corpus.ids) if iteration == 1 and len(data.assistant_names) else None
+            candidate_ranking_quality(data, config, corpus.ids)
+            if iteration == 1 and len(data.assistant_names)
+            else None
         )
         fixed = None
         if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:

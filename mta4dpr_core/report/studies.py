@@ -820,7 +820,7 @@ def dose_response_study(setup: Setup):
             }
         )
     table = pd.DataFrame(rows)
-    T.write_table(table, results_dir(setup.params), "dose_response", DOSE_RESPONSE_CAPTION + f"; {len(seeds)} seeds")
+    T.write_table(table, results_dir(setup.params), "dose_response", DOSE_RESPONSE_CAPTION + f"; seeds {seeds}")
     return table
 
 

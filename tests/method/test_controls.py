@@ -23,10 +23,10 @@ from mta4dpr_core.experiments.iteration import (
     deep_update,
     variant_overrides,
 )
-from mta4dpr_core.method.fusion import softmax
-from mta4dpr_core.method.selection import kl_divergence
 from mta4dpr_core.method.construction import TrainingData
+from mta4dpr_core.method.fusion import softmax
 from mta4dpr_core.method.losses import MTA4DPRLoss
+from mta4dpr_core.method.selection import kl_divergence
 from mta4dpr_core.method.training import TrainConfig
 
 
@@ -128,7 +128,9 @@ def test_the_sweep_is_in_the_ablations_stage_only_where_declared():
     variants = [spec.variant for spec in runs_for(setup, "dose_response")]
     assert variants[0] == "kd_matched_weight" and {"mta4dpr", "assistants_are_teacher"} <= set(variants)
     assert any(v.startswith("teacher_mix_") for v in variants)
-    quiet = types.SimpleNamespace(params=deep_update(params, {"study": {"dose_response": []}}), assistants=[object()] * 2)
+    quiet = types.SimpleNamespace(
+        params=deep_update(params, {"study": {"dose_response": []}}), assistants=[object()] * 2
+    )
     assert runs_for(quiet, "dose_response") == []
 
 
