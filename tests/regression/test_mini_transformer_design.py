@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.config.params import DEFAULTS, REPO_ROOT, load_params, profile_path
 
 RESULTS = REPO_ROOT / "results" / "mini_transformer"
 pytestmark = pytest.mark.skipif(
@@ -29,12 +29,13 @@ def test_the_results_come_from_the_committed_profile(manifest):
     used = manifest.get("precision", {}).get("training", "bfloat16")
     if committed["training"]["amp"] == "bf16" and profile["training"]["amp"] == "auto" and used == "bfloat16":
         committed["training"]["amp"] = "auto"
-    # study.primary_metric was declared after these runs, at its default (nDCG@10): the same claims family
-    if "primary_metric" not in committed["study"] and profile["study"].get("primary_metric") == "nDCG@10":
-        committed["study"]["primary_metric"] = "nDCG@10"
-    # loss.assistant_scores was declared after these runs, at its default (the assistants' own scores): the same loss
-    if "assistant_scores" not in committed["loss"] and profile["loss"]["assistant_scores"] == "assistants":
-        committed["loss"]["assistant_scores"] = "assistants"
+    # keys declared after these runs (study.primary_metric, loss.assistant_scores, loss.teacher_mix,
+    # study.dose_response), at the defaults that reproduce what the runs did: the same runs
+    for section, values in DEFAULTS.items():
+        if isinstance(values, dict) and isinstance(committed.get(section), dict):
+            for key, default in values.items():
+                if key not in committed[section] and profile[section].get(key) == default:
+                    committed[section][key] = default
     for section in ("models", "training", "loss", "construction", "iterations", "study", "seeds"):
         assert committed[section] == profile[section], (
             f"results/mini_transformer is stale: `{section}` differs from the profile"
