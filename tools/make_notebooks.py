@@ -215,6 +215,18 @@ NOTEBOOKS = {
                 CODE,
             ),
             (
+                "## Training queries beyond the labelled split\n\nDistillation needs only the teacher's scores, so a "
+                "profile may add pseudo-queries cut out of the corpus (`data.pseudo_queries`): a passage's title, one of "
+                "its sentences (the inverse cloze task, Lee et al. 2019) or a random span of 5-20 words (Contriever's "
+                "cropping). Each one's contrastive positive is its source passage, and the teacher scores it as any "
+                "query. Duplicates and any text equal to a test or training query are dropped; with "
+                "`exclude_test_positives` (on by default) no passage judged relevant to a test query is a source, so "
+                "the claims can be read with and without transduction. Below: examples on this profile's corpus "
+                "(the profile trains on them only when `data.pseudo_queries.kinds` is set).",
+                MD,
+            ),
+            ("show(walkthrough.pseudo_query_examples(setup))", CODE),
+            (
                 "# NBVAL_CHECK_OUTPUT\nprint(out['statistics'].loc[out['statistics'].statistic.isin(['assistants', 'fused assistants', 'hard negatives per query (k)'])].to_string(index=False))\nprint(expectations.check_tables(params['profile'], {'teacher_selection': out['teacher_selection']}))",
                 CHECKED,
             ),

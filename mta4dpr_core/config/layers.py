@@ -45,7 +45,7 @@ LAYERS: dict[str, frozenset[str]] = {
         }
     ),
     "store": frozenset({"atomic"}),
-    "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models"}),
+    "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models", "pseudo_queries"}),
     "method": frozenset(
         {
             "losses",

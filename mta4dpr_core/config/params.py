@@ -220,6 +220,11 @@ def validate(params: dict, source=None) -> dict:
             )
     if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
         raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
+    cap = params["data"]["pseudo_queries"]["max_queries"]
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
+        raise ParamsError(
+            "data.pseudo_queries.max_queries", f"expected null or a positive integer, got {cap!r}", source
+        )
     sweep = params["study"]["dose_response"]
     if not isinstance(sweep, list) or not all(
         isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1 for w in sweep

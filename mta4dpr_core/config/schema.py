@@ -53,6 +53,23 @@ SCHEMA: dict = {
         "max_test_queries": Key(None, "keep at most this many test queries (null: all)"),
         "max_corpus": Key(None, "keep at most this many passages, judged ones first (null: all)"),
         "max_extra_test_queries": Key(None, "keep at most this many queries of each extra test set (null: all)"),
+        "pseudo_queries": {
+            "kinds": Key(
+                [],
+                "training queries cut out of the training corpus, added after the labelled ones (empty: none): "
+                "`title`, `sentence` (inverse cloze), `span` (random crop); each one's positive is its passage",
+                each_of=_choices("title", "sentence", "span"),
+            ),
+            "per_passage": Key(1, "pseudo-queries of each kind per passage (titles: one)", bound="> 0"),
+            "max_queries": Key(
+                None, "at most this many pseudo-queries, over a fixed shuffle of the passages (null: all)"
+            ),
+            "exclude_test_positives": Key(
+                True, "no passage judged relevant to a test query is a source (off: transductive training)"
+            ),
+            "min_words": Key(4, "the shortest title or sentence kept, in words", bound="> 0"),
+            "seed": Key(0, "the seed of the shuffle and of the sentences and spans drawn"),
+        },
     },
     "models": {
         "teacher": Key(

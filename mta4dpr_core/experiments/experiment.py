@@ -24,6 +24,7 @@ from ..method.warm_start import WarmStartConfig, warm_started
 from ..retrieval.data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
 from ..retrieval.encoders import StaticEncoder, TransformerEncoder
 from ..retrieval.metrics import evaluate, run_from_arrays
+from ..retrieval.pseudo_queries import pseudo_query_split, with_pseudo_queries
 from ..retrieval.scorers import DenseScorer, build_scorer
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,20 @@ class Setup:
         if corpus is not collection.corpus:
             collection = Collection(collection.name, corpus, collection.splits)
             train, test = restrict_split(train, corpus), restrict_split(test, corpus)
+        pseudo = data["pseudo_queries"]
+        if pseudo["kinds"]:
+            test_positives = {d for q in test.query_ids for d, g in test.qrels[q].items() if g >= test.relevance_level}
+            generated = pseudo_query_split(
+                corpus,
+                pseudo["kinds"],
+                seed=pseudo["seed"],
+                per_passage=pseudo["per_passage"],
+                max_queries=pseudo["max_queries"],
+                exclude_texts=list(test.query_texts) + list(train.query_texts),
+                exclude_passages=test_positives if pseudo["exclude_test_positives"] else (),
+                min_words=pseudo["min_words"],
+            )
+            train = with_pseudo_queries(train, generated)
         extra = {}
         for spec in data["extra_test"]:
             extra_collection, split = resolve_split(root, spec)

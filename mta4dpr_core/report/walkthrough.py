@@ -562,3 +562,41 @@ def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
         trace = with_ids(trace, [f"seed-{int(s)}-step-{int(g)}" for s, g in zip(trace["seed"], trace["global step"])])
     write_table(trace, results_dir, "step_trace", caption)
     return caption
+
+
+def pseudo_query_examples(setup, per_kind: int = 3, snippet: int = 110) -> pd.DataFrame:
+    """A few pseudo-queries of each kind cut from this profile's corpus (whether or not the profile trains on
+    them: ``data.pseudo_queries``), with the passage each comes from. The profile's own exclusion rules apply:
+    no test query's text, and no test positive as a source when ``exclude_test_positives`` is on."""
+    from ..retrieval.pseudo_queries import KINDS, pseudo_query_split
+
+    rules = setup.params["data"]["pseudo_queries"]
+    test = setup.test
+    corpus = setup.collection.corpus
+    excluded = (
+        {d for q in test.query_ids for d, g in test.qrels[q].items() if g >= test.relevance_level}
+        if rules["exclude_test_positives"]
+        else set()
+    )
+    rows = []
+    for offset, kind in enumerate(KINDS):
+        split = pseudo_query_split(
+            corpus,
+            [kind],
+            seed=rules["seed"] + offset,  # other passages for each kind
+            max_queries=per_kind,
+            exclude_texts=list(test.query_texts) + list(setup.train.query_texts),
+            exclude_passages=excluded,
+            min_words=rules["min_words"],
+        )
+        for query_id, text in zip(split.query_ids, split.query_texts, strict=True):
+            (doc_id,) = split.qrels[query_id]
+            rows.append(
+                {
+                    "kind": kind,
+                    "pseudo-query": text,
+                    "positive (source passage)": doc_id,
+                    "passage": _snippet(corpus.texts[corpus.index[doc_id]], snippet),
+                }
+            )
+    return pd.DataFrame(rows, columns=["kind", "pseudo-query", "positive (source passage)", "passage"])

@@ -31,6 +31,7 @@ class Corpus:
     texts: list
     path: str = ""
     index: dict = field(default_factory=dict)
+    titles: list = field(default_factory=list)  # BEIR titles (also inside texts); empty for layouts without
 
     def __post_init__(self):
         if not self.index:
@@ -151,7 +152,7 @@ def _require_id(obj, path, line_no):
 
 def load_beir_corpus(path) -> Corpus:
     path = Path(path)
-    ids, texts, seen = [], [], {}
+    ids, texts, titles, seen = [], [], [], {}
     for line_no, obj in read_jsonl(path):
         doc_id = _require_id(obj, path, line_no)
         if doc_id in seen:
@@ -162,10 +163,11 @@ def load_beir_corpus(path) -> Corpus:
         if not title and not body:
             raise DataError(path, f"empty text for id {doc_id!r}", line_no)
         ids.append(doc_id)
+        titles.append(title)
         texts.append(f"{title} {body}".strip() if title else body)
     if not ids:
         raise DataError(path, "empty corpus: no passages")
-    return Corpus(ids=ids, texts=texts, path=str(path))
+    return Corpus(ids=ids, texts=texts, path=str(path), titles=titles)
 
 
 def load_beir_queries(path) -> dict:
@@ -369,7 +371,12 @@ def subsample_corpus(corpus: Corpus, max_corpus, keep_ids=(), seed=0) -> Corpus:
     keep = set(keep)
     rest = [i for i in np.random.default_rng(seed).permutation(len(corpus)).tolist() if i not in keep]
     chosen = sorted(keep | set(rest[: max(0, max_corpus - len(keep))]))
-    return Corpus(ids=[corpus.ids[i] for i in chosen], texts=[corpus.texts[i] for i in chosen], path=corpus.path)
+    return Corpus(
+        ids=[corpus.ids[i] for i in chosen],
+        texts=[corpus.texts[i] for i in chosen],
+        path=corpus.path,
+        titles=[corpus.titles[i] for i in chosen] if corpus.titles else [],
+    )
 
 
 def restrict_split(split: Split, corpus: Corpus) -> Split:
