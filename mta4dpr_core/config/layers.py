@@ -59,7 +59,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "distributed",
         }
     ),
-    "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export"}),
+    "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export", "pilot"}),
     "report": frozenset(
         {
             "paper",
