@@ -399,10 +399,11 @@ NOTEBOOKS = {
                 MD,
             ),
             (
-                "if out['dose_response'] is not None:\n    show(out['dose_response'], caption_of(results, 'dose_response'))\n"
-                "    display(out['dose_response_figure'])\nelse:\n    print('this profile runs no dose-response sweep (study.dose_response is empty)')",
+                "show(out['dose_response'], caption_of(results, 'dose_response')) if out['dose_response'] is not None else "
+                "print('this profile runs no dose-response sweep (study.dose_response is empty)')",
                 CODE,
             ),
+            ("plots.Plot(out['dose_response_figure']) if out['dose_response_figure'] is not None else None", CODE),
             (
                 "# NBVAL_CHECK_OUTPUT\n# each value against params/expected/<profile>.yaml: expected ± a tolerance set above the spread measured across CPU kinds\nprint(expectations.check_tables(params['profile'], {'table3': out['table3'], 'table7': out['table7']}))",
                 CHECKED,

@@ -145,8 +145,8 @@ class Setup:
         if corpus is not collection.corpus:
             collection = Collection(collection.name, corpus, collection.splits)
             train, test = restrict_split(train, corpus), restrict_split(test, corpus)
-        pseudo = data["pseudo_queries"]
-        if pseudo["kinds"]:
+        pseudo = data.get("pseudo_queries") or {}  # a mapping built by hand (tests) may predate the key
+        if pseudo.get("kinds"):
             test_positives = {d for q in test.query_ids for d, g in test.qrels[q].items() if g >= test.relevance_level}
             generated = pseudo_query_split(
                 corpus,
