@@ -36,8 +36,11 @@ unit: setup
 	# the examples in the core's docstrings (>>>) run with the unit tests
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules tests mta4dpr_core --ignore=tests/regression
 
+# the checked notebooks write their tables under runs/ (TEST_RESULTS), never over the committed results/
+TEST_RESULTS := runs/test-results
+
 nbval: setup
-	MTA4DPR_PROFILE=smoke MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	MTA4DPR_RESULTS_DIR=$(TEST_RESULTS) MTA4DPR_PROFILE=smoke MTA4DPR_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 nbval-avx2: setup
@@ -49,7 +52,7 @@ lint: setup
 	$(VENV)/bin/ruff format mta4dpr_core tests tools bench
 
 regression: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/regression
+	MTA4DPR_RESULTS_DIR=$(TEST_RESULTS) $(PY) -m pytest -q -p no:cacheprovider tests/regression
 
 # after editing tools/make_notebooks.py (the notebooks' source): regenerate the notebooks, run them on smoke,
 # and store the outputs of their checked cells (what nbval compares against)

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 from .config.errors import Mta4dprError
-from .config.params import REPO_ROOT, load_params, profile_path, resolve_path
+from .config.params import REPO_ROOT, load_params, profile_path, resolve_path, with_results_dir_override
 from .store.atomic import atomic_write_json, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -311,7 +311,7 @@ def notebook_groups(names, params, notebooks=True) -> list[tuple[str, ...]]:
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
     from .config import progress
 
-    params = load_params(profile_file)
+    params = with_results_dir_override(load_params(profile_file))
     from .config.models import check_models_available
 
     check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook

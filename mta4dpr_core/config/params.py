@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from pathlib import Path
 
 import yaml
@@ -361,8 +362,22 @@ def notebook_params(profile: str, **sections) -> dict:
     """
     given = {key: value for key, value in sections.items() if value is not None}
     if given:
-        return from_mapping({"profile": profile, **given}, source=f"profile {profile}")
-    return load_params(profile_path(profile))
+        params = from_mapping({"profile": profile, **given}, source=f"profile {profile}")
+    else:
+        params = load_params(profile_path(profile))
+    return with_results_dir_override(params)
+
+
+RESULTS_DIR_VARIABLE = "MTA4DPR_RESULTS_DIR"
+
+
+def with_results_dir_override(params: dict) -> dict:
+    """``$MTA4DPR_RESULTS_DIR``, when set, replaces ``output.results_dir``: ``make test`` points it under
+    ``runs/`` so that checking the notebooks never rewrites the committed ``results/`` (tables carry timings)."""
+    override = os.environ.get(RESULTS_DIR_VARIABLE)
+    if override:
+        params["output"]["results_dir"] = override
+    return params
 
 
 def resolve_path(value, base=REPO_ROOT) -> Path:

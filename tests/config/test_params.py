@@ -190,3 +190,16 @@ def test_every_model_kind_has_its_builders_and_no_builder_lacks_a_kind():
         from mta4dpr_core.retrieval.scorers import build_scorer
 
         build_scorer({"name": "x", "kind": "nope"})
+
+
+def test_results_dir_override_moves_the_tables_and_nothing_else(monkeypatch):
+    """``make test`` sets $MTA4DPR_RESULTS_DIR so that nbval never rewrites the committed results/."""
+    from mta4dpr_core.config.params import RESULTS_DIR_VARIABLE, notebook_params
+
+    monkeypatch.delenv(RESULTS_DIR_VARIABLE, raising=False)
+    plain = notebook_params("smoke")
+    assert plain["output"]["results_dir"] == "results"
+    monkeypatch.setenv(RESULTS_DIR_VARIABLE, "runs/test-results")
+    moved = notebook_params("smoke")
+    assert moved["output"]["results_dir"] == "runs/test-results"
+    assert {k: v for k, v in moved.items() if k != "output"} == {k: v for k, v in plain.items() if k != "output"}

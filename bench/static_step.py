@@ -1,0 +1,126 @@
+"""The static student's training step on one thread: steps per second and a profile of where a step goes.
+
+The profile's own data and student: the iteration-1 training data of ``--profile`` (default mini; its
+assistants' candidates, teacher and assistant scores, built as a run builds them and cached in runs/), its
+static student with the run's restricted vocabulary, its TrainConfig (batch, negatives, lengths, loss
+weights, fused assistants, KL selection). ``train_student`` runs ``--steps`` steps; the first
+``--warmup`` are not counted (memo of token ids, optimizer state allocation).
+
+Prints steps/s (median over ``--rounds`` rounds) and, with ``--profile-top N``, the top N functions of a
+cProfile of one round by their own time (tottime), as ``bench/run_all.py`` and ``results/perf.md`` report.
+
+    .venv/bin/python bench/static_step.py --steps 400 --rounds 3 --profile-top 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+
+import numpy as np
+from common import machine, median, write_json
+
+
+def prepared(profile: str, seed: int = 0):
+    """(setup, data, student factory, TrainConfig) of the profile's iteration 1, seed ``seed``."""
+    from mta4dpr_core.config.params import load_params, profile_path
+    from mta4dpr_core.experiments.experiment import Setup
+    from mta4dpr_core.experiments.iteration import train_config
+    from mta4dpr_core.method.construction import split_eval_queries
+    from mta4dpr_core.method.temperature import assistant_temperatures
+
+    params = load_params(profile_path(profile))
+    setup = Setup.from_params(params)
+    construction = params["construction"]
+    eval_mask = split_eval_queries(
+        len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"]
+    )
+    pool = list(setup.assistants)
+    data = setup.training_data(pool, eval_mask, construction)
+    temperatures = assistant_temperatures(
+        data,
+        pool,
+        params["fusion"]["temperature_rule"],
+        params["models"]["teacher"].get("temperature", 1.0),
+        np.arange(len(data)),
+    )
+    config = train_config(params, pool, seed, temperatures=temperatures)
+    return setup, data, lambda: setup.new_student(seed), config
+
+
+def timed_round(setup, data, new_student, config, steps, warmup, profiler=None):
+    """Seconds per counted step of one round (a fresh student, ``steps`` steps)."""
+    from dataclasses import replace
+
+    from mta4dpr_core.method.training import train_student
+
+    student = new_student()
+    passages = setup.collection.corpus.texts
+    train_student(student, data, passages, replace(config, steps=warmup), final_checkpoint=False)
+    if profiler:
+        profiler.enable()
+    t0 = time.perf_counter()
+    train_student(student, data, passages, replace(config, steps=steps), final_checkpoint=False)
+    seconds = time.perf_counter() - t0
+    if profiler:
+        profiler.disable()
+    return seconds / steps
+
+
+def top_entries(profiler, count):
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    rows = []
+    total = sum(v[2] for v in stats.stats.values())
+    for (filename, line, name), (_, calls, tottime, cumtime, _) in sorted(
+        stats.stats.items(), key=lambda item: -item[1][2]
+    )[:count]:
+        where = f"{'/'.join(filename.rsplit('/', 2)[-2:])}:{line}({name})"
+        rows.append(
+            {"function": where, "calls": calls, "tottime_s": tottime, "share": tottime / total if total else 0.0}
+        )
+    return rows, total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="mini")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile-top", type=int, default=0, help="print the top N functions of a cProfile round")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    info = machine()
+    note = f"load average {info['load_average_1m']} at the start"
+    setup, data, new_student, config = prepared(args.profile)
+    per_step = [timed_round(setup, data, new_student, config, args.steps, args.warmup) for _ in range(args.rounds)]
+    seconds = median(per_step)
+    print(
+        f"static step ({args.profile}: {config.queries_per_batch} queries x {1 + config.negatives_per_query} "
+        f"passages, {len(data.assistant_names)} assistants, selection {config.selection}, fusion "
+        f"{'on' if config.fusion else 'off'}): {seconds * 1e3:.2f} ms/step, {1 / seconds:.0f} steps/s on one thread "
+        f"(median of {args.rounds} rounds of {args.steps} steps; {note})"
+    )
+    result = {"machine": info, "ms_per_step": seconds * 1e3, "steps_per_second": 1 / seconds, "load": note}
+    if args.profile_top:
+        profiler = cProfile.Profile()
+        timed_round(setup, data, new_student, config, args.steps, args.warmup, profiler)
+        rows, total = top_entries(profiler, args.profile_top)
+        print(f"profile of {args.steps} steps ({total:.2f} s of own time), top {args.profile_top} by own time:")
+        for row in rows:
+            print(f"  {row['share']:6.1%}  {row['tottime_s']:7.3f} s  {row['calls']:>7}  {row['function']}")
+        result["profile"] = rows
+    if args.json:
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
