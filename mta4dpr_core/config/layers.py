@@ -45,7 +45,9 @@ LAYERS: dict[str, frozenset[str]] = {
         }
     ),
     "store": frozenset({"atomic"}),
-    "retrieval": frozenset({"data", "encoders", "search", "scorers", "metrics", "tiny_models", "pseudo_queries"}),
+    "retrieval": frozenset(
+        {"data", "encoders", "search", "scorers", "metrics", "tiny_models", "pseudo_queries", "static_pooling"}
+    ),
     "method": frozenset(
         {
             "losses",

@@ -27,6 +27,7 @@ from torch import nn
 from ..config import progress
 from ..config.models import ResolvedModel, default_cache_dir, resolve_model
 from ..config.precision import autocast_dtype, dtype_name
+from .static_pooling import static_mean_pool
 
 log = logging.getLogger(__name__)
 POOLINGS = ("cls", "mean", "cls_last3")
@@ -339,7 +340,8 @@ class StaticEncoder(nn.Module):
         return copied
 
     def forward(self, batch):
-        """Mean of the token vectors of each text (masked), as ``counts @ rows / length``.
+        """Mean of the token vectors of each text (masked). On the CPU, compiled loops that touch each token
+        once (:mod:`.static_pooling`); on a GPU, ``counts @ rows / length``:
 
         A batch of 144 passages of 256 tokens holds about 37k tokens but only a few thousand
         distinct ones: looking each distinct row up once and pooling with a [texts x distinct]
@@ -356,6 +358,10 @@ class StaticEncoder(nn.Module):
         else:
             rows = self.embedding.num_embeddings
             ids = ids.clamp(max=rows - 1)
+        if device.type == "cpu":
+            frozen = self.frozen_table if hasattr(self, "id_map") else self.embedding.weight[:0]
+            pooled = static_mean_pool(self.embedding.weight, ids, mask, frozen, sparse_grad=self.embedding.sparse)
+            return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
         unique, inverse = _unique_with_inverse(ids, rows)
         counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
         counts.scatter_add_(1, inverse, mask.to(counts.dtype))
