@@ -25,7 +25,7 @@ import argparse
 import time
 
 import numpy as np
-from common import machine, median, noise_note, quiet_transformers, scifact_dir, write_json
+from common import machine, matmul_flops, median, noise_note, quiet_transformers, scifact_dir, write_json
 
 
 def synthetic_training_data(split, corpus, width=31, assistants=4, seed=0):
@@ -62,6 +62,9 @@ def main():
     parser.add_argument("--passage-length", type=int, default=144)
     parser.add_argument("--steps", type=int, default=1, help="timed steps per round (round 0 adds one warm-up step)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--amp", choices=["off", "bf16"], default="off", help="both sides: float32, or bf16 autocast (same kernels)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     quiet_transformers()
@@ -92,6 +95,7 @@ def main():
             max_query_length=args.query_length,
             max_passage_length=args.passage_length,
             checkpoint_every=0,
+            amp=args.amp,
             assistant_temperatures=[1.0] * 4,
             seed=100 + round_number,
         )
@@ -101,6 +105,26 @@ def main():
     theirs = SentenceTransformer(str(resolved.path), device="cpu")
     loss_fn = DistillKLDivLoss(theirs)
     optimizer = torch.optim.AdamW(theirs.parameters(), lr=3e-5, weight_decay=0.01)
+    amp_dtype = torch.bfloat16 if args.amp == "bf16" else None
+
+    def step_flops(cfg, rng_step, round_number):
+        """Matmul FLOPs of one step (forward + backward = 3x forward): 2 x non-embedding params per token in the
+        dense layers, and 4 L^2 h per layer and sequence in attention, on the padded batch shapes."""
+        rng = np.random.default_rng([cfg.seed, 1, rng_step])
+        batch_rows, columns = sample_batch(data, np.arange(len(data)), cfg, rng)
+        queries = [data.query_texts[data.query_rows[r]] for r in batch_rows]
+        docs = np.take_along_axis(data.candidates[batch_rows], columns, 1).ravel()
+        shapes = [
+            tuple(ours.tokenize(queries, args.query_length)["input_ids"].shape),
+            tuple(ours.tokenize([corpus.texts[d] for d in docs], args.passage_length)["input_ids"].shape),
+        ]
+        config_ = ours.model.config
+        dense = sum(p.numel() for n, p in ours.model.named_parameters() if "embeddings" not in n and p.dim() == 2)
+        total = 0
+        for sequences, length in shapes:
+            total += 2 * dense * sequences * length
+            total += 4 * config_.num_hidden_layers * sequences * length * length * config_.hidden_size
+        return 3 * total
 
     def theirs_round(round_number):
         cfg, times = config(round_number), []
@@ -116,7 +140,8 @@ def main():
             features = [theirs.tokenize(queries)]
             theirs.max_seq_length = args.passage_length
             features += [theirs.tokenize([corpus.texts[d] for d in docs[:, j]]) for j in range(docs.shape[1])]
-            loss = loss_fn(features, labels)
+            with torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(features, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -141,6 +166,10 @@ def main():
         select_times += [r["select_seconds"] for r in record]
 
     ours_step, theirs_step = median(ours_times), median(theirs_times)
+    flops = median(
+        [step_flops(config(r), s, r) for r in range(args.rounds) for s in range(1 if r == 0 else 0, config(r).steps)]
+    )
+    peak = matmul_flops(2048, dtype=torch.bfloat16 if amp_dtype else torch.float32)
     result = {
         "machine": info,
         "queries": args.queries,
@@ -154,9 +183,15 @@ def main():
         "sentence_transformers_queries_per_second": args.queries / theirs_step,
         "speedup": theirs_step / ours_step,
         "ours_select_seconds_median": median(select_times),
+        "amp": args.amp,
+        "step_flops": flops,
+        "ours_flops_per_second": flops / ours_step,
+        "sentence_transformers_flops_per_second": flops / theirs_step,
+        "matmul_peak_flops_per_second": peak,
+        "ours_fraction_of_peak": flops / ours_step / peak,
     }
     lines = [
-        "### Training step (all-MiniLM-L6-v2 student, float32, AdamW)",
+        f"### Training step (all-MiniLM-L6-v2 student, {'bf16 autocast' if amp_dtype else 'float32'}, AdamW)",
         "",
         f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
         f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
@@ -168,6 +203,10 @@ def main():
         f"| sentence-transformers + DistillKLDivLoss | {theirs_step:.2f} | {args.queries / theirs_step:.2f} |",
         "",
         f"- speed-up: **{result['speedup']:.2f}x** (goal >= 1.0x)",
+        f"- matmul work {flops / 1e12:.2f} TFLOP a step (padded shapes, forward + backward): ours "
+        f"{flops / ours_step / 1e9:.0f} GFLOP/s, sentence-transformers {flops / theirs_step / 1e9:.0f} GFLOP/s; "
+        f"this CPU's {'bf16' if amp_dtype else 'float32'} matmul peak (2048^2, {info['torch_threads']} threads) "
+        f"{peak / 1e9:.0f} GFLOP/s: ours at **{flops / ours_step / peak:.0%} of peak**",
         f"- {noise_note(info)}",
     ]
     print("\n".join(lines))
