@@ -65,6 +65,13 @@ def main():
     parser.add_argument(
         "--amp", choices=["off", "bf16"], default="off", help="both sides: float32, or bf16 autocast (same kernels)"
     )
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=None,
+        help="both sides: attention-probability dropout (default: the model's, 0.1); 0 lets SDPA take its fused "
+        "CPU flash kernel, which has no dropout (with dropout it falls back to the math path)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     quiet_transformers()
@@ -104,6 +111,11 @@ def main():
     ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True)
     theirs = SentenceTransformer(str(resolved.path), device="cpu")
     loss_fn = DistillKLDivLoss(theirs)
+    if args.attention_dropout is not None:
+        from mta4dpr_core.retrieval.encoders import set_attention_dropout
+
+        set_attention_dropout(ours.model, args.attention_dropout)
+        set_attention_dropout(theirs[0].auto_model, args.attention_dropout)
     optimizer = torch.optim.AdamW(theirs.parameters(), lr=3e-5, weight_decay=0.01)
     amp_dtype = torch.bfloat16 if args.amp == "bf16" else None
 
@@ -184,6 +196,7 @@ def main():
         "speedup": theirs_step / ours_step,
         "ours_select_seconds_median": median(select_times),
         "amp": args.amp,
+        "attention_dropout": args.attention_dropout,
         "step_flops": flops,
         "ours_flops_per_second": flops / ours_step,
         "sentence_transformers_flops_per_second": flops / theirs_step,
@@ -195,7 +208,8 @@ def main():
         "",
         f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
         f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
-        f"{args.steps} timed steps each (+1 warm-up step in the first).",
+        f"{args.steps} timed steps each (+1 warm-up step in the first); attention dropout "
+        f"{'the model default (0.1)' if args.attention_dropout is None else args.attention_dropout} on both sides.",
         "",
         "| trainer | median s/step | queries/s |",
         "|---|---|---|",

@@ -18,6 +18,7 @@ import yaml
 from .errors import ParamsError
 from .kinds import NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS
 from .schema import defaults, rules
+from .schema import keys as schema_keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,7 @@ NON_NEGATIVE = {key for key, bound in rules("bound").items() if bound in (">= 0"
 POSITIVE = {key for key, bound in rules("bound").items() if bound == "> 0"}
 INTERVALS = {key: bound for key, bound in rules("bound").items() if bound.startswith(("[", "("))}
 CHOICES = {key: set(allowed) for key, allowed in rules("choices").items()}
+NULLABLE = {key for key, spec in schema_keys() if spec.default is None}
 LIST_CHOICES = {key: set(allowed) for key, allowed in rules("each_of").items()}
 
 
@@ -201,6 +203,8 @@ def validate(params: dict, source=None) -> dict:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
     for key, interval in INTERVALS.items():
         value = _get(params, key)
+        if value is None and key in NULLABLE:  # null: the key's documented "not set" (e.g. the model's own value)
+            continue
         low, high = (float(x) for x in interval[1:-1].split(","))
         above = value >= low if interval[0] == "[" else value > low
         below = value <= high if interval[-1] == "]" else value < high

@@ -159,6 +159,12 @@ SCHEMA: dict = {
             "autocast: `auto` = bf16 where native (AVX512-BF16/AMX, CUDA), float32 elsewhere",
             choices=_choices("auto", "off", "bf16", "fp16"),
         ),
+        "attention_dropout": Key(
+            None,
+            "a transformer student's attention-probability dropout while training (null: the model's own, 0.1 for "
+            "BERT); 0 lets PyTorch's SDPA take its fused flash kernel on the CPU (bench/training_step.py: 1.4x a step)",
+            bound="[0, 1)",
+        ),
     },
     "iterations": {
         "count": Key(3, "iterations of Algorithm 1", bound="> 0"),

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from ..config import progress
 from ..config.precision import autocast_dtype
 from ..config.schema import SCHEMA
-from ..retrieval.encoders import default_device
+from ..retrieval.encoders import default_device, set_attention_dropout
 from ..store.atomic import save_torch, try_load_torch
 from .construction import take_rows
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
@@ -73,6 +73,7 @@ class TrainConfig:
     max_passage_length: int = _profile("training", "max_passage_length")
     checkpoint_every: int = _profile("training", "checkpoint_every")
     amp: str = _profile("training", "amp")
+    attention_dropout: float | None = _profile("training", "attention_dropout")
     alpha: float = _profile("loss", "alpha")
     beta: float = _profile("loss", "beta")
     gamma: float = _profile("loss", "gamma")
@@ -255,6 +256,9 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives
     )
     amp_dtype = autocast_dtype(config.amp, device)
+    if config.attention_dropout is not None:
+        if set_attention_dropout(getattr(student, "model", student), config.attention_dropout) == 0:
+            log.warning("training.attention_dropout: the student has no attention dropout to set; ignored")
 
     record, start = [], 0
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None

@@ -351,3 +351,17 @@ def test_a_copied_static_encoder_shares_its_tokenizer_not_its_weights():
     assert not torch.equal(copied.embedding.weight, encoder.embedding.weight)
     texts = ["a small test", "another text"]
     assert np.array_equal(copy.deepcopy(encoder).encode(texts), encoder.encode(texts))
+
+
+def test_set_attention_dropout_reaches_every_self_attention_and_nothing_else():
+    """training.attention_dropout: BERT's attention modules read ``dropout.p`` when they call SDPA; hidden dropout
+    (the other nn.Dropout modules) keeps the model's value."""
+    from transformers import BertConfig, BertModel
+
+    from mta4dpr_core.retrieval.encoders import set_attention_dropout
+
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64))
+    assert set_attention_dropout(model, 0.0) == 3
+    probabilities = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert {p for name, p in probabilities.items() if name.endswith("attention.self.dropout")} == {0.0}
+    assert {p for name, p in probabilities.items() if not name.endswith("attention.self.dropout")} == {0.1}
