@@ -103,21 +103,36 @@ def main():
     setup, data, new_student, config = prepared(args.profile)
     per_step = [timed_round(setup, data, new_student, config, args.steps, args.warmup) for _ in range(args.rounds)]
     seconds = median(per_step)
-    print(
-        f"static step ({args.profile}: {config.queries_per_batch} queries x {1 + config.negatives_per_query} "
-        f"passages, {len(data.assistant_names)} assistants, selection {config.selection}, fusion "
-        f"{'on' if config.fusion else 'off'}): {seconds * 1e3:.2f} ms/step, {1 / seconds:.0f} steps/s on one thread "
-        f"(median of {args.rounds} rounds of {args.steps} steps; {note})"
-    )
+    lines = [
+        "### Static student training step (one thread)",
+        "",
+        f"Profile {args.profile}'s iteration-1 data and student: {config.queries_per_batch} queries x "
+        f"{1 + config.negatives_per_query} passages, {len(data.assistant_names)} assistants, selection "
+        f"{config.selection}, fusion {'on' if config.fusion else 'off'}; median of {args.rounds} rounds of "
+        f"{args.steps} steps after {args.warmup} warm-up steps; {note}.",
+        "",
+        f"- **{seconds * 1e3:.2f} ms a step, {1 / seconds:.0f} steps/s** (goal >= 200 steps/s)",
+    ]
     result = {"machine": info, "ms_per_step": seconds * 1e3, "steps_per_second": 1 / seconds, "load": note}
     if args.profile_top:
         profiler = cProfile.Profile()
         timed_round(setup, data, new_student, config, args.steps, args.warmup, profiler)
         rows, total = top_entries(profiler, args.profile_top)
-        print(f"profile of {args.steps} steps ({total:.2f} s of own time), top {args.profile_top} by own time:")
-        for row in rows:
-            print(f"  {row['share']:6.1%}  {row['tottime_s']:7.3f} s  {row['calls']:>7}  {row['function']}")
+        lines += [
+            "",
+            f"cProfile of {args.steps} steps ({total / args.steps * 1e3:.2f} ms a step of own time), "
+            f"top {args.profile_top} functions by own time:",
+            "",
+            "| share | ms a step | calls a step | function |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['share']:.1%} | {row['tottime_s'] / args.steps * 1e3:.2f} | {row['calls'] / args.steps:g} | "
+            f"`{row['function']}` |"
+            for row in rows
+        ]
         result["profile"] = rows
+    print("\n".join(lines))
     if args.json:
         write_json(args.json, result)
 

@@ -1,10 +1,16 @@
-"""Compare two results directories of one profile: per table, the largest difference of a quality column, and
-every claim whose verdict changed. Timing columns (seconds, steps/s...) are left out: they measure the machine.
+"""Compare the tables of two results directories (e.g. the same profile on CPU and on GPU).
 
-Tables are compared row by row in file order after checking that both have the same rows (their non-numeric
-columns equal); a table whose rows differ is reported as such. Exit status 1 when a verdict changed.
+    python tools/compare_results.py results/paper_tiny_cpu results/paper_tiny_gpu --tolerance 0.5 \
+        --table-tolerance table1=5 table3=5
 
-    .venv/bin/python tools/compare_results.py results/mini /path/to/fresh/clone/results/mini
+Every CSV present in both is read with pandas; rows are matched on the row id (``id``, see
+mta4dpr_core/report/tables.py) where both sides have it, else on the text columns both share
+(model, variant, ...) or, where those repeat, on the row's position, and every numeric column both share is compared; columns on one side only
+(e.g. an ``id`` column added since) are listed, not compared. Prints, per table, the
+largest absolute difference and where it is, and writes the comparison as Markdown with
+``--markdown``. ``--quality-only`` leaves out timing columns and rows (seconds, steps/s, overheads: they measure
+the machine). A ``claims.csv`` present in both also gets the list of claims whose verdict differs. Exit status 1 when a table's largest difference exceeds its tolerance
+(``--tolerance``, or ``--table-tolerance NAME=VALUE`` for that table), 2 when rows do not match.
 """
 
 from __future__ import annotations
@@ -15,80 +21,116 @@ from pathlib import Path
 
 import pandas as pd
 
-TIMING_WORDS = ("second", "time", "hours", "minutes", "ms", "overhead", "share", "steps/s", "wall")
+TIMING_WORDS = ("second", "time", "hours", "minutes", " ms", "overhead", "share", "steps/s", "wall")
 
 
-def _text(column: pd.Series) -> pd.Series:
-    return column.astype(object).where(column.notna(), "").astype(str)
+def without_timings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table without timing columns, and without rows labelled as timings (a claim on the selection overhead)."""
+    columns = [c for c in frame.columns if not any(word in c.lower() for word in TIMING_WORDS)]
+    frame = frame[columns]
+    label = frame.columns[0]
+    timing_rows = frame[label].astype(str).str.contains("second|overhead", case=False, na=False)
+    return frame[~timing_rows]
 
 
-def compare_table(old: pd.DataFrame, new: pd.DataFrame) -> dict:
-    """{largest difference, column, row} over the quality columns, or a note when the rows differ. The first
-    column labels the rows; text columns holding numbers (p-values, a statistic's value) count as numbers."""
-    if old.shape[0] != new.shape[0] or list(old.columns) != list(new.columns):
-        return {"largest difference": None, "column": "", "row": "", "note": "rows or columns differ"}
-    label = old.columns[0]
-    if not _text(old[label]).equals(_text(new[label])):
-        return {"largest difference": None, "column": "", "row": "", "note": "row labels differ"}
-    worst = {"largest difference": 0.0, "column": "", "row": "", "note": ""}
-    text_changes = []
-    # rows that time the machine (the claims' selection overhead, data construction seconds)
-    quality = ~_text(old[label]).str.contains("|".join(TIMING_WORDS[:3] + ("overhead",)), case=False)
-    old, new = old[quality].reset_index(drop=True), new[quality].reset_index(drop=True)
-    for column in old.columns[1:]:
-        if any(word in column.lower() for word in TIMING_WORDS) or pd.api.types.is_bool_dtype(old[column]):
-            continue
-        a, b = pd.to_numeric(old[column], errors="coerce"), pd.to_numeric(new[column], errors="coerce")
-        difference = (a - b).abs()
-        if difference.notna().any() and float(difference.max()) > worst["largest difference"]:
-            index = int(difference.idxmax())
-            worst.update(
-                {"largest difference": float(difference.max()), "column": column, "row": str(old.loc[index, label])}
-            )
-        text = a.isna() & b.isna() & (_text(old[column]) != _text(new[column]))
-        if text.any():
-            text_changes.append(f"{column} ({int(text.sum())} cells)")
-    if text_changes:
-        worst["note"] = "text differs: " + ", ".join(text_changes)
-    return worst
-
-
-def verdict_changes(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
-    if "verdict" not in old or "claim" not in old:
+def verdict_changes(left: pd.DataFrame, right: pd.DataFrame) -> list[str]:
+    """``claim: before -> after`` for every claim present in both whose verdict differs."""
+    if not {"claim", "verdict"} <= set(left.columns) & set(right.columns):
         return []
-    if len(old) != len(new) or not old["claim"].astype(str).equals(new["claim"].astype(str)):
-        return [f"the claims differ ({len(old)} against {len(new)} rows)"]
-    return [
-        f"{claim}: {a} -> {b}"
-        for claim, a, b in zip(old["claim"], old["verdict"], new["verdict"], strict=True)
-        if str(a) != str(b)
-    ]
+    before = left.drop_duplicates("claim").set_index("claim")["verdict"]
+    after = right.drop_duplicates("claim").set_index("claim")["verdict"]
+    return [f"{c}: {before[c]} -> {after[c]}" for c in before.index if c in after.index and before[c] != after[c]]
 
 
-def compare(old_dir: Path, new_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    rows, changes = [], []
-    for path in sorted(old_dir.glob("*.csv")):
-        other = new_dir / path.name
-        if not other.exists():
-            rows.append({"table": path.stem, "largest difference": None, "note": "missing in the new results"})
-            continue
-        old, new = pd.read_csv(path), pd.read_csv(other)
-        rows.append({"table": path.stem, **compare_table(old, new)})
-        changes += verdict_changes(old, new)
-    return pd.DataFrame(rows), changes
+def compare_table(left: pd.DataFrame, right: pd.DataFrame):
+    """(max abs difference, its (row key, column), rows only on one side) over shared numeric columns."""
+
+    def is_number(series):  # a true/false column (e.g. "chosen by the rule") labels rows; it is not a measurement
+        return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+    if "id" in left.columns and "id" in right.columns:
+        keys = ["id"]
+    else:
+        keys = [c for c in left.columns if c in right.columns and not is_number(left[c])]
+    numeric = [c for c in left.columns if c in right.columns and is_number(left[c]) and is_number(right[c])]
+    if keys:
+        left, right = left.set_index(keys), right.set_index(keys)
+    if not (left.index.is_unique and right.index.is_unique):
+        # the text columns do not name a row (e.g. a trace with repeated labels): match rows by position
+        left, right = left.reset_index(drop=True), right.reset_index(drop=True)
+    only = sorted(map(str, set(left.index) ^ set(right.index)))
+    shared = [i for i in left.index if i in set(right.index)]
+    worst, where = 0.0, None
+    for column in numeric:
+        a = pd.to_numeric(left.loc[shared, column], errors="coerce")
+        b = pd.to_numeric(right.loc[shared, column], errors="coerce")
+        difference = (a - b).abs()
+        if difference.notna().any() and difference.max() > worst:
+            worst, where = float(difference.max()), (difference.idxmax(), column)
+    return worst, where, only, len(shared), len(numeric)
 
 
-def main(argv=None) -> int:
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("old", type=Path)
-    parser.add_argument("new", type=Path)
+    parser.add_argument("left", type=Path)
+    parser.add_argument("right", type=Path)
+    parser.add_argument(
+        "--tolerance", type=float, default=0.5, help="largest allowed absolute difference (table units)"
+    )
+    parser.add_argument("--table-tolerance", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--quality-only", action="store_true", help="leave out timing columns and rows")
     args = parser.parse_args(argv)
-    table, changes = compare(args.old, args.new)
-    print(table.to_markdown(index=False, floatfmt=".4f"))
-    print()
-    print("verdicts changed: " + ("; ".join(changes) if changes else "none"))
-    return 1 if changes else 0
+    tolerances = {}
+    for item in args.table_tolerance:
+        name, _, value = item.partition("=")
+        tolerances[name] = float(value)
+
+    lines = [
+        "| table | rows compared | numeric columns | largest abs difference | where | tolerance | within |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    failed = mismatched = False
+    changes = []
+    for path in sorted(args.left.glob("*.csv")):
+        other = args.right / path.name
+        if not other.exists():
+            continue
+        left, right = pd.read_csv(path), pd.read_csv(other)
+        changes += [f"{path.stem}: {change}" for change in verdict_changes(left, right)]
+        if args.quality_only:
+            left, right = without_timings(left), without_timings(right)
+        worst, where, only, rows, columns = compare_table(left, right)
+        tolerance = tolerances.get(path.stem, args.tolerance)
+        ok = worst <= tolerance
+        failed |= not ok
+        mismatched |= bool(only)
+        place = f"{where[0]} / {where[1]}" if where else ""
+        lines.append(
+            f"| {path.stem} | {rows} | {columns} | {worst:.4g} | {place} | {tolerance:g} | {'yes' if ok else '**no**'} |"
+        )
+        removed = [c for c in left.columns if c not in right.columns]
+        added = [c for c in right.columns if c not in left.columns]
+        if removed or added:
+            change = "; ".join(
+                filter(
+                    None,
+                    [
+                        f"added: {', '.join(added)}" if added else "",
+                        f"removed: {', '.join(removed)}" if removed else "",
+                    ],
+                )
+            )
+            lines.append(f"| {path.stem}: columns on one side only | | {len(added) + len(removed)} | | {change} | | |")
+        if only:
+            lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
+    lines += ["", "Verdicts that differ: " + ("; ".join(changes) if changes else "none")]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    sys.exit(2 if mismatched else 1 if failed else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -96,8 +96,10 @@ def check_tables(profile: str, tables: dict[str, pd.DataFrame]) -> str:
     """Every condition of ``profile`` on the given tables (name -> frame), one line each."""
     conditions = load_expectations(profile)
     if conditions is None:
+        known = sorted(path.stem for path in EXPECTED_DIR.glob("*.yaml"))
         return (
-            f"no expected scores for profile {profile} ({expected_path(profile).relative_to(REPO_ROOT)} does not exist)"
+            f"Profile {profile} has no regression expectations: these tables are not compared with stored scores "
+            f"(profiles with expectations: {', '.join(known) or 'none'})."
         )
     lines = [
         f"{len([c for c in conditions if c['table'] in tables])} conditions of params/expected/{profile}.yaml "

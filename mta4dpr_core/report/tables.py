@@ -4,7 +4,7 @@ Metrics are shown in percent (as the paper prints them). For a quantity measured
 over several seeds, ``X`` holds the mean and ``X ±`` the standard deviation
 (sample std over seeds, ddof=1; blank for a single seed). Each table carries the paper's
 figures beside ours in ``paper …`` columns (MS MARCO dev -> SciFact test, NQ recall ->
-SciFact recall on the mini profile; see ``results/mini/README.md``). The DL pools are
+SciFact recall on the mini profile; see ``docs/profiles.md``). The DL pools are
 zero-shot transfer of students trained on SciFact: they are never set beside the paper's
 in-domain TREC DL numbers. The paper's numbers are data (``paper_numbers.yaml``).
 
@@ -103,8 +103,24 @@ def collection_label(params, split: str = "test") -> str:
     return COLLECTION_LABELS.get(name.lower(), name)
 
 
+# counts that a missing cell (a paper row, a single seed) would otherwise turn into floats ("5.00 seeds")
+INTEGER_COLUMNS = frozenset({"seeds", "dim", "steps", "layers", "iteration", "queries", "passages", "k"})
+
+
+def with_integer_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every :data:`INTEGER_COLUMNS` column that holds whole numbers as a nullable integer column."""
+    out = df.copy()
+    for column in out.columns:
+        values = out[column]
+        if column in INTEGER_COLUMNS and pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            if len(present) and (present == present.round()).all():
+                out[column] = values.astype("Int64")
+    return out
+
+
 def _fmt(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, (float, np.floating)):
         return FLOAT_FORMAT % value
@@ -116,6 +132,7 @@ def write_table(df: pd.DataFrame, directory, name: str, title: str = "") -> pd.D
     from pathlib import Path
 
     directory = Path(directory)
+    df = with_integer_columns(df)
     buffer = io.StringIO()
     df.to_csv(buffer, index=False, float_format=FLOAT_FORMAT, na_rep="")
     atomic_write_text(directory / f"{name}.csv", buffer.getvalue())

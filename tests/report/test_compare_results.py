@@ -46,3 +46,20 @@ def test_a_true_false_column_labels_rows_instead_of_being_subtracted(tmp_path):
         right / "selection.csv", index=False
     )
     assert _run(left, right).returncode == 2  # another row chosen: the rows no longer match
+
+
+def test_compare_results_lists_verdict_changes_and_leaves_out_timings(tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir(), after.mkdir()
+    claims = {
+        "id": ["a", "selection-overhead"],
+        "claim": ["a", "selection-overhead"],
+        "effect": [1.0, -5.4],
+        "verdict": ["confirmed", "confirmed"],
+    }
+    pd.DataFrame(claims).to_csv(before / "claims.csv", index=False)
+    claims.update(effect=[1.1, -4.9], verdict=["inconclusive", "confirmed"])
+    pd.DataFrame(claims).to_csv(after / "claims.csv", index=False)
+    done = _run(before, after, "--quality-only", "--tolerance", "0.2")
+    assert "| claims | 1 | 1 | 0.1 | a / effect | 0.2 | yes |" in done.stdout  # the overhead row (0.5 off) left out
+    assert "Verdicts that differ: claims: a: confirmed -> inconclusive" in done.stdout
