@@ -41,13 +41,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from .config.errors import Mta4dprError
 from .config.params import REPO_ROOT, load_params, profile_path, resolve_path, with_results_dir_override
-from .store.atomic import atomic_write_json, read_json
+from .store.atomic import atomic_write_json, atomic_write_text, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = os.environ.get("MTA4DPR_KERNEL", "python3")
@@ -308,6 +309,37 @@ def notebook_groups(names, params, notebooks=True) -> list[tuple[str, ...]]:
     return groups
 
 
+_PROGRESS = re.compile(r"\r|\d+%\||\d+/\d+ \[\d")
+
+
+def is_progress_output(output: dict) -> bool:
+    """A progress bar written into a notebook: a tqdm line on stderr (third-party bars, e.g. model2vec's
+    "Encoding tokens", draw with carriage returns) or a widget bar. Warnings and errors on stderr stay."""
+    if output.get("output_type") == "display_data" and "application/vnd.jupyter.widget-view+json" in output.get(
+        "data", {}
+    ):
+        return True
+    text = output.get("text", "")
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return output.get("output_type") == "stream" and output.get("name") == "stderr" and bool(_PROGRESS.search(text))
+
+
+def strip_progress_outputs(path) -> int:
+    """Remove progress-bar outputs from an executed notebook (rewritten atomically); returns how many."""
+    path = Path(path)
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    removed = 0
+    for cell in notebook.get("cells", []):
+        outputs = cell.get("outputs")
+        if outputs:
+            kept = [o for o in outputs if not is_progress_output(o)]
+            removed += len(outputs) - len(kept)
+            cell["outputs"] = kept
+    if removed:
+        atomic_write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    return removed
+
+
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
     from .config import progress
 
@@ -376,6 +408,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                     progress_bar=False,
                     log_output=False,
                 )
+                strip_progress_outputs(runs / f"{name}.ipynb")
             else:
                 from .experiments.experiment import Setup
                 from .report.pipeline import STAGES
