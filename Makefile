@@ -62,8 +62,10 @@ notebooks: setup
 	$(PY) tools/store_checked_outputs.py
 
 lab: setup
-	# the Lab's root is the repository: notebooks/ (the sources) and results/<profile>/notebooks/ (executed) side by side
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/01_data_prep.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
+	# lands on the executed notebooks of PROFILE (results/<profile>/notebooks/, signed as trusted for this user so
+	# their plots and tables render); the sources are in notebooks/ beside them (the Lab's root is the repository)
+	$(VENV)/bin/jupyter trust results/$(PROFILE)/notebooks/*.ipynb > /dev/null
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) results/$(PROFILE)/notebooks/07_summary.ipynb results/$(PROFILE)/notebooks/01_data_prep.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) bench/run_all.py
