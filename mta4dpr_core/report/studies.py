@@ -68,6 +68,18 @@ def _zero_shot_suffix(params) -> str:
     return f"; {zero_shot_note(params)}" if has_extra_tests(params) else ""
 
 
+def replacement_summary(replaced) -> str:
+    """What replaced the worst assistant after an iteration, over seeds: ``none in 2 seeds, student@1 in 3 seeds``.
+
+    >>> replacement_summary([None, "student@1", "student@1"])
+    'none in 1 seed, student@1 in 2 seeds'
+    """
+    from collections import Counter
+
+    counts = Counter("none" if r is None else str(r) for r in replaced)
+    return ", ".join(f"{name} in {n} seed{'s' if n != 1 else ''}" for name, n in sorted(counts.items()))
+
+
 def results_dir(params) -> Path:
     return resolve_path(params["output"]["results_dir"]) / params["profile"]
 
@@ -685,7 +697,7 @@ def main_study(setup: Setup):
         if i:
             row.update(delta_columns(setup, evaluations, [r.history[i - 1].test for r in main], prefix="Δ vs previous"))
         row["mined queries"] = float(np.mean([r.history[i].mined_queries for r in main if len(r.history) > i]))
-        row["replaced"] = ", ".join(sorted({str(r.history[i].replaced) for r in main if len(r.history) > i}))
+        row["replaced"] = replacement_summary([r.history[i].replaced for r in main if len(r.history) > i])
         paper = T.PAPER_TABLE4.get(row[R.ID], (None,) * 4)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
         rows4.append(row)
