@@ -20,7 +20,6 @@ import io
 import pstats
 import time
 
-import numpy as np
 from common import machine, median, write_json
 
 
@@ -28,9 +27,8 @@ def prepared(profile: str, seed: int = 0):
     """(setup, data, student factory, TrainConfig) of the profile's iteration 1, seed ``seed``."""
     from mta4dpr_core.config.params import load_params, profile_path
     from mta4dpr_core.experiments.experiment import Setup
-    from mta4dpr_core.experiments.iteration import train_config
+    from mta4dpr_core.experiments.iteration import fitted_temperatures, train_config
     from mta4dpr_core.method.construction import split_eval_queries
-    from mta4dpr_core.method.temperature import assistant_temperatures
 
     params = load_params(profile_path(profile))
     setup = Setup.from_params(params)
@@ -40,13 +38,7 @@ def prepared(profile: str, seed: int = 0):
     )
     pool = list(setup.assistants)
     data = setup.training_data(pool, eval_mask, construction)
-    temperatures = assistant_temperatures(
-        data,
-        pool,
-        params["fusion"]["temperature_rule"],
-        params["models"]["teacher"].get("temperature", 1.0),
-        np.arange(len(data)),
-    )
+    temperatures = fitted_temperatures(params, data, pool)
     config = train_config(params, pool, seed, temperatures=temperatures)
     return setup, data, lambda: setup.new_student(seed), config
 

@@ -257,6 +257,18 @@ def deep_update(base: dict, overrides: dict) -> dict:
     return out
 
 
+def fitted_temperatures(params: dict, data: TrainingData, pool) -> dict:
+    """Each pool member's temperature, fitted by ``fusion.temperature_rule`` on all of ``data``'s rows (a run's
+    iteration-1 training rows: build_training_data leaves the eval queries out)."""
+    return assistant_temperatures(
+        data,
+        pool,
+        params["fusion"]["temperature_rule"],
+        params["models"]["teacher"].get("temperature", 1.0),
+        np.arange(len(data)),
+    )
+
+
 def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatures: dict | None = None) -> TrainConfig:
     """Every profile field of :class:`TrainConfig` from its declared key, the run-time ones from the run.
     ``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
@@ -398,13 +410,7 @@ def run_mta4dpr(
         construction_seconds = time.perf_counter() - t0
         if iteration == 1 and not temperatures:
             # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)
-            temperatures = assistant_temperatures(
-                data,
-                pool,
-                params["fusion"]["temperature_rule"],
-                params["models"]["teacher"].get("temperature", 1.0),
-                np.arange(len(data)),
-            )
+            temperatures = fitted_temperatures(params, data, pool)
         config = train_config(params, pool, seed, temperatures=temperatures)
         if params["loss"]["assistant_scores"] == "teacher":
             data = assistants_replaced_by_teacher(data, config)
