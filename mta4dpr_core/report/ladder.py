@@ -282,8 +282,11 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
 
     from .plots import PALETTE, Plot
 
-    fig = Figure(figsize=(7.5, 5.0), dpi=100, layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(9.5, 5.0), dpi=100, layout="constrained")
+    # the points' names go in a numbered key beside the plot: written next to the points they overlapped
+    # into unreadable clusters (issue 33); a number is short enough to stay legible beside its marker
+    ax, key = fig.subplots(1, 2, width_ratios=[3.0, 1.5])
+    key.axis("off")
     if points is None or points.empty:
         ax.axis("off")
         ax.text(
@@ -297,7 +300,8 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
     else:
         profiles = list(dict.fromkeys(points["profile"]))
         colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(profiles)}
-        for _, p in points.iterrows():
+        key_lines = []
+        for number, (_, p) in enumerate(points.iterrows(), 1):
             colour = colours[p["profile"]]
             y, low, high = p["delta"], p["low"], p["high"]
             yerr = None if pd.isna(low) or pd.isna(high) else [[max(y - low, 0.0)], [max(high - y, 0.0)]]
@@ -317,7 +321,23 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
                 markeredgecolor=colour,
             )
             label = p["label"] if p["source"] == "table7" else f"{p['label']} (T6)"
-            ax.annotate(label, (p["gap"], y), xytext=(4, 3), textcoords="offset points", fontsize=6, color=colour)
+            ax.annotate(
+                str(number), (p["gap"], y), xytext=(3, 2), textcoords="offset points", fontsize=6.5, color=colour
+            )
+            key_lines.append((number, f"{p['profile']}: {label}", colour))
+        rows = max(len(key_lines), 1)
+        for row, (number, text, colour) in enumerate(key_lines):
+            key.text(
+                0.0,
+                1.0 - (row + 0.5) / max(rows, 24),
+                f"{number:>2}  {text}",
+                fontsize=6.5,
+                color=colour,
+                va="center",
+                ha="left",
+                transform=key.transAxes,
+                family="monospace",
+            )
         ax.axhline(0, color="#444444", linewidth=0.8)
         ax.axvline(0, color="#444444", linewidth=0.8, linestyle="--")
         metrics = sorted(set(points["metric"].dropna()))
@@ -345,10 +365,9 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
                 )
             )
         ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
-    ax.set_title(
+    fig.suptitle(
         title or "Where the assistants help: Δ vs no assistant against the assistants' gap to the student",
         fontsize=9,
-        wrap=True,
     )
     plot = Plot(fig)
     if path is not None:

@@ -208,3 +208,29 @@ def test_cross_profile_skips_missing(tmp_path):
     assert set(points.profile) == {"a"} and len(points) == 5
     assert "skipped (no Table 1 with Table 6/7): b" in (tmp_path / "assistant_gap.md").read_text()
     assert (tmp_path / "assistant_gap.png").is_file() and (tmp_path / "assistant_gap.csv").is_file()
+
+
+def test_gap_plot_names_its_points_in_a_key_not_beside_them():
+    """Issue 33: the point labels overlapped into unreadable clusters; each point now carries a number and the
+    key beside the plot names it."""
+    import pandas as pd
+
+    from mta4dpr_core.report.ladder import plot_gap
+
+    points = pd.DataFrame(
+        {
+            "profile": ["mini"] * 3,
+            "source": ["table7", "table7", "table6"],
+            "label": ["a", "b", "c"],
+            "kind": ["single assistant − none", "MTA4DPR − none", "MTA4DPR − none"],
+            "gap": [0.0, 0.1, 0.2],
+            "delta": [-1.0, -1.0, -1.1],
+            "low": [-2.0, -2.0, -2.0],
+            "high": [0.0, 0.0, 0.0],
+            "metric": ["nDCG@10"] * 3,
+        }
+    )
+    figure = plot_gap(points).figure
+    plot_axes, key_axes = figure.axes[:2]
+    assert sorted(t.get_text() for t in plot_axes.texts) == ["1", "2", "3"]
+    assert [t.get_text().split()[-1] for t in key_axes.texts] == ["a", "b", "(T6)"]
