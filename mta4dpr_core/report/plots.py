@@ -373,7 +373,7 @@ VERDICT_COLORS = {"confirmed": "#55A868", "contradicted": "#C44E52", "inconclusi
 
 
 def claims_forest(
-    claims: pd.DataFrame, title="Every claim: our Δ with its 95% interval (seeds × queries), the paper's Δ beside it"
+    claims: pd.DataFrame, title="Every claim: our Δ (95% interval, seeds × queries) and the paper's Δ"
 ) -> Plot:
     """A forest plot of ``claims.csv``: one row per distinct quality comparison, grouped by the paper
     table it comes from; the interval coloured by the Holm-adjusted verdict; the paper's Δ (in its own
@@ -409,5 +409,6 @@ def claims_forest(
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     metric = str(frame["metric"].iloc[0]) if "metric" in frame else "primary metric"
     ax.set_xlabel(f"Δ {metric}, row minus its reference (percentage points)")
-    ax.set_title(_wrap(title, 80), fontsize=11)
+    # over the whole figure (labels, plot and legend), on one line: the axes alone wrapped it mid-phrase
+    fig.suptitle(title, fontsize=11)
     return Plot(fig)
