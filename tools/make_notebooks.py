@@ -45,9 +45,43 @@ MD, CODE, CHECKED = "markdown", False, True  # a cell's kind: markdown, code, or
 
 
 def table(name, key=None, **options):
-    """A code cell showing ``out[key]`` with the caption of ``results/<profile>/<name>.md``."""
+    """A code cell showing ``out[key]`` with the caption of ``results/<profile>/<name>.md``; with ``columns``, a
+    main view whose note points at the CSV that holds every column."""
     extra = "".join(f", {k}={v!r}" for k, v in options.items())
+    if "columns" in options:
+        extra += f", file=results / {name + '.csv'!r}"
     return (f"show(out[{key or name!r}], caption_of(results, {name!r}){extra})", CODE)
+
+
+# main views of the wide tables (each fits a 1,400-pixel page; the CSV keeps every column)
+MAIN_COLUMNS = {
+    "claims": ["id", "table", "effect", "low", "high", "p (Holm)", "verdict", "seeds holding", "paper Δ"],
+    "table1": [
+        "id",
+        "model",
+        "role",
+        "nDCG@10",
+        "MRR@10",
+        "R@50",
+        "R@1k",
+        "Δ vs no assistant nDCG@10",
+        "Δ vs no assistant low",
+        "Δ vs no assistant high",
+    ],
+    "table4": [
+        "id",
+        "iteration",
+        "nDCG@10",
+        "MRR@10",
+        "R@50",
+        "R@1k",
+        "mined queries",
+        "replaced",
+        "Δ vs previous nDCG@10",
+        "Δ vs previous low",
+        "Δ vs previous high",
+    ],
+}
 
 
 # ---- 01: data preparation -------------------------------------------------------------------------------------------
@@ -327,7 +361,9 @@ NOTEBOOKS = {
                 "display(show(ours, caption_of(results, 'table1')))\n"
                 'display(Markdown("### The paper\'s figures beside ours"))\n'
                 "display(show(paper, caption=\"The paper's Table 1 (MS MARCO dev, percent) for each row's paper analogue; blank = no analogue\"))\n"
-                "show(out['table1'], caption='Table 1, all columns (as written to results/<profile>/table1.csv)')",
+                "show(out['table1'], caption='Table 1, main columns', columns="
+                + repr(MAIN_COLUMNS["table1"])
+                + ", file=results / 'table1.csv')",
                 CODE,
             ),
             ("## Table 2: recall at small cut-offs", MD),
@@ -338,7 +374,7 @@ NOTEBOOKS = {
                 "student replaced after this iteration, as `student@k`.",
                 MD,
             ),
-            table("table4"),
+            table("table4", columns=MAIN_COLUMNS["table4"]),
             (
                 "## Training curves\n\nThe loss terms of every step (α·contrastive + β·KL to the teacher + γ·KL to the "
                 "selected assistant) and the student's test metrics after each iteration of the main run.",
@@ -449,7 +485,7 @@ NOTEBOOKS = {
                 "the claim holds when the effect is negative.",
                 MD,
             ),
-            table("claims"),
+            table("claims", columns=MAIN_COLUMNS["claims"]),
             ("display(Markdown(out['findings']))", CODE),
             (
                 "## Where the student sits\n\nThe paper's regime is a student that ends between its assistants and below its "

@@ -249,7 +249,7 @@ def _display_path(file) -> str:
         return str(file)
 
 
-def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_std: bool = True):
+def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_std: bool = True, columns=None):
     """``df`` for reading in a notebook: a :class:`Table` (rendered through a pandas Styler).
 
     - the index is hidden and columns that are NaN in every row are dropped;
@@ -259,7 +259,9 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
       integers, the others with ``decimals`` places (more only where every non-zero value would
       print as 0); never scientific notation; missing values print as "–", booleans as ✓;
     - ``caption`` (e.g. :func:`caption_of` the table's ``.md``) is shown above the table;
-    - ``max_rows``: only the first rows, with the note "first N of M rows; full table in <file>".
+    - ``max_rows``: only the first rows, with the note "first N of M rows; full table in <file>";
+    - ``columns``: a main view of a wide table (the ones present, each with its ``±`` partner), with the note
+      "N of M columns; every column in <file>": wide tables ran off a 1,400-pixel page.
     """
     import pandas as pd
 
@@ -267,6 +269,18 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
         return _Note(f"{caption + ': ' if caption else ''}not computed on this profile")
     frame = pd.DataFrame(df).reset_index(drop=True)
     frame = frame.loc[:, [not frame[c].isna().all() for c in frame.columns]] if len(frame) else frame
+    notes = []
+    if columns is not None:
+        every = [str(c) for c in frame.columns if not str(c).endswith(STD_SUFFIX)]
+        kept = [c for c in columns if c in frame.columns]
+        kept += [f"{c}{STD_SUFFIX}" for c in kept if f"{c}{STD_SUFFIX}" in frame.columns]
+        frame = frame[[c for c in frame.columns if c in kept]]
+        if len(kept) < len(frame.columns) or len([c for c in kept if not c.endswith(STD_SUFFIX)]) < len(every):
+            shown_count = len([c for c in kept if not str(c).endswith(STD_SUFFIX)])
+            notes.append(
+                f"{shown_count} of {len(every)} columns; every column in "
+                + (_display_path(file) if file is not None else "the table's CSV")
+            )
     text, numeric = {}, []
     for column in frame.columns:
         name = str(column)
@@ -281,10 +295,10 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
         if _is_numeric_column(frame[column]):
             numeric.append(name)
     shown = pd.DataFrame(text, columns=list(text), index=range(len(frame)))
-    note = None
     if max_rows is not None and len(shown) > int(max_rows):  # formats above come from the full table
-        note = f"first {int(max_rows)} of {len(shown)} rows" + (
-            f"; full table in {_display_path(file)}" if file is not None else ""
+        notes.append(
+            f"first {int(max_rows)} of {len(shown)} rows"
+            + (f"; full table in {_display_path(file)}" if file is not None and columns is None else "")
         )
         shown = shown.head(int(max_rows))
-    return Table(shown, caption=caption, note=note, numeric=numeric)
+    return Table(shown, caption=caption, note="; ".join(notes) or None, numeric=numeric)

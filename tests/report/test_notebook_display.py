@@ -269,3 +269,17 @@ def test_generator_content():
 def test_generator_writes_into_a_given_directory(tmp_path):
     paths = _generator().write_notebooks(tmp_path)
     assert len(paths) == 7 and all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
+
+
+def test_a_wide_table_gets_a_main_view_that_names_its_csv():
+    """Issue 33: the claims table (28+ columns) ran off a 1,400-pixel page; the notebook shows main columns
+    (each with its ± partner) and says where every column is."""
+    import pandas as pd
+
+    from mta4dpr_core.report.notebook import show
+
+    frame = pd.DataFrame({"id": ["a"], "x": [1.5], "x ±": [0.1], "y": [2.0], "z": ["w"]})
+    table = show(frame, columns=["id", "x", "missing"], file="results/mini/t.csv")
+    assert list(table.text.columns) == ["id", "x"]
+    assert table.text.loc[0, "x"] == "1.50 ± 0.10"
+    assert table.note == "2 of 4 columns; every column in results/mini/t.csv"
