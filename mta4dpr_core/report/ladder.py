@@ -325,11 +325,11 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
                 str(number), (p["gap"], y), xytext=(3, 2), textcoords="offset points", fontsize=6.5, color=colour
             )
             key_lines.append((number, f"{p['profile']}: {label}", colour))
-        rows = max(len(key_lines), 1)
+        slots = max(len(key_lines), 24)  # up to 24 lines keep one spacing; more share the height
         for row, (number, text, colour) in enumerate(key_lines):
             key.text(
                 0.0,
-                1.0 - (row + 0.5) / max(rows, 24),
+                1.0 - (row + 0.5) / slots,
                 f"{number:>2}  {text}",
                 fontsize=6.5,
                 color=colour,

@@ -271,14 +271,12 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
     frame = frame.loc[:, [not frame[c].isna().all() for c in frame.columns]] if len(frame) else frame
     notes = []
     if columns is not None:
-        every = [str(c) for c in frame.columns if not str(c).endswith(STD_SUFFIX)]
-        kept = [c for c in columns if c in frame.columns]
-        kept += [f"{c}{STD_SUFFIX}" for c in kept if f"{c}{STD_SUFFIX}" in frame.columns]
-        frame = frame[[c for c in frame.columns if c in kept]]
-        if len(kept) < len(frame.columns) or len([c for c in kept if not c.endswith(STD_SUFFIX)]) < len(every):
-            shown_count = len([c for c in kept if not str(c).endswith(STD_SUFFIX)])
+        every = [c for c in frame.columns if not str(c).endswith(STD_SUFFIX)]
+        main = [c for c in columns if c in frame.columns]
+        frame = frame[[c for c in frame.columns if c in main or str(c).removesuffix(STD_SUFFIX) in main]]
+        if len(main) < len(every):
             notes.append(
-                f"{shown_count} of {len(every)} columns; every column in "
+                f"{len(main)} of {len(every)} columns; every column in "
                 + (_display_path(file) if file is not None else "the table's CSV")
             )
     text, numeric = {}, []

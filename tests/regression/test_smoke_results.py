@@ -10,14 +10,15 @@ is missing (running this file alone on a fresh clone), the smoke stages are run 
 import pandas as pd
 import pytest
 
-from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path, resolve_path, with_results_dir_override
+from mta4dpr_core.config.params import REPO_ROOT, load_params, notebook_params, profile_path
 from mta4dpr_core.report.expectations import check_condition, load_expectations, spread_of_row
+from mta4dpr_core.report.studies import results_dir
 
 CONDITIONS = load_expectations("smoke")
 # where nbval wrote them: ``make test`` sets $MTA4DPR_RESULTS_DIR (under runs/) so the committed results/ stay as they are
 # committed measurements that nbval does not regenerate: the runner's manifest, tools/cpu_spread.py's spread
 COMMITTED = REPO_ROOT / "results" / "smoke"
-RESULTS = resolve_path(with_results_dir_override(load_params(profile_path("smoke")))["output"]["results_dir"]) / "smoke"
+RESULTS = results_dir(notebook_params("smoke"))
 TABLES = [
     "teacher_selection",
     "baselines",
