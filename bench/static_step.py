@@ -28,14 +28,12 @@ def prepared(profile: str, seed: int = 0):
     from mta4dpr_core.config.params import load_params, profile_path
     from mta4dpr_core.experiments.experiment import Setup
     from mta4dpr_core.experiments.iteration import fitted_temperatures, train_config
-    from mta4dpr_core.method.construction import split_eval_queries
+    from mta4dpr_core.method.construction import eval_query_mask
 
     params = load_params(profile_path(profile))
     setup = Setup.from_params(params)
     construction = params["construction"]
-    eval_mask = split_eval_queries(
-        len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"]
-    )
+    eval_mask = eval_query_mask(setup.train, construction, seed)
     pool = list(setup.assistants)
     data = setup.training_data(pool, eval_mask, construction)
     temperatures = fitted_temperatures(params, data, pool)

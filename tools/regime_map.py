@@ -1,7 +1,7 @@
 """The regime map across profiles: results/regime_map.{csv,md,png} (report only: reads the tables the profiles
 wrote and the paper's numbers; mta4dpr_core.report.regime_map says what each column is).
 
-    python tools/regime_map.py [--profiles mini nfcorpus mini_transformer] [--results-root results]
+    python tools/regime_map.py [--profiles mini nfcorpus mini_transformer regime regime_transductive regime_nfcorpus] [--results-root results]
 """
 
 import argparse
@@ -16,7 +16,11 @@ from mta4dpr_core.report.regime_map import write_regime_map  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", nargs="+", default=["mini", "nfcorpus", "mini_transformer"])
+    parser.add_argument(
+        "--profiles",
+        nargs="+",
+        default=["mini", "nfcorpus", "mini_transformer", "regime", "regime_transductive", "regime_nfcorpus"],
+    )
     parser.add_argument("--results-root", default=str(ROOT / "results"))
     args = parser.parse_args(argv)
     points, sweeps, _ = write_regime_map(args.results_root, args.profiles)

@@ -332,8 +332,15 @@ def apply_overrides(params: dict, assignments, source="--set") -> dict:
 
 
 def load_params(path) -> dict:
-    """Load and validate one YAML profile; errors name the file and the key (or YAML line)."""
-    path = Path(path)
+    """Load and validate one YAML profile; errors name the file and the key (or YAML line).
+
+    A profile may start with ``extends: <profile>``: it is then that profile (``params/<profile>.yaml``) with
+    this file's keys merged over it, mapping by mapping (a list or a value replaces the base's), so that a
+    variant states only what it changes."""
+    return from_mapping(_read_profile(Path(path), ()), source=str(path))
+
+
+def _read_profile(path: Path, chain: tuple) -> dict:
     if not path.is_file():
         raise ParamsError("<file>", "params file does not exist" if not path.exists() else "not a file", str(path))
     raw = path.read_bytes()
@@ -351,7 +358,19 @@ def load_params(path) -> dict:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(error, "problem", None) or error).split())
         raise ParamsError("<yaml>", f"not valid YAML{line}: {problem}", f"{path}{line}") from None
-    return from_mapping(given, source=str(path))
+    base = given.pop("extends", None) if isinstance(given, dict) else None
+    if base is None:
+        return given  # anything but a mapping is reported by from_mapping
+    if not isinstance(base, str) or not base:
+        raise ParamsError("extends", f"names a profile in params/, got {base!r}", str(path))
+    base_path = profile_path(base)
+    if base_path.resolve() in chain or base_path.resolve() == path.resolve():
+        raise ParamsError("extends", f"{base!r} extends itself (through {[p.stem for p in chain]})", str(path))
+    if not base_path.is_file():
+        raise ParamsError("extends", f"no profile {base!r} ({base_path} does not exist)", str(path))
+    if "profile" not in given:  # else its runs and tables would land in the base's folders
+        raise ParamsError("profile", f"a profile that extends {base!r} names itself (profile: ...)", str(path))
+    return _deep_merge(_read_profile(base_path, (*chain, path.resolve())), given)
 
 
 def profile_path(profile: str) -> Path:

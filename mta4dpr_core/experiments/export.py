@@ -710,7 +710,7 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     """Rows of every stored iteration of the run in ``run_dir``, its training data rebuilt exactly as
     ``iteration.run_mta4dpr`` built it (same pool, previous student, eval split; cached pair scores).
     ``student_spec``: the run's student (default: found by :func:`run_student_spec`)."""
-    from ..method.construction import split_eval_queries
+    from ..method.construction import eval_query_mask
     from ..store.atomic import read_json, try_load_torch
     from .experiment import Setup
     from .iteration import VARIANTS, deep_update
@@ -738,7 +738,7 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     names = stored.get("assistants")
     pool = [a for a in setup.assistants if a.name in names] if names else list(setup.assistants)
     construction = run_params["construction"]
-    eval_mask = split_eval_queries(len(split), construction["eval_fraction"], seed, construction["min_eval_queries"])
+    eval_mask = eval_query_mask(split, construction, seed)
     positives = split.positives(corpus)
     rows, previous = [], None
     for iteration in range(1, count + 1):

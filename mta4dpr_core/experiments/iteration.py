@@ -28,7 +28,7 @@ import numpy as np
 from ..config import progress
 from ..config.errors import DataError
 from ..config.precision import autocast_dtype, dtype_name
-from ..method.construction import TrainingData, split_eval_queries
+from ..method.construction import TrainingData, eval_query_mask
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.temperature import assistant_temperatures
 from ..method.training import TrainConfig, profile_fields, train_student
@@ -355,7 +355,7 @@ def run_mta4dpr(
     student = setup.new_student(seed, student_spec)
     split, corpus = setup.train, setup.collection.corpus
     construction = params["construction"]
-    eval_mask = split_eval_queries(len(split), construction["eval_fraction"], seed, construction["min_eval_queries"])
+    eval_mask = eval_query_mask(split, construction, seed)
     metric = params["evaluation"]["metric"]
     history, selections, previous, start = [], [], None, 1
     # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..method.construction import split_eval_queries
+from ..method.construction import eval_query_mask
 from .experiment import Setup
 from .iteration import VARIANTS, deep_update, run_mta4dpr
 
@@ -21,7 +21,7 @@ BAND_SLACK = 2.0  # points below the weakest assistant still counted inside the 
 
 def _eval_mask(setup: Setup, seed: int) -> np.ndarray:
     construction = setup.params["construction"]
-    return split_eval_queries(len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"])
+    return eval_query_mask(setup.train, construction, seed)
 
 
 def pilot_learning_curve(setup: Setup, steps, seeds) -> pd.DataFrame:

@@ -38,7 +38,7 @@ def hybrid_specs(first: dict, second: dict, weights=(0.1, 0.2, 0.3, 0.4, 0.5, 0.
 
 
 def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@100"), role="candidate") -> pd.DataFrame:
-    """Each candidate scorer on the *training* split (all its queries), in percent."""
+    """Each candidate scorer on the *training* split's labelled queries (pseudo-queries aside), in percent."""
     from ..config.params import resolve_path
     from ..retrieval.scorers import build_scorer
 
@@ -48,7 +48,7 @@ def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@1
         scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"]), shared)
         if getattr(scorer, "corpus", None) is not setup.collection.corpus:
             scorer.prepare(setup.collection.corpus)
-        result = setup.evaluate(scorer, setup.train, names=metrics)
+        result = setup.evaluate(scorer, setup.train, names=metrics, query_mask=setup.train.labelled_mask)
         rows.append(
             {
                 "candidate": spec["name"],
@@ -58,6 +58,21 @@ def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@1
             }
         )
     return pd.DataFrame(rows)
+
+
+def candidate_label(spec: dict) -> str:
+    """The candidate a model spec is in the table: a two-member ensemble is its hybrid (``a+b 0.4/0.6``, as
+    :func:`hybrid_specs` names it), a one-member ensemble its member, anything else its name.
+
+    >>> candidate_label({"kind": "ensemble", "weights": [0.8, 0.2], "members": [{"name": "a"}, {"name": "b"}]})
+    'a+b 0.8/0.2'
+    >>> candidate_label({"name": "teacher", "kind": "ensemble", "weights": [1.0], "members": [{"name": "bm25"}]})
+    'bm25'
+    """
+    members = [m.get("name") for m in spec.get("members", [])]
+    if len(members) == 2 and spec.get("weights"):
+        return f"{members[0]}+{members[1]} {spec['weights'][0]:.1f}/{spec['weights'][1]:.1f}"
+    return members[0] if len(members) == 1 else spec.get("name")
 
 
 def choose_teacher(table: pd.DataFrame, assistant_specs: list[dict], metric="train nDCG@10") -> str:

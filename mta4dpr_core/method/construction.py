@@ -206,14 +206,25 @@ def take_rows(array, rows) -> np.ndarray:
     return np.frombuffer(raw, dtype=array.dtype).reshape((len(rows),) + array.shape[1:]).copy()
 
 
-def split_eval_queries(n_queries, fraction, seed, minimum=1):
-    """Boolean mask of the held-out eval queries: ``max(minimum, round(fraction * n))`` of them, seeded."""
+def split_eval_queries(n_queries, fraction, seed, minimum=1, eligible=None):
+    """Boolean mask of the held-out eval queries: ``max(minimum, round(fraction * n))`` of them, seeded.
+
+    ``eligible``: only the first ``eligible`` queries may be held out, and ``n`` counts them alone (the labelled
+    queries, when pseudo-queries follow them: an eval query's judgment must be a real one). None: all."""
+    pool = n_queries if eligible is None else int(eligible)
     if fraction <= 0:
         return np.zeros(n_queries, bool)
-    count = min(n_queries - 1, max(minimum, int(round(fraction * n_queries))))
+    count = min(pool - 1, max(minimum, int(round(fraction * pool))))
     mask = np.zeros(n_queries, bool)
-    mask[np.random.default_rng([seed, 7]).permutation(n_queries)[:count]] = True
+    mask[np.random.default_rng([seed, 7]).permutation(pool)[:count]] = True
     return mask
+
+
+def eval_query_mask(split, construction: dict, seed: int) -> np.ndarray:
+    """The run's eval queries over ``split`` (``construction.eval_fraction`` of its labelled queries, seeded)."""
+    return split_eval_queries(
+        len(split), construction["eval_fraction"], seed, construction["min_eval_queries"], split.labelled
+    )
 
 
 @dataclass

@@ -381,8 +381,10 @@ def _profile_label(results_root, profile: str) -> str:
         return profile
 
 
-def write_replication(results_root, original: str = "mini", replication: str = "nfcorpus") -> pd.DataFrame:
-    """``<results_root>/replication.csv`` and ``.md`` from ``<results_root>/<original>/claims.csv`` and
+def write_replication(
+    results_root, original: str = "mini", replication: str = "nfcorpus", name: str = "replication"
+) -> pd.DataFrame:
+    """``<results_root>/<name>.csv`` and ``.md`` (``replication`` by default) from ``<results_root>/<original>/claims.csv`` and
     ``<results_root>/<replication>/claims.csv``; returns the frame. Each side is labelled with its collection
     (SciFact, NFCorpus, from the profile's manifest), or with the profile names where the collections are the same.
     :class:`MissingClaimsError` names a missing claims.csv."""
@@ -402,7 +404,7 @@ def write_replication(results_root, original: str = "mini", replication: str = "
         f"Effect ratio = {names[1]} Δ / {names[0]} Δ and ΔRI = RI({names[0]}) − RI({names[1]}), RI = (advanced − baseline) / "
         "baseline on the mean scores, as repro_eval defines them for a replication"
     )
-    T.write_table(shown, root, "replication", title)
-    md = root / "replication.md"
+    T.write_table(shown, root, name, title)
+    md = root / f"{name}.md"
     atomic_write_text(md, md.read_text() + "\n" + summary_text(df) + "\n")
     return df

@@ -31,7 +31,7 @@ from ..experiments.catalog import (
 )
 from ..experiments.experiment import Setup
 from ..experiments.iteration import run_mta4dpr
-from ..method.construction import split_eval_queries
+from ..method.construction import eval_query_mask
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.selection import kl_divergence
 from ..retrieval.scorers import RunScorer
@@ -239,7 +239,13 @@ def teacher_selection(setup: Setup):
     """Every offline scorer and hybrid measured on the *training* queries (the test set is not touched):
     the teacher is the strongest candidate that shares no member with any assistant, and the paper's
     assistants are mapped to ours by their rank there. Cached like the other fixed evaluations."""
-    from ..experiments.teacher_choice import candidate_table, choose_teacher, hybrid_specs, model_family
+    from ..experiments.teacher_choice import (
+        candidate_label,
+        candidate_table,
+        choose_teacher,
+        hybrid_specs,
+        model_family,
+    )
 
     study = setup.params["study"]
     singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
@@ -260,15 +266,9 @@ def teacher_selection(setup: Setup):
     df = df[["candidate", "role", "family", *metrics]]
     assistants = setup.params["models"]["assistants"]
     chosen = choose_teacher(df, assistants)
-    teacher = setup.params["models"]["teacher"]
-    members = [m.get("name") for m in teacher.get("members", [])]
-    profile_teacher = (
-        f"{members[0]}+{members[1]} {teacher['weights'][0]:.1f}/{teacher['weights'][1]:.1f}"
-        if len(members) == 2 and teacher.get("weights")
-        else teacher.get("name")
-    )
-    assistant_names = {a["name"] for a in assistants}
-    df["role"] = ["assistant" if c in assistant_names else "" for c in df["candidate"]]
+    profile_teacher = candidate_label(setup.params["models"]["teacher"])
+    assistant_labels = {candidate_label(a) for a in assistants}
+    df["role"] = ["assistant" if c in assistant_labels else "" for c in df["candidate"]]
     df["independent of the assistants"] = [
         not (set(f.split("+")) & set().union(*(model_family(a) for a in assistants))) for f in df["family"]
     ]
@@ -280,8 +280,9 @@ def teacher_selection(setup: Setup):
         df,
         results_dir(setup.params),
         "teacher_selection",
-        f"Teacher and assistant candidates on {collection_label(setup.params, 'train')} training queries ({len(setup.train)}; "
-        "percent; never the test set). "
+        f"Teacher and assistant candidates on {collection_label(setup.params, 'train')} training queries "
+        + (f"({len(setup.train)}; " if setup.train.labelled is None else f"({setup.train.labelled} labelled; ")
+        + "percent; never the test set). "
         f"The rule picks the strongest candidate independent of the assistants: {chosen}",
     )
     return df
@@ -295,9 +296,7 @@ def first_iteration_data(setup: Setup, seed=None):
     memo = setup.__dict__.setdefault("_first_iteration_data", {})
     if seed not in memo:
         construction = setup.params["construction"]
-        eval_mask = split_eval_queries(
-            len(setup.train), construction["eval_fraction"], seed, construction["min_eval_queries"]
-        )
+        eval_mask = eval_query_mask(setup.train, construction, seed)
         memo[seed] = (setup.training_data(setup.assistants, eval_mask, mining=False), eval_mask)
     return memo[seed]
 

@@ -50,9 +50,17 @@ class Split:
     query_texts: list
     qrels: dict  # qid -> {doc_id: grade}
     relevance_level: int = 1  # grade counted as relevant by binary metrics
+    # how many leading queries are labelled ones (None: all): pseudo-queries follow them and are never held out
+    # as eval queries, whose judgments must be real ones
+    labelled: int | None = None
 
     def __len__(self):
         return len(self.query_ids)
+
+    @property
+    def labelled_mask(self) -> np.ndarray | None:
+        """True for the labelled queries; None when every query is labelled (no pseudo-queries follow)."""
+        return None if self.labelled is None else np.arange(len(self)) < self.labelled
 
     def positives(self, corpus: Corpus) -> list:
         """Per query, the corpus indices of its relevant passages."""

@@ -114,7 +114,8 @@ def pseudo_query_split(
 
 
 def with_pseudo_queries(train: Split, pseudo: Split) -> Split:
-    """``train`` followed by ``pseudo`` (the labelled queries first; ids never collide: pseudo ids are prefixed)."""
+    """``train`` followed by ``pseudo`` (the labelled queries first, counted in ``labelled`` so that eval queries
+    are drawn from them alone; ids never collide: pseudo ids are prefixed)."""
     clash = set(train.query_ids) & set(pseudo.query_ids)
     if clash:
         raise ParamsError("data.pseudo_queries", f"a pseudo-query id clashes with a training query: {sorted(clash)[0]}")
@@ -124,4 +125,5 @@ def with_pseudo_queries(train: Split, pseudo: Split) -> Split:
         list(train.query_texts) + list(pseudo.query_texts),
         {**train.qrels, **pseudo.qrels},
         train.relevance_level,
+        labelled=len(train),
     )

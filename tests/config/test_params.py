@@ -106,6 +106,24 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
     assert "not valid YAML:3:" in str(caught.value)
 
 
+def test_a_profile_extends_another_by_the_keys_it_changes(tmp_path):
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("extends: smoke\nprofile: variant\nseeds: [5]\ntraining: {steps: 7}\n")
+    base, params = load_params(profile_path("smoke")), load_params(variant)
+    assert params["profile"] == "variant" and params["seeds"] == [5] and params["training"]["steps"] == 7
+    # everything else is the base's, key by key inside a mapping
+    assert params["training"]["learning_rate"] == base["training"]["learning_rate"]
+    assert params["models"] == base["models"]
+    unnamed = tmp_path / "unnamed.yaml"
+    unnamed.write_text("extends: smoke\nseeds: [5]\n")
+    with pytest.raises(ParamsError, match="names itself"):
+        load_params(unnamed)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("extends: no-such-profile\nprofile: x\n")
+    with pytest.raises(ParamsError, match="no profile 'no-such-profile'"):
+        load_params(missing)
+
+
 def test_study_ablations_decide_which_table3_runs_are_scheduled():
     import types
 

@@ -125,6 +125,14 @@ def test_split_eval_queries_seeded_and_sized():
     assert split_eval_queries(3, 0.9, seed=13).sum() == 2  # at least one training query is left
 
 
+def test_eval_queries_come_from_the_labelled_queries_alone():
+    # pseudo-queries follow the labelled ones; an eval query's judgment must be a real one
+    mask = split_eval_queries(1000, 0.1, seed=13, eligible=200)
+    assert mask.sum() == 20 and not mask[200:].any()
+    # with every query labelled the mask is the one it always was (committed runs keep their eval sets)
+    assert (split_eval_queries(200, 0.1, seed=13, eligible=200) == split_eval_queries(200, 0.1, seed=13)).all()
+
+
 # --- mining the student's failures -------------------------------------------------------------
 
 

@@ -365,3 +365,19 @@ def test_set_attention_dropout_reaches_every_self_attention_and_nothing_else():
     probabilities = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
     assert {p for name, p in probabilities.items() if name.endswith("attention.self.dropout")} == {0.0}
     assert {p for name, p in probabilities.items() if not name.endswith("attention.self.dropout")} == {0.1}
+
+
+def test_pair_scores_in_row_slices_are_the_one_shot_scores(tmp_path, monkeypatch):
+    # the gather of passage vectors is sliced by rows to bound memory; the scores must not move by a bit
+    corpus = Corpus(ids=[str(j) for j in range(20)], texts=[f"d{j} d{(j + 1) % 10}" for j in range(20)])
+    scorer = DenseScorer(tiny_static_encoder(3, 20), "tiny", max_passage_length=16, cache_dir=tmp_path).prepare(corpus)
+    queries = [f"d{j} d{j + 3}" for j in range(7)]
+    doc_idx = np.random.default_rng(0).integers(-1, 20, size=(7, 11))
+    whole = scorer.score(None, queries, doc_idx)
+    monkeypatch.setattr(DenseScorer, "_GATHER_BYTES", 1)  # one row at a time
+    sliced = scorer.score(None, queries, doc_idx)
+    np.testing.assert_array_equal(sliced, whole)
+    assert np.isnan(whole[doc_idx < 0]).all() and not np.isnan(whole[doc_idx >= 0]).any()
+    vectors = scorer.encode_queries(queries)
+    expected = np.einsum("qd,qcd->qc", vectors, scorer.doc_embeddings[np.where(doc_idx >= 0, doc_idx, 0)])
+    np.testing.assert_array_equal(whole[doc_idx >= 0], expected[doc_idx >= 0])

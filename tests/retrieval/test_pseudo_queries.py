@@ -62,6 +62,7 @@ def test_merged_after_the_labelled_queries(scifact):
     train = scifact.splits["train"]
     merged = with_pseudo_queries(train, pseudo_query_split(scifact.corpus, ["title"], max_queries=10))
     assert merged.query_ids[: len(train)] == train.query_ids and len(merged) == len(train) + 10
+    assert merged.labelled == len(train)  # eval queries are drawn from these alone
     with pytest.raises(ParamsError, match="kinds"):
         pseudo_query_split(scifact.corpus, ["question"])
 
@@ -78,3 +79,11 @@ def test_a_profile_with_pseudo_queries_trains_on_more_queries():
     assert more.train.query_ids[: len(plain.train)] == plain.train.query_ids
     assert len(more.train) == len(plain.train) + 25
     assert all(q.startswith("pseudo-title-") for q in more.train.query_ids[len(plain.train) :])
+    from mta4dpr_core.method.construction import eval_query_mask
+
+    construction = more.params["construction"]
+    assert (
+        eval_query_mask(more.train, construction, 13)[: len(plain.train)]
+        == eval_query_mask(plain.train, construction, 13)
+    ).all()
+    assert not eval_query_mask(more.train, construction, 13)[len(plain.train) :].any()
