@@ -200,7 +200,7 @@ def main():
         "| iteration | seconds | fraction of iteration 1 | rows | mined | pairs scored | pairs cached |",
         "|---|---|---|---|---|---|---|",
     ]
-    for i, (seconds, stat) in enumerate(zip(timings, stats), start=1):
+    for i, (seconds, stat) in enumerate(zip(timings, stats, strict=True), start=1):
         fraction = seconds / timings[0]
         lines.append(
             f"| {i} | {seconds:.1f} | {fraction:.0%} | {stat['rows']} | {stat['mined_queries']} | {stat['pairs_scored']} | {stat['pairs_cached']} |"

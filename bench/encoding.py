@@ -146,7 +146,9 @@ def main():
         result["bf16_min_cosine"] = float(cosine.min())
         top_fp32 = np.argsort(-(ours_vectors[:50] @ ours_vectors.T), axis=1)[:, 1:11]
         top_bf16 = np.argsort(-(low[:50] @ low.T), axis=1)[:, 1:11]
-        result["bf16_top10_overlap"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_fp32, top_bf16)]))
+        result["bf16_top10_overlap"] = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_fp32, top_bf16, strict=True)])
+        )
 
     pps = result["passages_per_second"]
     lines = [

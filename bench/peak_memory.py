@@ -89,7 +89,7 @@ def build(directory: Path, n: int):
         for a in range(ASSISTANTS):
             arrays["assistant_scores"][a, start:stop] = rng.standard_normal((rows, WIDTH), dtype=np.float32) * (a + 1)
         arrays["origin"][start:stop] = 0
-    for name, array in arrays.items():
+    for array in arrays.values():
         array.flush()
     del arrays
     for name in shapes:

@@ -65,7 +65,7 @@ def top_entries(profiler, count):
     stats = pstats.Stats(profiler, stream=stream)
     rows = []
     total = sum(v[2] for v in stats.stats.values())
-    for (filename, line, name), (_, calls, tottime, cumtime, _) in sorted(
+    for (filename, line, name), (_, calls, tottime, _cumtime, _) in sorted(
         stats.stats.items(), key=lambda item: -item[1][2]
     )[:count]:
         where = f"{'/'.join(filename.rsplit('/', 2)[-2:])}:{line}({name})"

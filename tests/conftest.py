@@ -177,3 +177,29 @@ class MatrixScorer:
         full = self.full(query_ids)
         out = np.take_along_axis(full, np.where(doc_idx >= 0, doc_idx, 0), 1)
         return np.where(doc_idx >= 0, out, np.nan).astype(np.float32)
+
+
+# the training keys every tiny loop test shares (alpha and beta are TrainConfig's defaults, 0.2 and 1.0)
+TINY_TRAINING = dict(
+    steps=6,
+    queries_per_batch=6,
+    negatives_per_query=3,
+    learning_rate=0.05,
+    weight_decay=0.0,
+    warmup_steps=1,
+    max_query_length=8,
+    max_passage_length=8,
+    checkpoint_every=0,
+    amp="off",
+    gamma=1.0,
+    student_temperature=0.1,
+    assistant_temperatures=[1.0, 1.0, 1.0],
+    seed=13,
+)
+
+
+def tiny_train_config(**overrides):
+    """A ``TrainConfig`` for the tiny synthetic data of :func:`make_training_data`, with ``overrides``."""
+    from mta4dpr_core.method.training import TrainConfig
+
+    return TrainConfig(**{**TINY_TRAINING, **overrides})

@@ -2,6 +2,8 @@
 
     python tools/replication.py --original mini --replication nfcorpus [--results results]
     python tools/replication.py --original regime --replication regime_nfcorpus --name replication_regime
+    python tools/replication.py --original regime --replication regime_transductive --name transduction \
+        --heading "Transduction (test positives' titles kept as pseudo-queries)"
 
 Reads results/<original>/claims.csv and results/<replication>/claims.csv, joins them on the claim id, writes
 results/<name>.csv and results/<name>.md (mta4dpr_core.report.replication.write_replication), and prints the
@@ -26,9 +28,10 @@ def main(argv=None) -> int:
     parser.add_argument("--replication", default="nfcorpus", help="the replicating profile (default: nfcorpus)")
     parser.add_argument("--results", default=str(ROOT / "results"), help="the results root (default: results/)")
     parser.add_argument("--name", default="replication", help="the tables' file stem (default: replication)")
+    parser.add_argument("--heading", default="Replication", help="the table title's first word(s)")
     args = parser.parse_args(argv)
     try:
-        df = write_replication(args.results, args.original, args.replication, args.name)
+        df = write_replication(args.results, args.original, args.replication, args.name, args.heading)
     except MissingClaimsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -286,8 +286,8 @@ class Setup:
         depth = min(depth, len(collection.corpus))
         ids, texts = split.query_ids, split.query_texts
         if query_mask is not None:
-            ids = [q for q, keep in zip(ids, query_mask) if keep]
-            texts = [t for t, keep in zip(texts, query_mask) if keep]
+            ids = [q for q, keep in zip(ids, query_mask, strict=True) if keep]
+            texts = [t for t, keep in zip(texts, query_mask, strict=True) if keep]
         switched = collection.corpus is not getattr(scorer, "corpus", None)
         if switched:
             scorer.prepare(collection.corpus)

@@ -152,7 +152,7 @@ def quiet_third_party():
     try:
         yield
     finally:
-        for logger, level in zip(quiet, levels):
+        for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
         for _, verbosity, bars in saved:
             hf_logging.set_verbosity(verbosity)
@@ -172,7 +172,7 @@ def ordinary_permissions(path) -> Path:
     (mkstemp, mkdtemp) are created 0600/0700."""
     path, mask = Path(path), _umask()
     if path.is_dir():
-        for root, dirs, files in os.walk(path):
+        for root, _dirs, files in os.walk(path):
             os.chmod(root, 0o777 & ~mask)
             for name in files:
                 if not os.path.islink(os.path.join(root, name)):
@@ -543,7 +543,7 @@ def run_student_spec(params: dict, run_dir, checkpoint=None) -> dict:
         # the run key as run_mta4dpr made it: exact while the core code is the run's
         relevant = {key: value for key, value in stored["params"].items() if key not in ("study", "output", "profile")}
         digest = code_digest()
-        for label, given, spec in candidates:
+        for _label, given, spec in candidates:
             if content_hash(relevant, seed, stored["assistants"], given, variant, digest) == run_key:
                 return spec
     if checkpoint is None:
@@ -605,7 +605,7 @@ def training_data_rows(data, corpus_ids, iteration, corpus_texts=None, positives
         valid = candidates[row] >= 0
         docs = candidates[row][valid].tolist()
         positive = is_positive[row][valid].tolist()
-        negatives = [d for d, p in zip(docs, positive) if not p]
+        negatives = [d for d, p in zip(docs, positive, strict=True) if not p]
         rows.append(
             {
                 "iteration": int(iteration),
@@ -614,7 +614,7 @@ def training_data_rows(data, corpus_ids, iteration, corpus_texts=None, positives
                 "query_text": data.query_texts[split_row],
                 "is_eval": False,
                 "origin": "mined" if int(data.origin[row]) == 1 else "base",
-                "positive_ids": [str(corpus_ids[d]) for d, p in zip(docs, positive) if p],
+                "positive_ids": [str(corpus_ids[d]) for d, p in zip(docs, positive, strict=True) if p],
                 "negative_ids": [str(corpus_ids[d]) for d in negatives],
                 "negative_texts": [corpus_texts[d] for d in negatives] if corpus_texts is not None else None,
                 "candidate_ids": [str(corpus_ids[d]) for d in docs],

@@ -67,7 +67,7 @@ def _strictly_increasing(rows):  # pragma: no cover - compiled
 
 def row_sparse_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, eps, beta1, beta2, lr, maximize):
     """``torch.optim._functional.sparse_adam``, one compiled pass over the touched rows of each table."""
-    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps):
+    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, strict=True):
         grad = grad if not maximize else -grad
         if not (grad.is_coalesced() or _strictly_increasing(grad._indices()[0].numpy())):
             grad = grad.coalesce()  # the update is non-linear: rows must be unique

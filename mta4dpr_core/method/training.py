@@ -151,7 +151,7 @@ def _gather_with_grad(local: torch.Tensor, counts=None) -> torch.Tensor:
         padded = torch.cat([padded, padded.new_zeros((width - local.shape[0],) + tuple(local.shape[1:]))])
     gathered = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(gathered, padded.contiguous())
-    parts = [g[:c] for g, c in zip(gathered, counts)]
+    parts = [g[:c] for g, c in zip(gathered, counts, strict=True)]
     parts[rank] = local
     return torch.cat(parts)
 
@@ -205,7 +205,7 @@ class StudentOptimizer:
             optimizer.zero_grad(set_to_none=set_to_none)
 
     def step(self):
-        for optimizer, scheduler in zip(self.optimizers, self.schedulers):
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
             optimizer.step()
             scheduler.step()
 
@@ -216,9 +216,9 @@ class StudentOptimizer:
         }
 
     def load_state_dict(self, state):
-        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
 
 

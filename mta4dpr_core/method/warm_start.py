@@ -74,7 +74,7 @@ def warm_start(student, target, texts, config: WarmStartConfig) -> list:
     losses = []
     student.train()
     bar = progress.progress_bar(range(config.steps), desc="[CLS] warm start", total=config.steps)
-    for step in bar:
+    for _step in bar:
         rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             pooled = student(student.tokenize([texts[r] for r in rows], config.max_length))

@@ -415,7 +415,7 @@ def _combination_specs(setup, m):
     )
     # more assistants: the mean over all subsets of size j + 1 against size j (per query and seed)
     sizes = sorted({len(s) for s in runs if s})
-    for j, k in zip(sizes, sizes[1:]):
+    for j, k in zip(sizes, sizes[1:], strict=False):
         big = [s for s in runs if len(s) == k]
         small = [s for s in runs if len(s) == j]
         if all(known):

@@ -110,7 +110,11 @@ def _rung(model: str, role: str, row_id: str = "") -> str | None:
 def _assistant_scores(table1: pd.DataFrame, metric: str) -> dict:
     roles, models = _text(table1["role"]), _text(table1["model"])
     rows = table1[roles == "assistant"]
-    return {m: number(v) for m, v in zip(models[roles == "assistant"], rows[metric])} if metric in table1 else {}
+    return (
+        {m: number(v) for m, v in zip(models[roles == "assistant"], rows[metric], strict=True)}
+        if metric in table1
+        else {}
+    )
 
 
 def _no_assistant_score(table1: pd.DataFrame, metric: str) -> float:
@@ -215,7 +219,7 @@ def gap_points(results_dir, params) -> pd.DataFrame:
         names = _text(table7["assistants"])
         none = table7[_text(table7[R.ID]) == R.NO_ASSISTANTS if R.ID in table7 else names.str.lower() == "none"]
         base = number(none[used].iloc[0]) if len(none) and used in table7 else _no_assistant_score(table1, used)
-        for label, (_, row) in zip(names, table7.iterrows()):
+        for label, (_, row) in zip(names, table7.iterrows(), strict=True):
             if label.lower() in ("none", "") or (R.ID in table7 and row[R.ID] == R.NO_ASSISTANTS):
                 continue
             members = [m.strip() for m in label.split("&")] if label not in scores else [label]

@@ -288,7 +288,7 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
         std_column = f"{name}{STD_SUFFIX}"
         if merge_std and std_column in frame.columns and _is_numeric_column(frame[column]):
             stds = _column_text(frame[std_column], decimals)
-            values = [v if s == NA_TEXT or v == NA_TEXT else f"{v} ± {s}" for v, s in zip(values, stds)]
+            values = [v if s == NA_TEXT or v == NA_TEXT else f"{v} ± {s}" for v, s in zip(values, stds, strict=True)]
         text[name] = values
         if _is_numeric_column(frame[column]):
             numeric.append(name)

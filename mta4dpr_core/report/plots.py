@@ -94,7 +94,7 @@ def distributions(frames, max_fused=1) -> Plot:
     if not frames:
         return _message("no queries to show")
     fig, axes = _figure(7.5, 2.9 * len(frames), rows=len(frames), cols=1)
-    for ax, frame in zip(axes[:, 0], frames):
+    for ax, frame in zip(axes[:, 0], frames, strict=True):
         originals = frame.attrs.get("originals", 0)
         names = [c for c in frame.columns if c not in ("passage", "positive", "teacher")]
         kl = frame.attrs.get("kl", {})
@@ -221,7 +221,7 @@ def loss_curves(terms: pd.DataFrame, final: pd.DataFrame | None = None, smooth=5
     mean = terms.groupby("global step")[present + ["iteration"]].mean()
     ends = terms.groupby("iteration")["global step"].max().sort_index().tolist()
     fig, axes = _figure(8, 2.2 * len(present) + 0.6, rows=len(present), cols=1, sharex=True)
-    for ax, name, color in zip(axes[:, 0], present, PALETTE):
+    for ax, name, color in zip(axes[:, 0], present, PALETTE, strict=False):
         ax.plot(mean.index, mean[name], color=color, lw=0.8, alpha=0.4)
         for _, part in mean.groupby("iteration"):  # the moving average restarts with each iteration
             ax.plot(part.index, part[name].rolling(smooth, min_periods=1).mean(), color=color, lw=2)
@@ -252,7 +252,7 @@ def metrics_per_iteration(
     metrics = [c for c in table.columns if c != "iteration" and not c.endswith(" ±")]
     fig, axes = _figure(7, 3.8)
     ax = axes[0, 0]
-    for name, color in zip(metrics, PALETTE):
+    for name, color in zip(metrics, PALETTE, strict=False):
         err = table.get(f"{name} ±")
         err = err.fillna(0).to_numpy() if err is not None else None
         ax.errorbar(table["iteration"], table[name], yerr=err, marker="o", capsize=3, color=color, label=name)
@@ -319,7 +319,7 @@ def interval_bars(
             )
         )
     )
-    for i, (yi, v) in enumerate(zip(y, values)):  # the value beyond the end of its interval
+    for i, (yi, v) in enumerate(zip(y, values, strict=True)):  # the value beyond the end of its interval
         end = (
             v + (np.nan_to_num(upper[i]) if upper is not None else 0)
             if v >= 0

@@ -113,7 +113,7 @@ def _with_ids(df: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
     by_text = (
         {}
         if reference is None or "id" not in reference.columns
-        else dict(zip(reference["claim"].astype(str), reference["id"]))
+        else dict(zip(reference["claim"].astype(str), reference["id"], strict=True))
     )
     df.insert(0, "id", [by_text.get(str(claim), f"text:{_slug(claim)}") for claim in df["claim"]])
     df.attrs["ids from text"] = True
@@ -382,7 +382,11 @@ def _profile_label(results_root, profile: str) -> str:
 
 
 def write_replication(
-    results_root, original: str = "mini", replication: str = "nfcorpus", name: str = "replication"
+    results_root,
+    original: str = "mini",
+    replication: str = "nfcorpus",
+    name: str = "replication",
+    heading: str = "Replication",
 ) -> pd.DataFrame:
     """``<results_root>/<name>.csv`` and ``.md`` (``replication`` by default) from ``<results_root>/<original>/claims.csv`` and
     ``<results_root>/<replication>/claims.csv``; returns the frame. Each side is labelled with its collection
@@ -397,7 +401,7 @@ def write_replication(
     shown["effect ratio"] = [None if math.isnan(v) else f"{v:.2f}" for v in df["effect ratio"]]
     shown["ΔRI"] = [None if math.isnan(v) else f"{v:+.3f}" for v in df["ΔRI"]]
     title = (
-        f"Replication: the claims of `{original}` ({names[0]}) on `{replication}` ({names[1]}), joined on the claim id. "
+        f"{heading}: the claims of `{original}` ({names[0]}) on `{replication}` ({names[1]}), joined on the claim id. "
         "Δ [95%]: our Δ in percent with its 95% interval; verdict: Holm-adjusted over each profile's own family. replicates: yes = "
         "the same significant verdict on both; no = opposite directions with at least one side significant; same direction, not "
         "significant = significant on one side only, the other's Δ the same way; both inconclusive = significant on neither. "

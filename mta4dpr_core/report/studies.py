@@ -227,7 +227,7 @@ def baselines(setup: Setup):
     df = pd.DataFrame(rows)
     order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
     df = df.sort_values(["role", "model"], key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
-    df = R.with_ids(df, [R.scorer_id(role, model) for role, model in zip(df["role"], df["model"])])
+    df = R.with_ids(df, [R.scorer_id(role, model) for role, model in zip(df["role"], df["model"], strict=True)])
     extra = " and the TREC DL pools" if has_extra_tests(setup.params) else ""
     T.write_table(
         df, results_dir(setup.params), "baselines", f"Baselines: {collection_label(setup.params)} test{extra} (percent)"
@@ -625,7 +625,7 @@ def main_study(setup: Setup):
             row.update(delta_columns(setup, evaluations, baseline, prefix="Δ vs no assistant"))
         rows.append(row)
         paper_ids.append(paper_id)
-    for row, paper_id in zip(rows, paper_ids):
+    for row, paper_id in zip(rows, paper_ids, strict=True):
         paper = T.PAPER_TABLE1.get(paper_id, (None,) * 5)
         row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2]})
     table1 = R.with_ids(pd.DataFrame(rows), [row[R.ID] for row in rows])
@@ -644,7 +644,7 @@ def main_study(setup: Setup):
     rows2 = []
     # the NQ setting has its own teacher and assistants: a row's table2 analogue is the table2 row of the same id
     table2_ids = []
-    for (role, scorer, analog, result), paper_id in zip(fixed, paper_ids):
+    for (role, scorer, _analog, result), paper_id in zip(fixed, paper_ids[: len(fixed)], strict=True):
         rows2.append(
             {
                 R.ID: R.scorer_id(role, scorer.name),
@@ -657,7 +657,7 @@ def main_study(setup: Setup):
     for row_id, label, paper_id, evaluations in students[1:]:
         rows2.append({R.ID: row_id, "model": label, "role": "student", **_row_from_evaluations(evaluations, recall)})
         table2_ids.append(paper_id)
-    for row, paper_id in zip(rows2, table2_ids):
+    for row, paper_id in zip(rows2, table2_ids, strict=True):
         shown = paper_id in T.PAPER_TABLE2
         row["paper analogue"] = P.label("table2", paper_id) if shown else ""
         paper = T.PAPER_TABLE2.get(paper_id, (None,) * 3)
@@ -747,6 +747,7 @@ def ablation_study(setup: Setup):
                 zip(
                     ["paper MRR@10", "paper R@50", "paper R@1k", "paper NQ R@5", "paper NQ R@20", "paper NQ R@100"],
                     paper,
+                    strict=True,
                 )
             )
         )
@@ -903,7 +904,7 @@ def _combination_rows(setup):
         if subset:
             row.update(delta_columns(setup, evaluations, runs[()], prefix="Δ vs none"))
         paper = T.PAPER_TABLE7.get(R.letters_id(letters[i] for i in subset), (None,) * 5)
-        row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k"], paper[:3])))
+        row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k"], paper[:3], strict=False)))
         rows.append(row)
     return rows
 

@@ -79,7 +79,7 @@ def markdown(df: pd.DataFrame) -> str:
             std = df[f"{column} ±"]
             shown[column] = [
                 _fmt(v) + (f" ± {_fmt(s)}" if isinstance(s, (int, float)) and not pd.isna(s) and not pd.isna(v) else "")
-                for v, s in zip(values, std)
+                for v, s in zip(values, std, strict=True)
             ]
         else:
             shown[column] = [_fmt(v) for v in values]

@@ -129,7 +129,7 @@ def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
     teacher = setup.teacher.score([query_id], [query], docs[None, :])[0]
     kept_set = set(int(d) for d in kept if d >= 0) | set(int(d) for d in positives)
     kept_docs = [int(d) for d in docs if int(d) in kept_set]
-    kept_teacher = {d: float(s) for d, s in zip(docs.tolist(), teacher.tolist()) if d in kept_set}
+    kept_teacher = {d: float(s) for d, s in zip(docs.tolist(), teacher.tolist(), strict=True) if d in kept_set}
     teacher_rank = {d: r + 1 for r, d in enumerate(sorted(kept_docs, key=lambda d: (-kept_teacher[d], d)))}
 
     rows = []
@@ -559,7 +559,9 @@ def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
     if len(trace) and {"seed", "global step"} <= set(trace.columns):
         from .tables import with_ids
 
-        trace = with_ids(trace, [f"seed-{int(s)}-step-{int(g)}" for s, g in zip(trace["seed"], trace["global step"])])
+        trace = with_ids(
+            trace, [f"seed-{int(s)}-step-{int(g)}" for s, g in zip(trace["seed"], trace["global step"], strict=True)]
+        )
     write_table(trace, results_dir, "step_trace", caption)
     return caption
 

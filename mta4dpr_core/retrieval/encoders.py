@@ -284,7 +284,7 @@ class StaticEncoder(nn.Module):
             if len(memo) + len(missing) > _TEXT_IDS_LIMIT:
                 memo.clear()
             encodings = self.tokenizer.encode_batch(missing, add_special_tokens=False)
-            memo.update((t, np.asarray(e.ids, dtype=np.int32)) for t, e in zip(missing, encodings))
+            memo.update((t, np.asarray(e.ids, dtype=np.int32)) for t, e in zip(missing, encodings, strict=True))
         return [memo[t][:max_length] if len(memo[t]) else _EMPTY_IDS for t in texts]
 
     def collate(self, rows):

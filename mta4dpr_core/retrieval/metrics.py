@@ -28,7 +28,7 @@ def run_from_arrays(query_ids, doc_ids, scores, indices) -> dict:
     """{qid: {doc_id: score}} from top-k arrays (indices < 0 are padding)."""
     run = {}
     for row, query_id in enumerate(query_ids):
-        run[query_id] = {doc_ids[j]: float(s) for s, j in zip(scores[row], indices[row]) if j >= 0}
+        run[query_id] = {doc_ids[j]: float(s) for s, j in zip(scores[row], indices[row], strict=True) if j >= 0}
     return run
 
 

@@ -112,7 +112,7 @@ class DenseScorer(Scorer):
         missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
         if missing:
             vectors = self._encode_cached(missing, self.max_query_length, f"{self.name}: queries")
-            self._query_cache.update(zip(missing, vectors))
+            self._query_cache.update(zip(missing, vectors, strict=True))
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._query_cache[t] for t in texts])
@@ -194,7 +194,7 @@ class BM25Scorer(Scorer):
         if missing:
             tokens = self._tokenize(missing, return_ids=False)
             empty = 0
-            for text, query_tokens in zip(missing, tokens):
+            for text, query_tokens in zip(missing, tokens, strict=True):
                 if (
                     not query_tokens or self.retriever is None
                 ):  # e.g. "M&M's": nothing left after stopwords and stemming (bm25s raises on [])
@@ -310,12 +310,12 @@ class EnsembleScorer(Scorer):
         if corpus is not self.corpus:
             cache = {}
             stores[key] = (self.corpus, cache)
-        keys = list(zip(query_ids, query_texts))
+        keys = list(zip(query_ids, query_texts, strict=True))
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         if missing:
             sample = np.broadcast_to(self.sample, (len(missing), len(self.sample)))
             values = member.score([k[0] for k in missing], [k[1] for k in missing], np.ascontiguousarray(sample))
-            for key, mean, std in zip(missing, values.mean(1), values.std(1).clip(min=1e-6)):
+            for key, mean, std in zip(missing, values.mean(1), values.std(1).clip(min=1e-6), strict=True):
                 cache[key] = (mean, std)
         mean = np.array([cache[k][0] for k in keys], dtype=np.float32).reshape(-1, 1)
         std = np.array([cache[k][1] for k in keys], dtype=np.float32).reshape(-1, 1)
@@ -354,7 +354,7 @@ class EnsembleScorer(Scorer):
 
     def score(self, query_ids, query_texts, doc_idx):
         total = np.zeros(doc_idx.shape, dtype=np.float32)
-        for i, (member, weight) in enumerate(zip(self.members, self.weights)):
+        for i, (member, weight) in enumerate(zip(self.members, self.weights, strict=True)):
             mean, std = self._member_stats(i, query_ids, query_texts)
             total += weight * (self._member_scores(member, query_ids, query_texts, doc_idx) - mean) / std
         return np.where(doc_idx >= 0, total, np.nan).astype(np.float32)
@@ -444,7 +444,7 @@ class CrossEncoderScorer(Scorer):
                 ).to(self.device)
                 logits = self.model(**batch).logits.float()
                 values = logits[:, -1] if logits.shape[-1] > 1 else logits[:, 0]
-                for (r, c), v in zip(chunk, values.cpu().numpy()):
+                for (r, c), v in zip(chunk, values.cpu().numpy(), strict=True):
                     out[r, c] = v
         return out
 

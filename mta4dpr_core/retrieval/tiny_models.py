@@ -107,7 +107,7 @@ def _read_pool(pool: Path):
     corpus = collection.corpus
     queries, qrels = {}, {}
     for split in collection.splits.values():
-        for qid, text in zip(split.query_ids, split.query_texts):
+        for qid, text in zip(split.query_ids, split.query_texts, strict=True):
             queries[qid] = text
             qrels.setdefault(qid, {}).update(split.qrels[qid])
     return corpus, queries, qrels

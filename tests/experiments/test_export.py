@@ -162,7 +162,7 @@ def _same(a, b):
     if isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)):
         if a is None or b is None:
             return a is None and b is None
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -199,7 +199,7 @@ def test_training_data_round_trip(fmt, with_texts, tmp_path):
     assert list(frame.columns) == list(export.COLUMNS)
     back = [{c: _normalise(v) for c, v in record.items()} for record in frame.to_dict("records")]
     assert len(back) == len(rows)
-    for wrote, read in zip(rows, back):
+    for wrote, read in zip(rows, back, strict=True):
         for column in export.COLUMNS:
             assert _same(wrote[column], read[column]), (column, wrote[column], read[column])
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_training_data, tiny_static_encoder
+from conftest import make_training_data, tiny_static_encoder, tiny_train_config
 from tiny_profile import assert_same_results, results_of, run_and_kill, run_to_completion, score_store_names, work_of
 
 from mta4dpr_core.method import training as training_module
-from mta4dpr_core.method.training import TrainConfig, train_student
+from mta4dpr_core.method.training import train_student
 from mta4dpr_core.retrieval.encoders import StaticEncoder
 
 STAGES = ["01", "03", "04"]
@@ -132,22 +132,7 @@ class Crash(Exception):
 
 def test_checkpoint_resume_with_dropout_is_bit_identical(tmp_path, monkeypatch):
     data, passages = make_training_data(n_queries=12, n_docs=30, k=5, m=3)
-    config = TrainConfig(
-        steps=10,
-        queries_per_batch=6,
-        negatives_per_query=3,
-        learning_rate=0.05,
-        weight_decay=0.0,
-        warmup_steps=1,
-        max_query_length=8,
-        max_passage_length=8,
-        checkpoint_every=4,
-        amp="off",
-        gamma=1.0,
-        student_temperature=0.1,
-        assistant_temperatures=[1.0, 1.0, 1.0],
-        seed=13,
-    )
+    config = tiny_train_config(steps=10, checkpoint_every=4)
     torch.manual_seed(0)
     straight = dropout_student()
     straight_record = train_student(straight, data, passages, config, checkpoint_dir=tmp_path / "straight")

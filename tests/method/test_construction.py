@@ -172,7 +172,7 @@ def test_mine_student_failures_picks_exactly_teacher_right_student_wrong(tmp_pat
         stats,
     )
     assert rows.tolist() == [1, 2, 5]  # ranks 2, 15 and 3 (first positive); not 1, 16, or teacher-wrong ones
-    for row, negs in zip(rows, negatives):
+    for row, negs in zip(rows, negatives, strict=True):
         expected = [d for d in np.argsort(-student[row], kind="stable").tolist() if d not in positives[row]][:k]
         assert negs.tolist() == expected
     empty_rows, empty_negs = mine_student_failures(

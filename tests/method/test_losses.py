@@ -34,7 +34,7 @@ def _log_softmax(row):
 
 
 def _kl(target_log, student_log):
-    return sum(math.exp(t) * (t - s) for t, s in zip(target_log, student_log))
+    return sum(math.exp(t) * (t - s) for t, s in zip(target_log, student_log, strict=True))
 
 
 def test_kl_terms_by_hand(batch):

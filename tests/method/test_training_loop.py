@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import make_training_data, tiny_static_encoder
+from conftest import make_training_data, tiny_static_encoder, tiny_train_config
 
 from mta4dpr_core.method import training as training_module
 from mta4dpr_core.method.construction import TrainingData
@@ -24,7 +24,7 @@ def test_sample_batch_shapes_and_positive_first():
     rows, columns = sample_batch(data, np.arange(12), config, np.random.default_rng(0))
     assert rows.shape == (5,) and len(set(rows.tolist())) == 5
     assert columns.shape == (5, 4)
-    for row, cols in zip(rows, columns):
+    for row, cols in zip(rows, columns, strict=True):
         assert data.is_positive[row, cols[0]]
         assert not data.is_positive[row, cols[1:]].any()
         assert (data.candidates[row, cols[1:]] >= 0).all()
@@ -71,26 +71,17 @@ def test_batch_distributions():
 
 
 def _config(**overrides):
-    base = dict(
-        steps=40,
-        queries_per_batch=8,
-        negatives_per_query=4,
-        learning_rate=0.05,
-        weight_decay=0.0,
-        warmup_steps=2,
-        max_query_length=8,
-        max_passage_length=8,
-        checkpoint_every=0,
-        amp="off",
-        alpha=0.2,
-        beta=1.0,
-        gamma=1.0,
-        student_temperature=0.1,
-        assistant_temperatures=[1.0, 1.0, 1.0],
-        seed=13,
+    return tiny_train_config(
+        **{
+            "steps": 40,
+            "queries_per_batch": 8,
+            "negatives_per_query": 4,
+            "warmup_steps": 2,
+            "alpha": 0.2,
+            "beta": 1.0,
+            **overrides,
+        }
     )
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 def _full_loss(student, data: TrainingData, passages, config):

@@ -75,7 +75,7 @@ def test_warm_start_is_computed_once_and_reused(tmp_path, monkeypatch, passages)
         root,
         tmp_path / "cache",
     )
-    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     other = {**spec, "warm_start": {**spec["warm_start"], "steps": 3}}
     with pytest.raises(AssertionError, match="recomputed"):

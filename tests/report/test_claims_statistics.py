@@ -57,7 +57,7 @@ def test_under_no_effect_a_family_of_15_rarely_confirms_anything():
     about 5% (Holm controls the family-wise error)."""
     rng = np.random.default_rng(2024)
     simulations, confirmed, either = 200, 0, 0
-    for i in range(simulations):
+    for _i in range(simulations):
         verdicts = [v.verdict for v in family([synthetic(rng) for _ in range(15)])]
         confirmed += "confirmed" in verdicts
         either += "confirmed" in verdicts or "contradicted" in verdicts
@@ -173,7 +173,7 @@ def _evaluation(rng, base, shift, query_ids):
     out = {}
     for k, metric in enumerate(METRICS):
         values = np.clip(base[k] + shift + rng.normal(0, 0.05, size=len(query_ids)), 0, 1)
-        out[metric] = dict(zip(query_ids, values))
+        out[metric] = dict(zip(query_ids, values, strict=True))
     return {"per_query": {"test": out}}
 
 

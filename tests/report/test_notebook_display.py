@@ -106,7 +106,7 @@ def test_kl_batch_table_chooses_the_argmin():
     kl = table[walkthrough.KL_COLUMN]
     assert table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "assistant"].item() == table.loc[kl.idxmin(), "assistant"] == "c"
-    expected = dict(zip(names, kl_divergence(teacher, candidates)))
+    expected = dict(zip(names, kl_divergence(teacher, candidates), strict=True))
     assert np.allclose([expected[n] for n in table["assistant"]], kl)
     assert table["members"].tolist() == [len(n.split("&")) for n in table["assistant"]]
     with pytest.raises(ValueError):

@@ -44,7 +44,7 @@ def test_scifact_passage_text_is_title_then_abstract(scifact):
 def test_positives_are_corpus_indices_of_relevant_passages(scifact):
     test = scifact.splits["test"]
     positives = test.positives(scifact.corpus)
-    for query_id, rows in zip(test.query_ids[:50], positives[:50]):
+    for query_id, rows in zip(test.query_ids[:50], positives[:50], strict=True):
         assert sorted(scifact.corpus.ids[i] for i in rows) == sorted(test.qrels[query_id])
 
 
@@ -114,7 +114,7 @@ def test_subsample_split_is_seeded_and_consistent(scifact):
     # order of the original split is kept, texts and qrels follow their ids
     positions = [train.query_ids.index(q) for q in a.query_ids]
     assert positions == sorted(positions)
-    for q, text in zip(a.query_ids, a.query_texts):
+    for q, text in zip(a.query_ids, a.query_texts, strict=True):
         assert text == train.query_texts[train.query_ids.index(q)]
         assert a.qrels[q] == train.qrels[q]
     assert subsample_split(train, None) is train and subsample_split(train, 10_000) is train
@@ -127,7 +127,7 @@ def test_subsample_corpus_keeps_judged_passages(scifact):
     assert len(small) == 100
     assert judged <= set(small.ids)
     assert len(set(small.ids)) == 100
-    for doc_id, text in zip(small.ids, small.texts):
+    for doc_id, text in zip(small.ids, small.texts, strict=True):
         assert text == scifact.corpus.texts[scifact.corpus.index[doc_id]]
         assert small.ids[small.index[doc_id]] == doc_id
     again = subsample_corpus(scifact.corpus, 100, judged, seed=3)

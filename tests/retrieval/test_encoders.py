@@ -125,7 +125,7 @@ def test_onnx_minilm_l3():
     # output "461" is the attention-masked mean of the token embeddings (the model's last hidden state)
     batch = encoder.tokenizer(TEXTS, padding=True, truncation=True, max_length=64, return_tensors="np")
     feeds = {k: v.astype(np.int64) for k, v in batch.items() if k in encoder.input_names}
-    outputs = dict(zip([o.name for o in encoder.session.get_outputs()], encoder.session.run(None, feeds)))
+    outputs = dict(zip([o.name for o in encoder.session.get_outputs()], encoder.session.run(None, feeds), strict=True))
     tokens = next(v for v in outputs.values() if v.ndim == 3)
     mask = batch["attention_mask"][..., None]
     pooled = (tokens * mask).sum(1) / mask.sum(1)

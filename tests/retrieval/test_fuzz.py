@@ -141,7 +141,9 @@ def test_beir_loader_keeps_odd_texts(texts, tmp_path):
     collection = load_collection(tmp_path / "odd")
     assert collection.corpus.texts == [t.strip() for t in kept]
     split = collection.splits["test"]
-    assert dict(zip(split.query_ids, split.query_texts)) == {f"q{i}": t.strip() for i, t in enumerate(kept)}
+    assert dict(zip(split.query_ids, split.query_texts, strict=True)) == {
+        f"q{i}": t.strip() for i, t in enumerate(kept)
+    }
     assert BM25Scorer().prepare(collection.corpus).full_scores(split.query_texts).shape == (len(kept), len(kept))
 
 

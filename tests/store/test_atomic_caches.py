@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import MatrixScorer, make_training_data, tiny_static_encoder
+from conftest import MatrixScorer, make_training_data, tiny_static_encoder, tiny_train_config
 
 from mta4dpr_core.method import training as training_module
 from mta4dpr_core.method.construction import PairScoreStore, TrainingData, score_with_cache
-from mta4dpr_core.method.training import TrainConfig, train_student
+from mta4dpr_core.method.training import train_student
 from mta4dpr_core.report.tables import write_table
 from mta4dpr_core.retrieval.data import Corpus
 from mta4dpr_core.retrieval.scorers import DenseScorer
@@ -177,24 +177,7 @@ def test_corrupted_pair_score_store_is_rejected_and_rebuilt(damage, tmp_path, ca
 
 
 def _config(**overrides):
-    base = dict(
-        steps=6,
-        queries_per_batch=6,
-        negatives_per_query=3,
-        learning_rate=0.05,
-        weight_decay=0.0,
-        warmup_steps=1,
-        max_query_length=8,
-        max_passage_length=8,
-        checkpoint_every=3,
-        amp="off",
-        gamma=1.0,
-        student_temperature=0.1,
-        assistant_temperatures=[1.0, 1.0, 1.0],
-        seed=13,
-    )
-    base.update(overrides)
-    return TrainConfig(**base)
+    return tiny_train_config(**{"checkpoint_every": 3, **overrides})
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=damage_ids)
