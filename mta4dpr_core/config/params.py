@@ -363,14 +363,14 @@ def _read_profile(path: Path, chain: tuple) -> dict:
         return given  # anything but a mapping is reported by from_mapping
     if not isinstance(base, str) or not base:
         raise ParamsError("extends", f"names a profile in params/, got {base!r}", str(path))
-    base_path = profile_path(base)
-    if base_path.resolve() in chain or base_path.resolve() == path.resolve():
+    base_path, chain = profile_path(base), (*chain, path.resolve())
+    if base_path.resolve() in chain:
         raise ParamsError("extends", f"{base!r} extends itself (through {[p.stem for p in chain]})", str(path))
     if not base_path.is_file():
         raise ParamsError("extends", f"no profile {base!r} ({base_path} does not exist)", str(path))
     if "profile" not in given:  # else its runs and tables would land in the base's folders
         raise ParamsError("profile", f"a profile that extends {base!r} names itself (profile: ...)", str(path))
-    return _deep_merge(_read_profile(base_path, (*chain, path.resolve())), given)
+    return _deep_merge(_read_profile(base_path, chain), given)
 
 
 def profile_path(profile: str) -> Path:

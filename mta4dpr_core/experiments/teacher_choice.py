@@ -24,11 +24,16 @@ import pandas as pd
 from ..config.independence import check_independence, check_student_independence, model_family  # noqa: F401
 
 
+def hybrid_name(first: str, second: str, first_weight: float, second_weight: float) -> str:
+    """A hybrid's candidate name in the teacher-selection table: ``a+b 0.4/0.6``."""
+    return f"{first}+{second} {first_weight:.1f}/{second_weight:.1f}"
+
+
 def hybrid_specs(first: dict, second: dict, weights=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> list[dict]:
     """Z-scored hybrids ``w * first + (1 - w) * second`` over a grid of ``w``."""
     return [
         {
-            "name": f"{first['name']}+{second['name']} {w:.1f}/{1 - w:.1f}",
+            "name": hybrid_name(first["name"], second["name"], w, 1 - w),
             "kind": "ensemble",
             "weights": [w, round(1 - w, 6)],
             "members": [copy.deepcopy(first), copy.deepcopy(second)],
@@ -71,7 +76,7 @@ def candidate_label(spec: dict) -> str:
     """
     members = [m.get("name") for m in spec.get("members", [])]
     if len(members) == 2 and spec.get("weights"):
-        return f"{members[0]}+{members[1]} {spec['weights'][0]:.1f}/{spec['weights'][1]:.1f}"
+        return hybrid_name(*members, *spec["weights"])
     return members[0] if len(members) == 1 else spec.get("name")
 
 
