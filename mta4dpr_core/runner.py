@@ -411,7 +411,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                 strip_progress_outputs(runs / f"{name}.ipynb")
             else:
                 from .experiments.experiment import Setup
-                from .report.pipeline import STAGES
+                from .pipeline import STAGES
 
                 progress.route_logs()  # as in the notebooks: the core's INFO lines are progress lines
                 STAGES[name](Setup.from_params(params))

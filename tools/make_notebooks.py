@@ -31,7 +31,8 @@ study = None
 output = None
 """
 SETUP = """from IPython.display import display, Markdown
-from mta4dpr_core.report import expectations, pipeline, plots, studies, walkthrough
+from mta4dpr_core import pipeline
+from mta4dpr_core.report import expectations, plots, studies, walkthrough
 from mta4dpr_core.report.notebook import caption_of, setup_display, setup_from_parameters, show
 
 setup_display()  # tables with 2 decimals

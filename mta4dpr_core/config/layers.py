@@ -14,9 +14,10 @@ method         the paper's algorithms: losses, fusion, selection, temperatures, 
                the training loop, the [CLS] warm start, multi-GPU training
 experiments    the prepared ``Setup``, Algorithm 1's iterations over it (``iteration``), the run grid,
                the teacher choice on training queries, export of a trained student
-report         tables, statistics, claims, figures, the walk-through, the paper's numbers, the notebook
-               stages (``pipeline``) and display helpers
-entry          the command line that runs the notebooks (``runner``)
+report         tables, statistics, claims, figures, the walk-through, the paper's numbers and display helpers:
+               they read the run store (``experiments.runs``) and never train
+entry          the notebook stages (``pipeline``: a stage's runs first, through the grid, then its tables) and the
+               command line that runs the notebooks (``runner``)
 =============  ==========================================================================================
 
 ``tests/test_layers.py`` parses every module (function-level imports included) and fails on an
@@ -32,6 +33,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "config": frozenset(
         {
             "errors",
+            "ids",
             "layers",
             "schema",
             "kinds",
@@ -61,7 +63,21 @@ LAYERS: dict[str, frozenset[str]] = {
             "distributed",
         }
     ),
-    "experiments": frozenset({"experiment", "iteration", "catalog", "grid", "teacher_choice", "export", "pilot"}),
+    "experiments": frozenset(
+        {
+            "experiment",
+            "runs",
+            "training_inputs",
+            "student_cost",
+            "fixed_scorers",
+            "iteration",
+            "catalog",
+            "grid",
+            "teacher_choice",
+            "export",
+            "pilot",
+        }
+    ),
     "report": frozenset(
         {
             "paper",
@@ -76,10 +92,9 @@ LAYERS: dict[str, frozenset[str]] = {
             "regime_map",
             "expectations",
             "notebook",
-            "pipeline",
         }
     ),
-    "entry": frozenset({"runner"}),
+    "entry": frozenset({"runner", "pipeline"}),
 }
 ORDER = {layer: rank for rank, layer in enumerate(LAYERS)}
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}

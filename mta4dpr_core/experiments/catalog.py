@@ -21,6 +21,8 @@ import itertools
 import json
 from dataclasses import dataclass
 
+from ..config.ids import student_id
+
 # the tables (and figures) a notebook stage shows: its runs are the union of theirs
 STAGE_TABLES = {
     "selection": ("table5",),
@@ -106,6 +108,12 @@ class RunSpec:
     @property
     def student_spec(self):
         return json.loads(self.student_spec_json)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id in ``per_query.csv.gz`` and the claims: its variant, then ``@<student id>`` for a student
+        other than the profile's (the seed is a column of its own)."""
+        return self.variant if self.student_spec is None else f"{self.variant}@{student_id(self.student_spec)}"
 
     @property
     def evaluate_test(self) -> str:

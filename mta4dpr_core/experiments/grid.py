@@ -22,7 +22,8 @@ import os
 import time
 
 from ..config.threads import one_thread_per_process
-from .iteration import run_mta4dpr, stored_run
+from .iteration import run_mta4dpr
+from .runs import stored_run
 
 log = logging.getLogger(__name__)
 _SETUP = None  # the forked workers' Setup (inherited, never pickled)

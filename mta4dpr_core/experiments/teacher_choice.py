@@ -87,3 +87,25 @@ def choose_teacher(table: pd.DataFrame, assistant_specs: list[dict], metric="tra
     if allowed.empty:
         raise ValueError("no teacher candidate is independent of the assistants")
     return str(allowed.sort_values([metric, "candidate"], ascending=[False, True]).iloc[0]["candidate"])
+
+
+def teacher_selection_records(setup) -> list[dict]:
+    """The candidate table of the profile's ``study.teacher_candidates`` and ``study.teacher_hybrids`` as records,
+    stored under a hash of the specs, the data and the core code (computed once)."""
+    from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json
+
+    study = setup.params["study"]
+    singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
+    specs = list(singles.values())
+    for first, second in study.get("teacher_hybrids", []):
+        specs += hybrid_specs(singles[first], singles[second])
+    path = (
+        setup.work_dir
+        / "evaluations"
+        / f"teacher-selection-{content_hash(specs, setup.params['data'], code_digest())}.json"
+    )
+    stored = read_json(path)
+    if stored is None:
+        stored = candidate_table(setup, specs).to_dict("records")
+        atomic_write_json(path, stored)
+    return stored

@@ -35,14 +35,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..experiments.catalog import CONTROLS, grid_seeds, subset_variant
+from ..config.ids import slug
+from ..experiments.catalog import STAGE_TABLES, grid_seeds, runs_for
+from ..experiments.runs import read_run
 from ..store.atomic import atomic_write_bytes, atomic_write_text
 from . import paper as P
 from . import studies as S
@@ -181,10 +182,6 @@ def _combine(verdicts):
     return "inconclusive"
 
 
-def _slug(text):
-    return "-".join("".join(c if c.isalnum() else " " for c in str(text).lower()).split())
-
-
 def primary_metric(setup) -> str:
     return setup.params["study"].get("primary_metric", METRIC)
 
@@ -262,7 +259,7 @@ def build_specs(setup):
             one_iteration_mta = runs
         specs.append(
             Spec(
-                ids.get(variant, f"removing-{_slug(variant)}"),
+                ids.get(variant, f"removing-{slug(variant)}"),
                 f"removing {label.split(' (')[0][4:]} drops quality"
                 + (" (1 iteration, same total steps)" if variant == "no_iterations" else ""),
                 "table3",
@@ -278,7 +275,7 @@ def build_specs(setup):
         runs = _finals(S.selection_runs(setup, method))
         selection.append(
             Spec(
-                f"kl-vs-{_slug(method)}",
+                f"kl-vs-{slug(method)}",
                 f"KL selection beats {method}",
                 "table5",
                 f"{method} selection",
@@ -360,7 +357,7 @@ def build_specs(setup):
         ours, base = S.student_size_runs(setup, spec)
         specs.append(
             Spec(
-                f"student-size-{_slug(label)}",
+                f"student-size-{slug(label)}",
                 f"the gain holds for the {label} student",
                 "table6",
                 "no assistant, same student",
@@ -390,7 +387,7 @@ def _combination_specs(setup, m):
             )
             singles.append(
                 Spec(
-                    f"single-assistant-{_slug(name)}",
+                    f"single-assistant-{slug(name)}",
                     f"assistant {name} alone beats no assistant",
                     "table7",
                     "no assistant",
@@ -859,54 +856,26 @@ def _overhead_claim(setup, main):
 
 
 def write_per_query(setup) -> pd.DataFrame:
-    """``per_query.csv.gz``: every run behind a table, per seed, iteration and test query."""
+    """``per_query.csv.gz``: every run of the catalog (:func:`~mta4dpr_core.experiments.catalog.runs_for`), per seed,
+    iteration and test query, keyed by run id (:attr:`RunSpec.run_id`). A run evaluated after every iteration (the
+    main run) also gives its untrained student as iteration 0."""
     records = []
 
-    def add(variant, results, iteration_of=lambda r: len(r.history), pick=lambda r: r.final):
-        for r in results:
-            evaluation = pick(r)
-            for block, metrics in (evaluation or {}).get("per_query", {}).items():
-                for metric in ("nDCG@10", "MRR@10", "R@50", "R@1000", "R@100"):
-                    for query, value in metrics.get(metric, {}).items():
-                        records.append((variant, r.seed, iteration_of(r), block, query, metric, value))
+    def add(run_id, seed, iteration, evaluation):
+        for block, metrics in (evaluation or {}).get("per_query", {}).items():
+            for metric in ("nDCG@10", "MRR@10", "R@50", "R@1000", "R@100"):
+                for query, value in metrics.get(metric, {}).items():
+                    records.append((run_id, seed, iteration, block, query, metric, value))
 
-    main = S.run_over_seeds(setup, "mta4dpr")
-    add("student before training", main, lambda r: 0, lambda r: r.initial)
-    for i in range(max(len(r.history) for r in main)):
-        add("mta4dpr", main, lambda r, i=i: i + 1, lambda r, i=i: r.history[i].test)
-    for variant in ("no_assistants", "one_iteration_kd", *CONTROLS, *setup.params["study"]["ablations"]):
-        add(variant, S.run_over_seeds(setup, variant))
-    for method in setup.params["study"]["selection_methods"]:
-        if method != "kl":
-            add(f"selection_{method}", S.selection_runs(setup, method))
-    if setup.params["study"]["assistant_combinations"]:
-        names = [a.name for a in setup.assistants]
-        seeds = grid_seeds(setup)
-        for size in range(1, len(names)):
-            for subset in itertools.combinations(range(len(names)), size):
-                add(
-                    "assistants " + "&".join(names[i] for i in subset),
-                    S.run_over_seeds(
-                        setup,
-                        subset_variant(subset),
-                        overrides={},
-                        seeds=seeds,
-                        assistant_subset=list(subset),
-                    ),
-                )
-    for spec in setup.params["study"]["student_sizes"]:
-        if spec != setup.params["models"]["student"]:
-            ours, base = (
-                S.run_over_seeds(
-                    setup,
-                    v,
-                    seeds=grid_seeds(setup),
-                    student_spec=spec,
-                )
-                for v in ("mta4dpr", "no_assistants")
-            )
-            add(f"mta4dpr, {S._student_label(spec)}", ours)
-            add(f"no_assistants, {S._student_label(spec)}", base)
+    specs = dict.fromkeys(spec for table in STAGE_TABLES["summary"] for spec in runs_for(setup, table))
+    for spec in specs:
+        result = read_run(setup, spec)
+        if spec.evaluate_test == "all":
+            add(spec.run_id, result.seed, 0, result.initial)
+            for number, record in enumerate(result.history, start=1):
+                add(spec.run_id, result.seed, number, record.test)
+        else:
+            add(spec.run_id, result.seed, len(result.history), result.final)
     df = pd.DataFrame(records, columns=["run", "seed", "iteration", "test set", "query_id", "metric", "value"])
     df = (
         df.drop_duplicates()

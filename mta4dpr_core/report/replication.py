@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..config.errors import Mta4dprError
+from ..config.ids import slug
 from ..store.atomic import atomic_write_text
 from . import tables as T
 from .statistics import delta_relative_improvement, effect_ratio
@@ -99,10 +100,6 @@ def _number(value) -> float:
         return float("nan")
 
 
-def _slug(text) -> str:
-    return "-".join("".join(c if c.isalnum() else " " for c in str(text).lower()).split())
-
-
 def _with_ids(df: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
     """``df`` with an ``id`` column. A claims.csv written before claims had ids gets each id from the other
     profile's row with the same claim text (exact match); an unmatched row gets ``text:<slug>`` and so can
@@ -115,7 +112,7 @@ def _with_ids(df: pd.DataFrame, reference: pd.DataFrame | None) -> pd.DataFrame:
         if reference is None or "id" not in reference.columns
         else dict(zip(reference["claim"].astype(str), reference["id"], strict=True))
     )
-    df.insert(0, "id", [by_text.get(str(claim), f"text:{_slug(claim)}") for claim in df["claim"]])
+    df.insert(0, "id", [by_text.get(str(claim), f"text:{slug(claim)}") for claim in df["claim"]])
     df.attrs["ids from text"] = True
     return df
 
@@ -144,20 +141,27 @@ def _per_query_runs(claim_id: str):
     if match:
         return ("mta4dpr", int(match.group(2))), ("mta4dpr", int(match.group(1)))
     if claim_id.startswith("single-assistant-"):
-        return ("assistants " + claim_id[len("single-assistant-") :], final), (
-            "no_assistants",
-            final,
-        )  # run name resolved by slug
+        # files written before per_query.csv.gz was keyed by run id name the run by its assistants (resolved by
+        # slug); newer claims.csv files carry the means themselves
+        return ("assistants " + claim_id[len("single-assistant-") :], final), ("no_assistants", final)
     if claim_id.startswith("student-size-"):
-        label = claim_id[len("student-size-") :]
-        return (f"mta4dpr, {label}", final), (f"no_assistants, {label}", final)  # resolved by slug
+        student = claim_id[len("student-size-") :]  # the student's id (config/ids.py)
+        return (f"mta4dpr@{student}", final), (f"no_assistants@{student}", final)
     return None
 
 
+def _legacy_key(name) -> str:
+    """Letters and digits only: how a label of an older ``per_query.csv.gz`` meets the run id or claim id it stood for
+    (not an id rule: ids are :func:`~mta4dpr_core.config.ids.slug`)."""
+    return re.sub(r"[^a-z0-9]+", "", str(name).lower())
+
+
 def _run_values(per_query: pd.DataFrame, run: str, iteration) -> pd.Series:
-    """Values of ``run`` (matched exactly or by slug) indexed by (seed, query), at ``iteration`` or each seed's last."""
+    """Values of ``run`` indexed by (seed, query), at ``iteration`` or each seed's last. ``run`` is a run id; a file
+    written before runs had ids names them by label, matched here by slug (``mta4dpr, static wordllama, 64-d`` for
+    ``mta4dpr@static-wordllama-64-d``)."""
     names = per_query["run"].unique()
-    name = run if run in names else next((n for n in names if _slug(n) == _slug(run)), None)
+    name = run if run in names else next((n for n in names if _legacy_key(n) == _legacy_key(run)), None)
     if name is None:
         return pd.Series(dtype=float)
     rows = per_query[per_query["run"] == name]

@@ -1,10 +1,10 @@
 """The paper's tables and figures, one function per notebook.
 
-Each function takes a :class:`~mta4dpr_core.experiments.experiment.Setup`, runs (or reuses the
-stored results of) the MTA4DPR runs it needs, writes its tables into
-``results/<profile>/`` and returns them as DataFrames. Runs are cached per
-(params, seed, variant), so notebooks share them and a rerun after a crash
-continues where it stopped.
+Each function takes a :class:`~mta4dpr_core.experiments.experiment.Setup`, reads the stored MTA4DPR runs it
+needs from the run store (:mod:`~mta4dpr_core.experiments.runs`; the notebook stage ran them first through the
+grid), writes its tables into ``results/<profile>/`` and returns them as DataFrames. A run that is not stored is a
+``MissingRunError`` naming the command that makes it: nothing here trains. The fixed scorers' evaluations, the
+iteration-1 data and a student's encoding cost come from ``experiments/`` (stored under the code digest).
 """
 
 from __future__ import annotations
@@ -13,29 +13,29 @@ import itertools
 import logging
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..config.ids import student_label
 from ..config.params import resolve_path
 from ..experiments.catalog import (
     dose_response_weights,
     grid_seeds,
-    main_seeds,
     selection_variant,
     subset_variant,
     teacher_mix_variant,
-    test_evaluation,
 )
 from ..experiments.experiment import Setup
-from ..experiments.iteration import run_mta4dpr
-from ..method.construction import eval_query_mask
+from ..experiments.fixed_scorers import baseline_scorer, evaluate_fixed, reference_run_evaluation
+from ..experiments.runs import read_over_seeds
+from ..experiments.student_cost import student_cost
+from ..experiments.teacher_choice import candidate_label, choose_teacher, model_family, teacher_selection_records
+from ..experiments.training_inputs import first_iteration_data, first_iteration_temperatures
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.selection import kl_divergence
-from ..retrieval.scorers import RunScorer
-from ..store.atomic import atomic_write_bytes, atomic_write_json, code_digest, content_hash, read_json
+from ..store.atomic import atomic_write_bytes, atomic_write_json
 from . import paper as P
 from . import tables as R  # row ids (tables.py)
 from . import tables as T
@@ -85,12 +85,9 @@ def results_dir(params) -> Path:
 
 
 def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
-    """Runs of ``variant`` over seeds. The main run is evaluated on the test sets before training
-    and after every iteration (Tables 1 and 4); the others only after their last iteration."""
-    kwargs.setdefault(
-        "evaluate_test", test_evaluation(variant, kwargs.get("assistant_subset"), kwargs.get("student_spec"))
-    )
-    return [run_mta4dpr(setup, seed, variant, **kwargs) for seed in (seeds or main_seeds(setup))]
+    """The stored runs of ``variant`` over seeds (:func:`~mta4dpr_core.experiments.runs.read_over_seeds`): a
+    missing run is a ``MissingRunError`` naming the command that makes it, never a training."""
+    return read_over_seeds(setup, variant, seeds, **kwargs)
 
 
 def _metric(block, name):
@@ -117,21 +114,6 @@ def _main_columns(setup):
     return columns
 
 
-def _evaluate_cached(setup, scorer, key, spec=None):
-    """A fixed scorer's evaluation, stored under a key that includes its spec, the data and the core code."""
-    key = f"{key}-{content_hash(spec, setup.params['data'], setup.params['models'] if spec is None else None, setup.params['evaluation'], code_digest())}"
-    path = setup.work_dir / "evaluations" / f"{key}.json"
-    stored = read_json(path)
-    if stored is not None:
-        return stored
-    from ..experiments.experiment import uses_transformer
-
-    extra = setup.params["evaluation"]["transformer_scorers_on_extra_tests"] or not uses_transformer(scorer)
-    result = setup.evaluate_all(scorer, extra_tests=extra)
-    atomic_write_json(path, result)
-    return result
-
-
 def _fixed_scorers(setup):
     """The teacher and assistants with their paper analogues, evaluated once (cached)."""
     analogs = setup.params["study"].get("paper_analogs", {})
@@ -143,23 +125,19 @@ def _fixed_scorers(setup):
                 role,
                 scorer,
                 analogs.get(scorer.name if role == "assistant" else "teacher", ""),
-                _evaluate_cached(setup, scorer, key),
+                evaluate_fixed(setup, scorer, key),
             )
         )
     # baselines with a paper analogue (e.g. BM25) get a row of their own in Tables 1 and 2
-    from ..retrieval.scorers import build_scorer
-
     for spec in setup.params["study"].get("baseline_models", []):
         if spec.get("paper_analogue"):
-            scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(
-                setup.collection.corpus
-            )
+            scorer = baseline_scorer(setup, spec)
             rows.append(
                 (
                     "baseline",
                     scorer,
                     spec["paper_analogue"],
-                    _evaluate_cached(setup, scorer, f"baseline-{scorer.name}", spec),
+                    evaluate_fixed(setup, scorer, f"baseline-{scorer.name}", spec),
                 )
             )
     return rows
@@ -170,25 +148,16 @@ def _fixed_scorers(setup):
 
 def baselines(setup: Setup):
     """BM25, every offline model and the candidate teachers on the profile's test set and the extra test sets (DL pools)."""
-    from ..retrieval.scorers import build_scorer
-
     rows = []
     seen = set()
     candidates = [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]
     for spec in setup.params["study"].get("baseline_models", []):
-        candidates.append(
-            (
-                spec.get("role", "model"),
-                build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(
-                    setup.collection.corpus
-                ),
-            )
-        )
+        candidates.append((spec.get("role", "model"), baseline_scorer(setup, spec)))
     for role, scorer in candidates:
         if scorer.name in seen:
             continue
         seen.add(scorer.name)
-        result = _evaluate_cached(
+        result = evaluate_fixed(
             setup,
             scorer,
             f"baseline-{scorer.name}-{setup.params['profile']}",
@@ -210,19 +179,8 @@ def baselines(setup: Setup):
         rows.append(row)
     for reference in setup.params["study"].get("reference_runs", []):
         row = {"model": reference["name"], "role": "reference run", "nDCG@10": None, "MRR@10": None, "R@100": None}
-        for spec, (collection, split) in setup.extra_tests.items():
-            year = spec.rsplit("/", 1)[1]
-            path = (
-                resolve_path(setup.params["data"]["root"])
-                / spec.split("/")[0]
-                / "runs"
-                / f"{year}.{reference['run']}.trec.gz"
-            )
-            if path.exists():
-                scorer = RunScorer([path], name=reference["name"]).prepare(collection.corpus)
-                row[_extra_name(spec)] = _metric(
-                    setup.evaluate(scorer, split, collection, names=("nDCG@10",)), "nDCG@10"
-                )
+        for spec, value in reference_run_evaluation(setup, reference).items():
+            row[_extra_name(spec)] = T.percent(value)
         rows.append(row)
     df = pd.DataFrame(rows)
     order = {"teacher": 0, "teacher candidate": 1, "assistant": 2, "model": 3, "reference run": 4}
@@ -239,25 +197,7 @@ def teacher_selection(setup: Setup):
     """Every offline scorer and hybrid measured on the *training* queries (the test set is not touched):
     the teacher is the strongest candidate that shares no member with any assistant, and the paper's
     assistants are mapped to ours by their rank there. Cached like the other fixed evaluations."""
-    from ..experiments.teacher_choice import (
-        candidate_label,
-        candidate_table,
-        choose_teacher,
-        hybrid_specs,
-        model_family,
-    )
-
-    study = setup.params["study"]
-    singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
-    specs = list(singles.values())
-    for first, second in study.get("teacher_hybrids", []):
-        specs += hybrid_specs(singles[first], singles[second])
-    key = content_hash(specs, setup.params["data"], code_digest())
-    path = setup.work_dir / "evaluations" / f"teacher-selection-{key}.json"
-    stored = read_json(path)
-    if stored is None:
-        stored = candidate_table(setup, specs).to_dict("records")
-        atomic_write_json(path, stored)
+    stored = teacher_selection_records(setup)
     df = pd.DataFrame(stored)
     if df.empty:
         return df
@@ -286,19 +226,6 @@ def teacher_selection(setup: Setup):
         f"The rule picks the strongest candidate independent of the assistants: {chosen}",
     )
     return df
-
-
-def first_iteration_data(setup: Setup, seed=None):
-    """Iteration-1 training data for ``seed`` (the first seed by default), using the score caches.
-    Built once per Setup and seed: a notebook asks for it several times (the walk-through, the
-    fitted temperatures, the fusion table), and NFCorpus's retrieval 1,388 deep costs seconds each time."""
-    seed = seed if seed is not None else setup.params["seeds"][0]
-    memo = setup.__dict__.setdefault("_first_iteration_data", {})
-    if seed not in memo:
-        construction = setup.params["construction"]
-        eval_mask = eval_query_mask(setup.train, construction, seed)
-        memo[seed] = (setup.training_data(setup.assistants, eval_mask, mining=False), eval_mask)
-    return memo[seed]
 
 
 def dataset_statistics(setup: Setup):
@@ -334,20 +261,8 @@ def dataset_statistics(setup: Setup):
 
 
 def fitted_temperatures(setup: Setup, seed=None) -> dict:
-    """The assistants' temperatures as the first seed's run fits them (iteration-1 training rows)."""
-    from ..method.temperature import assistant_temperatures
-
-    memo = setup.__dict__.setdefault("_fitted_temperatures", {})
-    if seed not in memo:
-        data, _ = first_iteration_data(setup, seed)
-        memo[seed] = assistant_temperatures(
-            data,
-            setup.assistants,
-            setup.params["fusion"]["temperature_rule"],
-            setup.params["models"]["teacher"].get("temperature", 1.0),
-            np.arange(len(data)),
-        )
-    return dict(memo[seed])
+    """The assistants' temperatures as the seed's run fits them (iteration-1 training rows)."""
+    return first_iteration_temperatures(setup, seed)
 
 
 def fusion_kl_per_query(setup: Setup):
@@ -912,10 +827,7 @@ def _combination_rows(setup):
 # ---- notebook 06: student scale and cost --------------------------------------------------------
 
 
-def _student_label(spec):
-    if spec.get("kind") == "static":
-        return f"static {spec.get('model', 'wordllama')}, {spec.get('dim') or 'full'}-d"
-    return f"{spec.get('model')}, {spec.get('num_layers') or 'all'} layers"
+_student_label = student_label
 
 
 def student_size_runs(setup: Setup, spec):
@@ -944,34 +856,28 @@ def scale_and_cost(setup: Setup):
     for spec in sizes:
         main, base = student_size_runs(setup, spec)
         ours, plain = _row_from_evaluations(main, columns), _row_from_evaluations(base, columns)
-        student = setup.new_student(0, spec)
-        params_count = sum(p.numel() for p in student.parameters())
+        cost = student_cost(setup, spec)
         row = {
             R.ID: R.slug(_student_label(spec)),
             "student": _student_label(spec),
             "seeds": len(main),
-            "dim": student.dim,
-            "#params (M)": params_count / 1e6,
+            "dim": cost["dim"],
+            "#params (M)": cost["params"] / 1e6,
             **ours,
         }
         for name in ("MRR@10", "R@50", "R@1k"):
             row[f"↑ {name} vs no assistant"] = ours[name] - plain[name]
         row.update(delta_columns(setup, main, base, prefix="Δ vs no assistant"))
         rows6.append(row)
-        started = time.perf_counter()
-        vectors = student.encode(
-            setup.collection.corpus.texts, max_length=setup.params["training"]["max_passage_length"]
-        )
-        seconds = time.perf_counter() - started
         rows9.append(
             {
                 R.ID: R.slug(_student_label(spec)),
                 "student": _student_label(spec),
-                "dim": student.dim,
-                "index size (MB)": vectors.nbytes / 2**20,
-                "#params (M)": params_count / 1e6,
-                "corpus encoding seconds": seconds,
-                "passages per second": len(setup.collection.corpus) / max(seconds, 1e-9),
+                "dim": cost["dim"],
+                "index size (MB)": cost["index_bytes"] / 2**20,
+                "#params (M)": cost["params"] / 1e6,
+                "corpus encoding seconds": cost["encoding_seconds"],
+                "passages per second": cost["passages"] / max(cost["encoding_seconds"], 1e-9),
             }
         )
     for row in rows6:

@@ -46,11 +46,11 @@ from __future__ import annotations
 
 import io
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
+from ..config.ids import slug  # noqa: F401 (the one slug rule, re-exported for the tables)
 from ..store.atomic import atomic_write_text
 from . import paper as _paper
 
@@ -153,11 +153,6 @@ TEACHER = "teacher"
 UNTRAINED_STUDENT = "untrained-student"
 # Table 7's paper letters, weakest to strongest assistant (CotMAE, SimLM, RetroMAE, M2DPR)
 LETTER_ORDER = "CSRM"
-
-
-def slug(text) -> str:
-    """A lowercase id from any label: runs of characters other than ``a-z 0-9 . & + @ _`` become one ``-``."""
-    return re.sub(r"[^a-z0-9.&+@_]+", "-", str(text).lower()).strip("-")
 
 
 def iteration_id(number: int) -> str:

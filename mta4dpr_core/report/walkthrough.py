@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..experiments import training_inputs
+from ..experiments.runs import read_over_seeds
 from ..method.construction import merge_candidates, reciprocal_rank_fusion, retrieve_negatives, top_by_rrf
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 
@@ -169,15 +171,7 @@ def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
 def fitted_temperatures(setup, data) -> dict:
     """``{assistant: temperature}`` as a run fits them: the profile's ``fusion.temperature_rule`` on
     every row of ``data`` (the iteration-1 training rows; hand-set temperatures kept)."""
-    from ..method.temperature import assistant_temperatures
-
-    return assistant_temperatures(
-        data,
-        setup.assistants,
-        setup.params["fusion"]["temperature_rule"],
-        setup.params["models"]["teacher"].get("temperature", 1.0),
-        np.arange(len(data)),
-    )
+    return training_inputs.fitted_temperatures(setup.params, data, setup.assistants)
 
 
 def _candidate_set(setup, data, rows):
@@ -271,15 +265,8 @@ def kl_matrix(setup, data, max_queries=2000, seed=0) -> pd.DataFrame:
 
 
 def main_runs(setup) -> list:
-    """The main MTA4DPR run of every seed (stored by the notebooks before; reused, not retrained)."""
-    from . import studies
-
-    runner = getattr(studies, "run_over_seeds", None)
-    if runner is not None:
-        return runner(setup, "mta4dpr")
-    from ..experiments.iteration import run_mta4dpr
-
-    return [run_mta4dpr(setup, seed, "mta4dpr") for seed in setup.params["seeds"]]
+    """The main MTA4DPR run of every seed, read from the run store (notebooks 03 and 04 run them first)."""
+    return read_over_seeds(setup, "mta4dpr")
 
 
 def _global_steps(selections):
@@ -438,7 +425,6 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     the number of queries, and then the batch is no longer the run's. Attributes: ``seed``,
     ``step`` (1-based, as the runs record it), ``queries`` (the batch's query ids and texts),
     ``candidates_per_query``, ``temperatures``, ``same_as_run`` and ``caption``."""
-    from ..experiments.iteration import train_config
     from ..method.construction import take_rows
     from ..method.training import batch_distributions, sample_batch
 
@@ -448,7 +434,7 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     if not pool:
         raise ValueError("this profile has no assistants: there is nothing to select")
     temperatures = fitted_temperatures(setup, data)
-    config = train_config(params, pool, seed, temperatures=temperatures)
+    config = training_inputs.train_config(params, pool, seed, temperatures=temperatures)
     if batch_size:
         config.queries_per_batch = int(batch_size)
     rng = np.random.default_rng([seed, 1, int(step)])  # the trainer's generator for (seed, iteration 1, step)

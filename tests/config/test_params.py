@@ -143,9 +143,9 @@ def test_study_ablations_decide_which_table3_runs_are_scheduled():
 def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
     import types
 
+    from mta4dpr_core import pipeline
     from mta4dpr_core.config.params import load_params
     from mta4dpr_core.experiments.catalog import planned_runs
-    from mta4dpr_core.report import pipeline
 
     grids = []
     monkeypatch.setattr(pipeline, "run_grid", lambda setup, jobs: grids.append(len(jobs)))

@@ -26,9 +26,9 @@ COLD = {"01_data_prep": 600.0, "02_fusion": 1200.0}  # the cold run's: 30 min
 
 @pytest.fixture
 def profile(tmp_path, monkeypatch):
+    from mta4dpr_core import pipeline
     from mta4dpr_core.config import models
     from mta4dpr_core.experiments import experiment
-    from mta4dpr_core.report import pipeline
 
     path = tmp_path / "eta.yaml"
     path.write_text(

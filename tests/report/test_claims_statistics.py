@@ -215,6 +215,18 @@ def synthetic_setup(tmp_path, monkeypatch):
             return out
 
         monkeypatch.setattr(S, "run_over_seeds", runs)
+        # per_query.csv.gz reads the catalog's runs one by one, from the same synthetic store
+        monkeypatch.setattr(
+            C,
+            "read_run",
+            lambda setup, spec: runs(
+                setup,
+                spec.variant,
+                [spec.seed],
+                assistant_subset=spec.assistant_subset,
+                student_spec=spec.student_spec,
+            )[0],
+        )
         members = [1, 1, 1, 2, 2, 2, 3]
         monkeypatch.setattr(
             S,
@@ -357,3 +369,17 @@ def test_p_values_print_with_four_decimals_never_in_scientific_notation(p, text)
     from mta4dpr_core.report.claims import _p_text
 
     assert _p_text(p) == text
+
+
+def test_per_query_is_keyed_by_the_catalogs_run_ids(synthetic_setup):
+    """``per_query.csv.gz`` names each run by its run id (variant, and ``@student`` for another student), never by a
+    display label; the main run's untrained student is its iteration 0."""
+    from mta4dpr_core.experiments.catalog import STAGE_TABLES, runs_for
+    from mta4dpr_core.report import claims as C
+
+    setup = synthetic_setup([13, 42, 7])
+    frame = C.write_per_query(setup)
+    catalog = {spec.run_id for table in STAGE_TABLES["summary"] for spec in runs_for(setup, table)}
+    assert set(frame["run"]) == catalog
+    assert any("@" in run for run in catalog) and all(" " not in run and "," not in run for run in catalog)
+    assert set(frame.loc[frame["run"] == "mta4dpr", "iteration"]) == {0, 1, 2, 3}

@@ -7,11 +7,11 @@ the same functions without Jupyter.
 
 from __future__ import annotations
 
-from ..experiments.catalog import planned_runs
-from ..experiments.experiment import Setup
-from ..experiments.grid import run_grid
-from . import plots, studies
-from .claims import check_claims, write_findings
+from .experiments.catalog import planned_runs
+from .experiments.experiment import Setup
+from .experiments.grid import run_grid
+from .report import plots, studies
+from .report.claims import check_claims, write_findings
 
 
 def _run_planned(setup: Setup, stage: str):
