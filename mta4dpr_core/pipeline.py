@@ -46,10 +46,14 @@ def selection(setup: Setup) -> dict:
     return {"table5": table5, "figure2_data": composition, "figure": figure}
 
 
+def _tables(setup: Setup, stage: str, study, names) -> dict:
+    """The stage's runs, then ``study(setup)``'s tables by name."""
+    _run_planned(setup, stage)
+    return dict(zip(names, study(setup), strict=True))
+
+
 def training(setup: Setup) -> dict:
-    _run_planned(setup, "training")
-    table1, table2, table4 = studies.main_study(setup)
-    return {"table1": table1, "table2": table2, "table4": table4}
+    return _tables(setup, "training", studies.main_study, ("table1", "table2", "table4"))
 
 
 def ablations(setup: Setup) -> dict:
@@ -65,9 +69,7 @@ def ablations(setup: Setup) -> dict:
 
 
 def scale_and_cost(setup: Setup) -> dict:
-    _run_planned(setup, "scale_and_cost")
-    table6, table8, table9 = studies.scale_and_cost(setup)
-    return {"table6": table6, "table8": table8, "table9": table9}
+    return _tables(setup, "scale_and_cost", studies.scale_and_cost, ("table6", "table8", "table9"))
 
 
 def summary(setup: Setup) -> dict:

@@ -47,7 +47,14 @@ import time
 from pathlib import Path
 
 from .config.errors import Mta4dprError
-from .config.params import REPO_ROOT, load_params, profile_path, resolve_path, with_results_dir_override
+from .config.params import (
+    REPO_ROOT,
+    add_profile_arguments,
+    load_params,
+    profile_path,
+    resolve_path,
+    with_results_dir_override,
+)
 from .store.atomic import atomic_write_json, atomic_write_text, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -478,18 +485,12 @@ def one_line(message) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="mini", help="name of params/<profile>.yaml, or a path to a YAML file")
+    add_profile_arguments(
+        parser, "override profile keys, e.g. data.train=X/train training.steps=10 seeds=[1,2] (values are YAML)"
+    )
     parser.add_argument("--only", nargs="*", help="notebook names or numbers to run (default: all)")
     parser.add_argument("--no-notebooks", action="store_true", help="run the stages directly, without papermill")
     parser.add_argument("--force", action="store_true", help="rerun notebooks even if finished")
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override profile keys, e.g. data.train=X/train training.steps=10 seeds=[1,2] (values are YAML)",
-    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else profile_path(args.profile)

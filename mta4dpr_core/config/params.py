@@ -373,6 +373,12 @@ def _read_profile(path: Path, chain: tuple) -> dict:
     return _deep_merge(_read_profile(base_path, chain), given)
 
 
+def add_profile_arguments(parser, set_help: str) -> None:
+    """The command lines' ``--profile`` (a name under ``params/`` or a YAML path) and ``--set KEY=VALUE ...``."""
+    parser.add_argument("--profile", default="mini", help="name of params/<profile>.yaml, or a path to a YAML file")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides", help=set_help)
+
+
 def profile_path(profile: str) -> Path:
     return REPO_ROOT / "params" / f"{profile}.yaml"
 

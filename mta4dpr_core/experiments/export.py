@@ -107,6 +107,7 @@ import numpy as np
 import torch
 
 from ..config.errors import Mta4dprError
+from ..config.params import add_profile_arguments, apply_overrides, load_params, profile_path, resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +448,7 @@ def spec_mismatch(student, state: dict):
 
 def _build(spec: dict, params: dict, cache: dict | None = None):
     """A fresh student of ``spec`` (unrestricted; cached in ``cache`` by spec)."""
-    from ..config.params import resolve_path
+
     from .experiment import build_student
 
     key = json.dumps(spec, sort_keys=True, default=str)
@@ -818,7 +819,6 @@ def stored_training_data_rows(params: dict, directories, texts=False):
 
 
 def _params(args):
-    from ..config.params import apply_overrides, load_params, profile_path
 
     path = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else profile_path(args.profile)
     params = load_params(path)
@@ -856,15 +856,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("student", "data"):
         sub = commands.add_parser(name)
-        sub.add_argument("--profile", default="mini", help="name of params/<profile>.yaml, or a path to a YAML file")
-        sub.add_argument(
-            "--set",
-            nargs="+",
-            default=[],
-            metavar="KEY=VALUE",
-            dest="overrides",
-            help="profile overrides, as for the runner",
-        )
+        add_profile_arguments(sub, "profile overrides, as for the runner")
         sub.add_argument(
             "--student",
             metavar="SPEC",

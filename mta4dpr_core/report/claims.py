@@ -72,6 +72,8 @@ QUALITY = "quality"
 COMPOSITE = "composite (summary of its parts; not counted)"
 FUSION_FAMILY = "fusion KL (a family of its own)"
 TIMING = "timing (not in the quality family)"
+# the comparison's effect, its interval, its p before and after Holm, and the verdict
+VERDICT_COLUMNS = ["effect", "low", "high", "p", "p (Holm)", "verdict"]
 CLAIM_COLUMNS = [
     "id",
     "claim",
@@ -79,12 +81,7 @@ CLAIM_COLUMNS = [
     "also in",
     "paper Δ",
     "paper table",
-    "effect",
-    "low",
-    "high",
-    "p",
-    "p (Holm)",
-    "verdict",
+    *VERDICT_COLUMNS,
     "combination of",
     "ours MRR@10 Δ",
     "effect ratio (MRR@10)",
@@ -112,12 +109,7 @@ SECONDARY_COLUMNS = [
     "id",
     "claim",
     "metric",
-    "effect",
-    "low",
-    "high",
-    "p",
-    "p (Holm)",
-    "verdict",
+    *VERDICT_COLUMNS,
     "primary verdict",
     "agrees",
     "paper Δ",

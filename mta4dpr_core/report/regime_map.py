@@ -81,6 +81,28 @@ def position(student: float, band) -> str:
     return "below" if student < low else "above" if student > high else "inside"
 
 
+def _point(point_id, source, metric, teacher, assistants, measured_on, student, band, delta, delta_is, setting=None):
+    """One point of the map: the teacher's lead over its best and weakest assistant, where the teacher-only
+    student ends against the assistants' ``band``, and ``delta`` = (Δ, low, high, verdict) of MTA4DPR."""
+    effect, low, high, verdict = delta
+    return {
+        "id": point_id,
+        "source": source,
+        "setting": setting or point_id,
+        "metric": metric,
+        "gap to best assistant (%)": relative_gap(teacher, max(assistants)),
+        "gap to weakest assistant (%)": relative_gap(teacher, min(assistants)),
+        "gap measured on": measured_on,
+        "student vs band": position(student, band),
+        "student position in band": (student - min(band)) / (max(band) - min(band)) if len(band) > 1 else np.nan,
+        "Δ": effect,
+        "low": low,
+        "high": high,
+        "verdict": verdict,
+        "Δ is": delta_is,
+    }
+
+
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
     path = folder / f"{name}.csv"
     return pd.read_csv(path) if path.is_file() else None
@@ -100,22 +122,18 @@ def profile_point(folder, profile: str, metric: str = "nDCG@10") -> dict | None:
     band = [score[r] for r in score.index if str(r).startswith("assistant:")]
     student = score["student:no-assistant"]
     claim = claims.set_index("id").loc[MATCHED_CLAIM]
-    return {
-        "id": profile,
-        "source": "profile",
-        "setting": profile,
-        "metric": metric,
-        "gap to best assistant (%)": relative_gap(teacher, max(assistants)),
-        "gap to weakest assistant (%)": relative_gap(teacher, min(assistants)),
-        "gap measured on": "training queries (full retrieval)",
-        "student vs band": position(student, band),
-        "student position in band": (student - min(band)) / (max(band) - min(band)) if len(band) > 1 else np.nan,
-        "Δ": float(claim["effect"]),
-        "low": float(claim["low"]),
-        "high": float(claim["high"]),
-        "verdict": claim["verdict"],
-        "Δ is": "MTA4DPR − teacher-only KD at the same total KL weight (test)",
-    }
+    return _point(
+        profile,
+        "profile",
+        metric,
+        teacher,
+        assistants,
+        "training queries (full retrieval)",
+        student,
+        band,
+        (float(claim["effect"]), float(claim["low"]), float(claim["high"]), claim["verdict"]),
+        "MTA4DPR − teacher-only KD at the same total KL weight (test)",
+    )
 
 
 def paper_points() -> list[dict]:
@@ -128,22 +146,19 @@ def paper_points() -> list[dict]:
         student = P.value(student_table, none, student_metric)
         delta = P.value(student_table, mta, student_metric) - student
         points.append(
-            {
-                "id": point_id,
-                "source": "paper",
-                "setting": setting,
-                "metric": metric,
-                "gap to best assistant (%)": relative_gap(teacher, max(assistants)),
-                "gap to weakest assistant (%)": relative_gap(teacher, min(assistants)),
-                "gap measured on": "the paper's evaluation set (it reports no training-query scores)",
-                "student vs band": position(student, assistants),
-                "student position in band": (student - min(assistants)) / (max(assistants) - min(assistants)),
-                "Δ": delta,
-                "low": np.nan,
-                "high": np.nan,
-                "verdict": "",
-                "Δ is": "the paper's MTA4DPR − w/o assistants (loss weights differ), no interval",
-            }
+            _point(
+                point_id,
+                "paper",
+                metric,
+                teacher,
+                assistants,
+                "the paper's evaluation set (it reports no training-query scores)",
+                student,
+                assistants,
+                (delta, np.nan, np.nan, ""),
+                "the paper's MTA4DPR − w/o assistants (loss weights differ), no interval",
+                setting=setting,
+            )
         )
     return points
 

@@ -158,14 +158,22 @@ def _require_id(obj, path, line_no):
     return doc_id
 
 
+def _unique_records(path):
+    """Yield ``(line number, id, object)`` of a BEIR JSONL file; a repeated ``_id`` is a :class:`DataError` naming
+    both lines."""
+    seen = {}
+    for line_no, obj in read_jsonl(path):
+        record_id = _require_id(obj, path, line_no)
+        if record_id in seen:
+            raise DataError(path, f"duplicate id {record_id!r} (first on line {seen[record_id]})", line_no)
+        seen[record_id] = line_no
+        yield line_no, record_id, obj
+
+
 def load_beir_corpus(path) -> Corpus:
     path = Path(path)
-    ids, texts, titles, seen = [], [], [], {}
-    for line_no, obj in read_jsonl(path):
-        doc_id = _require_id(obj, path, line_no)
-        if doc_id in seen:
-            raise DataError(path, f"duplicate id {doc_id!r} (first on line {seen[doc_id]})", line_no)
-        seen[doc_id] = line_no
+    ids, texts, titles = [], [], []
+    for line_no, doc_id, obj in _unique_records(path):
         title = str(obj.get("title") or "").strip()
         body = str(obj.get("text") or "").strip()
         if not title and not body:
@@ -180,12 +188,8 @@ def load_beir_corpus(path) -> Corpus:
 
 def load_beir_queries(path) -> dict:
     path = Path(path)
-    queries, seen = {}, {}
-    for line_no, obj in read_jsonl(path):
-        query_id = _require_id(obj, path, line_no)
-        if query_id in seen:
-            raise DataError(path, f"duplicate id {query_id!r} (first on line {seen[query_id]})", line_no)
-        seen[query_id] = line_no
+    queries = {}
+    for line_no, query_id, obj in _unique_records(path):
         text = str(obj.get("text") or "").strip()
         if not text:
             raise DataError(path, f"empty text for query {query_id!r}", line_no)

@@ -129,16 +129,22 @@ def load_array(path) -> np.ndarray:
     return np.load(io.BytesIO(read_checksummed(path)), allow_pickle=False)
 
 
-def try_load_array(path):
-    """Load a verified array, or return None (and say why) if it is missing or corrupted."""
+def _try_load(path, load, errors=(CacheError, ValueError, OSError)):
+    """``load(path)`` of a verified file, or None (and say why) when it is missing or fails with one of ``errors``:
+    a cache that is rejected is rebuilt, never half trusted."""
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return load_array(path)
-    except (CacheError, ValueError, OSError) as error:
+        return load(path)
+    except errors as error:
         log.warning("cache rejected, rebuilding: %s", error)
         return None
+
+
+def try_load_array(path):
+    """Load a verified array, or return None (and say why) if it is missing or corrupted."""
+    return _try_load(path, load_array)
 
 
 def save_npz(path, **arrays) -> Path:
@@ -147,16 +153,13 @@ def save_npz(path, **arrays) -> Path:
     return write_checksummed(path, buffer.getvalue())
 
 
+def _load_npz(path) -> dict:
+    with np.load(io.BytesIO(read_checksummed(path)), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
 def try_load_npz(path):
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        with np.load(io.BytesIO(read_checksummed(path)), allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (CacheError, ValueError, OSError) as error:
-        log.warning("cache rejected, rebuilding: %s", error)
-        return None
+    return _try_load(path, _load_npz)
 
 
 # Modules that only present results (tables, figures, claims, statistics, notebooks, the runner's
@@ -191,12 +194,9 @@ def save_torch(path, obj) -> Path:
 def try_load_torch(path):
     import torch
 
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        # weights_only: a swapped checkpoint cannot run code; metadata lives in JSON beside the weights
-        return torch.load(io.BytesIO(read_checksummed(path)), map_location="cpu", weights_only=True)
-    except (CacheError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
-        log.warning("checkpoint rejected: %s", error)
-        return None
+    # weights_only: a swapped checkpoint cannot run code; metadata lives in JSON beside the weights
+    return _try_load(
+        path,
+        lambda p: torch.load(io.BytesIO(read_checksummed(p)), map_location="cpu", weights_only=True),
+        (CacheError, RuntimeError, OSError, EOFError, pickle.UnpicklingError),
+    )
