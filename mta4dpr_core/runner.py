@@ -42,28 +42,35 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
+from .config import progress
 from .config.errors import Mta4dprError
+from .config.models import check_models_available
 from .config.params import (
     REPO_ROOT,
     add_profile_arguments,
+    apply_overrides,
     load_params,
     profile_path,
     resolve_path,
     with_results_dir_override,
 )
-from .store.atomic import atomic_write_json, atomic_write_text, read_json
+from .store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, code_digest, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = os.environ.get("MTA4DPR_KERNEL", "python3")
 
 
 def core_digest() -> str:
-    from .store.atomic import code_digest
-
     return code_digest(include_report=True)
 
 
@@ -163,7 +170,6 @@ class ProgressMonitor:
         """``previous``: seconds by notebook (see :func:`timing_estimates`); ``lower_bounds``: notebooks whose
         seconds are only a lower bound (a warm timing on a cold start); ``cold``: the run starts cold;
         ``side_by_side``: notebooks that run at the same time (their ETA is the longest, not the sum)."""
-        import threading
 
         self.profile, self.names, self.previous = profile, list(names), dict(previous)
         self.side_by_side = set(side_by_side)
@@ -248,7 +254,6 @@ class ProgressMonitor:
         self.path = progress_path
         if progress_path is None or self._thread is not None:  # side by side: one tail for the shared file
             return
-        import threading
 
         progress_path.parent.mkdir(parents=True, exist_ok=True)
         progress_path.write_text("")
@@ -348,10 +353,7 @@ def strip_progress_outputs(path) -> int:
 
 
 def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
-    from .config import progress
-
     params = with_results_dir_override(load_params(profile_file))
-    from .config.models import check_models_available
 
     check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook
     profile = params["profile"]
@@ -402,7 +404,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         started = time.perf_counter()
         try:
             if notebooks:
-                import papermill
+                import papermill  # noqa: PLC0415 (lazy: papermill not loaded by this module)
 
                 runs.mkdir(parents=True, exist_ok=True)
                 sections = {k: v for k, v in params.items()}
@@ -417,8 +419,8 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                 )
                 strip_progress_outputs(runs / f"{name}.ipynb")
             else:
-                from .experiments.experiment import Setup
-                from .pipeline import STAGES
+                from .experiments.experiment import Setup  # noqa: PLC0415 (lazy: ir_measures, numba, torch not loaded by this module)
+                from .pipeline import STAGES  # noqa: PLC0415 (lazy: ir_measures, numba, scipy, torch not loaded by this module)
 
                 progress.route_logs()  # as in the notebooks: the core's INFO lines are progress lines
                 STAGES[name](Setup.from_params(params))
@@ -439,7 +441,6 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
                 execute(group[0])
                 continue
             # each notebook in its own kernel process, on the cores a single one leaves idle
-            from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(len(group)) as pool:
                 futures = [pool.submit(execute, name) for name in group]
@@ -451,11 +452,10 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         else:
             os.environ[progress.FILE_VARIABLE] = saved_variable
     wall = round(time.perf_counter() - started_all, 1)
-    from .report.studies import write_manifest
+    from .report.studies import write_manifest  # noqa: PLC0415 (lazy: ir_measures, numba, scipy, torch not loaded by this module)
 
     if notebooks:
         # the executed notebooks beside the tables, so a reader sees every output without running anything
-        from .store.atomic import atomic_write_bytes
 
         for name in names:
             executed = runs / f"{name}.ipynb"
@@ -497,12 +497,6 @@ def main(argv=None):
     scratch = None
     try:
         if args.overrides:  # the profile with the overrides, validated, as a profile file of its own
-            import tempfile
-
-            import yaml
-
-            from .config.params import apply_overrides
-
             params = apply_overrides(load_params(path), args.overrides)
             scratch = Path(tempfile.mkdtemp(prefix="mta4dpr-set-"))
             path = scratch / f"{params['profile']}.yaml"
@@ -522,8 +516,6 @@ def main(argv=None):
         raise
     finally:
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
 

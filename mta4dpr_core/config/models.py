@@ -219,7 +219,7 @@ def resolve_model(name: str, cache_dir=None) -> ResolvedModel:
     else:
         tried.append(f"offline packages (none ships {canonical}; shipped: {', '.join(sorted(OFFLINE))})")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # noqa: PLC0415 (lazy: huggingface_hub not loaded by this module)
 
         path = snapshot_download(canonical)
         return ResolvedModel(canonical, Path(path), "hub")

@@ -16,9 +16,11 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
+from .independence import check_independence, check_student_independence
 from .kinds import NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS
 from .schema import defaults, rules
 from .schema import keys as schema_keys
+from .warm_start_config import WarmStartConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +110,6 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
             raise ParamsError(
                 f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source
             )
-        from .warm_start_config import WarmStartConfig
 
         WarmStartConfig.from_spec(spec["warm_start"], key=f"{key}.warm_start", source=source)
     if kind == "run" and not isinstance(spec.get("paths"), list):
@@ -257,12 +258,8 @@ def validate(params: dict, source=None) -> dict:
     if params["models"]["student"]:
         _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
     if params["models"]["teacher"] and params["models"]["independent_teacher"]:
-        from .independence import check_independence
-
         check_independence(params["models"]["teacher"], assistants, source)
     if params["models"]["independent_student"]:
-        from .independence import check_student_independence
-
         check_student_independence(params["models"]["student"], assistants, source)
         for index, spec in enumerate(params["study"]["student_sizes"] or []):
             check_student_independence(spec, assistants, source, key=f"study.student_sizes[{index}]")

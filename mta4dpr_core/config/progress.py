@@ -19,6 +19,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -110,7 +111,7 @@ def progress_bar(iterable=None, desc="", total=None, disable=False, **kwargs):
         return bar
     if not off and _in_jupyter_kernel():
         # JupyterLab: a widget bar in the cell (tqdm.auto), gone when the cell finishes
-        from tqdm.auto import tqdm as auto_bar
+        from tqdm.auto import tqdm as auto_bar  # noqa: PLC0415 (lazy: tqdm.auto probes for Jupyter widgets; only a notebook needs it)
 
         return auto_bar(iterable, desc=desc, total=total, leave=False, **kwargs)
     options = dict(leave=False, file=sys.stderr)
@@ -125,7 +126,6 @@ def _in_jupyter_kernel() -> bool:
 
 def quiet_libraries():
     """bm25s sets its own logger to DEBUG when imported ("Building index from ..." lines): set it back to WARNING."""
-    import logging
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
 
@@ -133,7 +133,6 @@ def quiet_libraries():
 def route_logs(logger_name="mta4dpr_core"):
     """The core's INFO lines (e.g. "seed 13 mta4dpr iteration 1: eval ...") become progress lines
     (the runner prints them; notebook outputs stay clean); warnings and errors still reach stderr."""
-    import logging
 
     class ReportHandler(logging.Handler):
         def emit(self, record):

@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,7 +245,6 @@ def keys(schema: dict = SCHEMA, prefix: str = ""):
 
 def defaults(schema: dict = SCHEMA) -> dict:
     """The nested mapping of defaults (a fresh copy)."""
-    import copy
 
     return {
         name: copy.deepcopy(node.default) if isinstance(node, Key) else defaults(node) for name, node in schema.items()

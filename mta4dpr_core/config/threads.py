@@ -10,13 +10,14 @@ results are the same bits (``tests/config/test_threads.py``).
 
 from __future__ import annotations
 
+import sys
+
 
 def one_thread_per_process():
     """Limit torch, the BLAS libraries and OpenMP (FAISS) of this process to one thread each."""
-    import sys
 
-    import torch
-    from threadpoolctl import threadpool_limits
+    import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (lazy: threadpoolctl not loaded by this module)
 
     torch.set_num_threads(1)
     threadpool_limits(limits=1)  # OpenBLAS / MKL / OpenMP libraries loaded so far (numpy's, FAISS's)

@@ -11,6 +11,7 @@ import copy
 import functools
 import hashlib
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +19,16 @@ import numpy as np
 import torch
 
 from ..config.errors import ParamsError
+from ..config.models import check_models_available, student_specs
 from ..config.params import resolve_path
 from ..method.construction import build_training_data
 from ..method.warm_start import WarmStartConfig, warm_started
 from ..retrieval.data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
 from ..retrieval.encoders import StaticEncoder, TransformerEncoder
-from ..retrieval.metrics import evaluate, run_from_arrays
+from ..retrieval.metrics import drop_identical_ids, evaluate, run_from_arrays
 from ..retrieval.pseudo_queries import pseudo_query_split, with_pseudo_queries
-from ..retrieval.scorers import DenseScorer, build_scorer
+from ..retrieval.scorers import CrossEncoderScorer, DenseScorer, EnsembleScorer, build_scorer
+from ..store.atomic import content_hash, texts_digest
 
 log = logging.getLogger(__name__)
 TEST_METRICS = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
@@ -65,8 +68,6 @@ class StudentScorer(DenseScorer):
         return parameter_fingerprint(self.encoder)
 
     def cache_key(self, texts, max_length):
-        from ..store.atomic import content_hash, texts_digest
-
         return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
 
 
@@ -119,8 +120,6 @@ class Setup:
 
     @classmethod
     def from_params(cls, params: dict, prepare=True):
-        from ..config.models import check_models_available, student_specs
-
         check_models_available(params)  # a missing local model path stops here, before any work
         data = params["data"]
         root = resolve_path(data["root"])
@@ -298,8 +297,6 @@ class Setup:
                 scorer.prepare(self.collection.corpus)
         run = run_from_arrays(ids, collection.corpus.ids, scores, indices)
         if self.params.get("evaluation", {}).get("ignore_identical_ids"):  # queries that are also passages
-            from ..retrieval.metrics import drop_identical_ids
-
             run = drop_identical_ids(run)
         return evaluate(run, {q: split.qrels[q] for q in ids}, names, split.relevance_level, per_query=per_query)
 
@@ -334,7 +331,6 @@ class Setup:
 
 def uses_transformer(scorer) -> bool:
     """Whether scoring with ``scorer`` runs a transformer over passages (costly on a large extra corpus)."""
-    from ..retrieval.scorers import CrossEncoderScorer, EnsembleScorer
 
     if isinstance(scorer, EnsembleScorer):
         return any(uses_transformer(member) for member in scorer.members)
@@ -345,8 +341,6 @@ def uses_transformer(scorer) -> bool:
 
 
 def seed_everything(seed: int):
-    import random
-
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

@@ -105,9 +105,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ..config.errors import Mta4dprError
 from ..config.params import add_profile_arguments, apply_overrides, load_params, profile_path, resolve_path
+from ..method.construction import TrainingData, eval_query_mask
+from ..store.atomic import code_digest, content_hash, read_json, try_load_torch
+from .runs import VARIANTS, deep_update
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +143,7 @@ def quiet_third_party():
     buffers), no weight-loading bars and no sentence-transformers info lines while inside."""
     saved = []
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         saved.append(("hf", hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()))
         hf_logging.set_verbosity_error()
@@ -206,13 +210,13 @@ def _replace_dir(staging: Path, out: Path):
 
 def sentence_transformer_modules(student, work_dir: Path, max_seq_length=None):
     """The stock sentence-transformers modules equivalent to ``student`` (a TransformerEncoder or StaticEncoder)."""
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
 
-    from ..retrieval.encoders import StaticEncoder, TransformerEncoder
+    from ..retrieval.encoders import StaticEncoder, TransformerEncoder  # noqa: PLC0415 (lazy: numba not loaded by this module)
 
     student = student.cpu().eval() if isinstance(student, torch.nn.Module) else student
     if isinstance(student, TransformerEncoder):
-        from sentence_transformers.base.modules import Transformer
+        from sentence_transformers.base.modules import Transformer  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
 
         hf_dir = work_dir / "hf"
         model = student.model
@@ -228,7 +232,7 @@ def sentence_transformer_modules(student, work_dir: Path, max_seq_length=None):
         dim = transformer.get_embedding_dimension()
         modules = [transformer]
         if student.pooling == "cls_last3":
-            from sentence_transformers.sentence_transformer.modules import WeightedLayerPooling
+            from sentence_transformers.sentence_transformer.modules import WeightedLayerPooling  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
 
             layers = model.config.num_hidden_layers
             modules.append(WeightedLayerPooling(dim, num_hidden_layers=layers, layer_start=max(0, layers - 2)))
@@ -236,8 +240,8 @@ def sentence_transformer_modules(student, work_dir: Path, max_seq_length=None):
         else:
             modules.append(Pooling(dim, pooling_mode=student.pooling))
     elif isinstance(student, StaticEncoder):
-        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
-        from tokenizers import Tokenizer
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
+        from tokenizers import Tokenizer  # noqa: PLC0415 (lazy: tokenizers not loaded by this module)
 
         table = student.full_table() if hasattr(student, "id_map") else student.embedding.weight.data
         tokenizer = Tokenizer.from_str(student.tokenizer.to_str())  # a copy: StaticEmbedding changes its padding
@@ -257,7 +261,7 @@ def export_student(student, out, max_seq_length=None, metadata=None, max_query_l
     """Write ``student`` as a sentence-transformers directory at ``out`` (atomically, ordinary
     permissions); return ``out``. ``max_seq_length``: the passage truncation (tokens) the directory
     applies to every text; ``max_query_length``: the query truncation the package used, for the README."""
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
 
     out = Path(out)
     staging = _staging_dir(out)
@@ -287,7 +291,7 @@ def export_student(student, out, max_seq_length=None, metadata=None, max_query_l
 def export_readme(student, max_query_length=None, max_passage_length=None, metadata=None) -> str:
     """The exported directory's README: what it is, and how to reproduce the package's metrics with
     sentence-transformers alone."""
-    from ..retrieval.encoders import StaticEncoder
+    from ..retrieval.encoders import StaticEncoder  # noqa: PLC0415 (lazy: numba not loaded by this module)
 
     static = isinstance(student, StaticEncoder)
     identity = student.identity()
@@ -449,7 +453,7 @@ def spec_mismatch(student, state: dict):
 def _build(spec: dict, params: dict, cache: dict | None = None):
     """A fresh student of ``spec`` (unrestricted; cached in ``cache`` by spec)."""
 
-    from .experiment import build_student
+    from .experiment import build_student  # noqa: PLC0415 (lazy: ir_measures, numba not loaded by this module)
 
     key = json.dumps(spec, sort_keys=True, default=str)
     if cache is not None and key in cache:
@@ -472,7 +476,6 @@ def _build(spec: dict, params: dict, cache: dict | None = None):
 def load_student(params: dict, checkpoint, student_spec=None):
     """A student of ``student_spec`` (default: the profile's) with the weights stored in ``checkpoint``
     (a state.pt or snapshot); a checkpoint that does not fit the spec is an :class:`ExportError`."""
-    from ..store.atomic import try_load_torch
 
     state = try_load_torch(checkpoint)
     if state is None:
@@ -500,7 +503,6 @@ def load_student(params: dict, checkpoint, student_spec=None):
 def recorded_student_spec(run_dir):
     """The student spec a run recorded (``student_spec`` in its result.json or an iteration's
     state.json), or None where the run recorded none."""
-    from ..store.atomic import read_json
 
     run_dir = Path(run_dir)
     stored = read_json(run_dir / "result.json") or {}
@@ -531,7 +533,6 @@ def _candidates(params: dict, stored: dict):
 
 def run_student_spec(params: dict, run_dir, checkpoint=None) -> dict:
     """The student spec of the run in ``run_dir`` (see "Which student" in the module docstring)."""
-    from ..store.atomic import code_digest, content_hash, read_json, try_load_torch
 
     run_dir = Path(run_dir)
     recorded = recorded_student_spec(run_dir)
@@ -649,7 +650,7 @@ def training_data_rows(data, corpus_ids, iteration, corpus_texts=None, positives
 
 
 def arrow_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # noqa: PLC0415 (lazy: pyarrow not loaded by this module)
 
     strings, floats = pa.list_(pa.string()), pa.list_(pa.float32())
     return pa.schema(
@@ -683,8 +684,8 @@ def write_rows(rows, out, fmt=None) -> Path:
     os.close(handle)
     try:
         if fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            import pyarrow as pa  # noqa: PLC0415 (lazy: pyarrow not loaded by this module)
+            import pyarrow.parquet as pq  # noqa: PLC0415 (lazy: pyarrow not loaded by this module)
 
             pq.write_table(pa.Table.from_pylist(list(rows), schema=arrow_schema()), temp)
         else:
@@ -711,10 +712,7 @@ def rebuild_training_data(params: dict, run_dir, texts=False, student_spec=None)
     """Rows of every stored iteration of the run in ``run_dir``, its training data rebuilt exactly as
     ``iteration.run_mta4dpr`` built it (same pool, previous student, eval split; cached pair scores).
     ``student_spec``: the run's student (default: found by :func:`run_student_spec`)."""
-    from ..method.construction import eval_query_mask
-    from ..store.atomic import read_json, try_load_torch
-    from .experiment import Setup
-    from .iteration import VARIANTS, deep_update
+    from .experiment import Setup  # noqa: PLC0415 (lazy: ir_measures, numba not loaded by this module)
 
     run_dir = Path(run_dir)
     seed, variant, run_key = _parse_run_dir(run_dir)
@@ -799,8 +797,7 @@ def _run_student(setup, seed, spec, weights, path):
 
 def stored_training_data_rows(params: dict, directories, texts=False):
     """Rows of directories written by ``TrainingData.save`` (iteration 1, 2, ... in order)."""
-    from ..method.construction import TrainingData
-    from .experiment import Setup
+    from .experiment import Setup  # noqa: PLC0415 (lazy: ir_measures, numba not loaded by this module)
 
     setup = Setup.from_params(params, prepare=False)
     corpus = setup.collection.corpus
@@ -819,7 +816,6 @@ def stored_training_data_rows(params: dict, directories, texts=False):
 
 
 def _params(args):
-
     path = Path(args.profile) if args.profile.endswith((".yaml", ".yml")) else profile_path(args.profile)
     params = load_params(path)
     return apply_overrides(params, args.overrides) if args.overrides else params
@@ -828,7 +824,6 @@ def _params(args):
 def _student_option(text):
     if not text:
         return None
-    import yaml
 
     try:
         spec = yaml.safe_load(text)
@@ -843,7 +838,6 @@ def _student_option(text):
 
 def _run_training_params(params, run_dir):
     """The training section the run was made with (its result.json), else the profile's."""
-    from ..store.atomic import read_json
 
     stored = (read_json(Path(run_dir) / "result.json") or {}) if run_dir is not None else {}
     return (stored.get("params") or {}).get("training") or params["training"]

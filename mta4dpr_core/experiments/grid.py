@@ -21,6 +21,9 @@ import multiprocessing
 import os
 import time
 
+import torch
+
+from ..config.progress import report as progress_report
 from ..config.threads import one_thread_per_process
 from .iteration import run_mta4dpr
 from .runs import stored_run
@@ -33,7 +36,6 @@ def default_workers(setup) -> int:
     configured = int(setup.params["output"].get("workers", 0) or 0)
     if configured:
         return configured
-    import torch
 
     static = setup.params["models"]["student"].get("kind") == "static"
     return 2 if static and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
@@ -53,7 +55,7 @@ def run_grid(setup, jobs: list[dict], workers: int | None = None, report=None):
     global _SETUP
     workers = default_workers(setup) if workers is None else workers
     if report is None:
-        from ..config.progress import report
+        report = progress_report
     # a later notebook finds its runs stored: it then builds no starting student (a static one tokenises the
     # training texts for its vocabulary, seconds each) and forks no workers
     jobs = [job for job in jobs if stored_run(setup, **_run_arguments(job)) is None]

@@ -22,6 +22,8 @@ import pandas as pd
 
 # the rules live in the config layer (params applies them); re-exported for callers of this module
 from ..config.independence import check_independence, check_student_independence, model_family  # noqa: F401
+from ..config.params import resolve_path
+from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json
 
 
 def hybrid_name(first: str, second: str, first_weight: float, second_weight: float) -> str:
@@ -44,8 +46,7 @@ def hybrid_specs(first: dict, second: dict, weights=(0.1, 0.2, 0.3, 0.4, 0.5, 0.
 
 def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@100"), role="candidate") -> pd.DataFrame:
     """Each candidate scorer on the *training* split's labelled queries (pseudo-queries aside), in percent."""
-    from ..config.params import resolve_path
-    from ..retrieval.scorers import build_scorer
+    from ..retrieval.scorers import build_scorer  # noqa: PLC0415 (lazy: numba, torch not loaded by this module)
 
     rows, shared = [], {}
     for spec in specs:
@@ -92,7 +93,6 @@ def choose_teacher(table: pd.DataFrame, assistant_specs: list[dict], metric="tra
 def teacher_selection_records(setup) -> list[dict]:
     """The candidate table of the profile's ``study.teacher_candidates`` and ``study.teacher_hybrids`` as records,
     stored under a hash of the specs, the data and the core code (computed once)."""
-    from ..store.atomic import atomic_write_json, code_digest, content_hash, read_json
 
     study = setup.params["study"]
     singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}

@@ -37,7 +37,8 @@ import torch
 import torch.distributed as dist
 
 from ..config.errors import CacheError
-from ..store.atomic import atomic_write_json, load_array, save_array, sha256_file, texts_digest
+from ..retrieval.data import load_collection
+from ..store.atomic import atomic_write_json, atomic_write_text, load_array, save_array, sha256_file, texts_digest
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,6 @@ def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, te
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    from ..store.atomic import atomic_write_text
 
     atomic_write_text(Path(str(out_path) + ".sha256"), digest + "\n")
     return out_path
@@ -311,9 +311,8 @@ def corpus_cache_path(scorer, texts) -> Path:
 
 # ---------------------------------------------------------------- command line
 def _encode_main(args):
-    from ..retrieval.data import load_collection
-    from ..retrieval.encoders import build_encoder
-    from ..retrieval.scorers import DenseScorer
+    from ..retrieval.encoders import build_encoder  # noqa: PLC0415 (lazy: numba not loaded by this module)
+    from ..retrieval.scorers import DenseScorer  # noqa: PLC0415 (lazy: numba not loaded by this module)
 
     rank, world, local_rank = init_from_env(args.backend)
     try:

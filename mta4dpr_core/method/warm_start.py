@@ -39,7 +39,8 @@ import torch
 from ..config import progress
 from ..config.precision import autocast_dtype, dtype_name
 from ..config.warm_start_config import WarmStartConfig  # noqa: F401  (the settings; re-exported)
-from ..retrieval.encoders import default_device
+from ..retrieval.data import load_corpus
+from ..retrieval.encoders import TransformerEncoder, default_device
 from ..store.atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def warm_start(student, target, texts, config: WarmStartConfig) -> list:
 
 def warm_started(student, spec: dict, data_root, cache_dir):
     """``student`` with the cached warm start of ``spec`` loaded (computed and cached on first use)."""
-    from ..retrieval.data import load_corpus
-    from ..retrieval.encoders import TransformerEncoder
 
     config, student_identity, path = _cache_entry(spec, cache_dir)
     state = try_load_torch(path)

@@ -26,7 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config.errors import ParamsError
+from ..config.params import load_params, profile_path
 from . import tables as R  # row ids (tables.py)
+from .plots import PALETTE, Plot
 from .tables import collection_label, write_table
 
 SINGLE = "single assistant − none"
@@ -281,10 +284,8 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
     """Scatter of ``gap`` (x) against ``delta`` (y) with its 95% interval, lines at x = 0 and y = 0; colour
     per profile, marker per kind (Table 6 sizes hollow). Saved atomically as PNG when ``path`` is given;
     returns a :class:`mta4dpr_core.report.plots.Plot` (displays itself in a notebook)."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from .plots import PALETTE, Plot
+    from matplotlib.figure import Figure  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
+    from matplotlib.lines import Line2D  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     fig = Figure(figsize=(9.5, 5.0), dpi=100, layout="constrained")
     # the points' names go in a numbered key beside the plot: written next to the points they overlapped
@@ -447,9 +448,6 @@ def cross_profile_gap(results_root, profiles) -> pd.DataFrame:
 
 
 def _load_profile(name) -> dict:
-    from ..config.errors import ParamsError
-    from ..config.params import load_params, profile_path
-
     try:
         return load_params(profile_path(name))
     except ParamsError:

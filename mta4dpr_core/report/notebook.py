@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
 import logging
+import math
 import os
 import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config.models import check_models_available
+from ..config.params import REPO_ROOT, notebook_params
+from ..config.progress import route_logs
 
 SECTIONS = (
     "seeds",
@@ -31,13 +42,12 @@ def configure():
     CI set ``MTA4DPR_PROGRESS=0``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
-    from ..config.progress import route_logs
 
     route_logs()  # the core's INFO lines go to the runner's terminal, not into the outputs
     for name in ("transformers", "sentence_transformers", "bm25s", "faiss", "model2vec", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
@@ -47,14 +57,13 @@ def configure():
 
 def setup_display(precision: int = 2):
     """Tables with ``precision`` decimals (not 73.573994), wide tables unwrapped, inline figures at a fixed dpi."""
-    import pandas as pd
 
     pd.set_option("display.precision", precision)
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 80)
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
         matplotlib.rcParams["figure.dpi"] = 100
         matplotlib.rcParams["savefig.dpi"] = 100
@@ -65,9 +74,7 @@ def setup_display(precision: int = 2):
 
 def setup_from_parameters(profile, **sections):
     """The papermill-injected sections (or, in JupyterLab, the profile file) -> validated params and Setup."""
-    from ..config.models import check_models_available
-    from ..config.params import notebook_params
-    from ..experiments.experiment import Setup
+    from ..experiments.experiment import Setup  # noqa: PLC0415 (lazy: ir_measures, numba, torch not loaded by this module)
 
     configure()
     params = notebook_params(profile, **{k: v for k, v in sections.items() if k in SECTIONS})
@@ -85,7 +92,6 @@ def caption_of(results_dir, name):
     """The caption of ``<results_dir>/<name>.md``: its first line without the ``## `` (what the table
     writer, :func:`mta4dpr_core.report.tables.write_table`, puts there: data, seeds, metric); None when the
     file is missing or has no caption line."""
-    from pathlib import Path
 
     path = Path(results_dir) / f"{name}.md"
     try:
@@ -98,8 +104,6 @@ def caption_of(results_dir, name):
 
 def _is_missing(value) -> bool:
     try:
-        import pandas as pd
-
         missing = pd.isna(value)
     except (TypeError, ValueError):
         return False
@@ -110,9 +114,6 @@ def _float_formatter(values, decimals: int):
     """One fixed format for a float column: integers when every value is integer-valued, else
     ``decimals`` places, more where every non-zero value would print as zero (two significant digits
     of the largest); never scientific notation, never ``-0.00``."""
-    import math
-
-    import numpy as np
 
     finite = np.asarray(
         [v for v in values if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)],
@@ -139,8 +140,6 @@ def _float_formatter(values, decimals: int):
 
 def _column_text(series, decimals: int) -> list:
     """A column as display strings (see :func:`show`)."""
-    import numpy as np
-    import pandas as pd
 
     values = series.tolist()
     if pd.api.types.is_bool_dtype(series.dtype):
@@ -165,8 +164,6 @@ def _column_text(series, decimals: int) -> list:
 
 
 def _is_numeric_column(series) -> bool:
-    import pandas as pd
-
     return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
 
 
@@ -182,12 +179,9 @@ class Table:
 
     @property
     def styler(self):
-        import html
-
         lines = [html.escape(part) for part in (self.caption, self.note) if part]
         numeric = [c for c in self.text.columns if c in self.numeric]
         others = [c for c in self.text.columns if c not in self.numeric]
-        import hashlib
 
         # a stable element id (from the content), so re-executed notebooks diff cleanly
         uuid = hashlib.sha1((str(self.caption) + self.text.to_csv(index=False)).encode()).hexdigest()[:10]
@@ -238,10 +232,6 @@ class _Note:
 
 
 def _display_path(file) -> str:
-    from pathlib import Path
-
-    from ..config.params import REPO_ROOT
-
     path = Path(file)
     try:
         return str(path.resolve().relative_to(Path(REPO_ROOT).resolve()))
@@ -263,7 +253,6 @@ def show(df, caption=None, decimals: int = 2, max_rows=None, file=None, merge_st
     - ``columns``: a main view of a wide table (the ones present, each with its ``±`` partner), with the note
       "N of M columns; every column in <file>": wide tables ran off a 1,400-pixel page.
     """
-    import pandas as pd
 
     if df is None:
         return _Note(f"{caption + ': ' if caption else ''}not computed on this profile")

@@ -8,10 +8,14 @@ whatever the backend), and ``plot.save(path)`` writes the same PNG.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..store.atomic import atomic_write_bytes
+from .walkthrough import LOSS_LABELS, LOSS_TERMS
 
 DPI = 100
 ORIGINAL_COLOR = "#4C72B0"
@@ -54,15 +58,13 @@ class Plot:
         return self.png()
 
     def save(self, path) -> Path:
-        from ..store.atomic import atomic_write_bytes
-
         path = Path(path)
         atomic_write_bytes(path, self.png())
         return path
 
 
 def _figure(width, height, rows=1, cols=1, **kwargs):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
@@ -77,8 +79,6 @@ def _message(text, width=7, height=1.2) -> Plot:
 
 
 def _wrap(text, width=60):
-    import textwrap
-
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
 
 
@@ -89,7 +89,7 @@ def distributions(frames, max_fused=1) -> Plot:
     """One panel per query (``walkthrough.query_distributions``): probability of each candidate
     (sorted by the teacher) under the teacher (black), each assistant, and the fused assistant
     closest to the teacher on that query (dashed, orange)."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     if not frames:
         return _message("no queries to show")
@@ -203,7 +203,6 @@ def loss_curves(terms: pd.DataFrame, final: pd.DataFrame | None = None, smooth=5
     """``walkthrough.loss_terms``: each loss term per step (one panel each; thin = raw, thick = moving
     average of ``smooth`` steps; seeds averaged); dotted lines mark new iterations. Without recorded
     terms, falls back to each iteration's last-step loss (``walkthrough.final_losses``)."""
-    from .walkthrough import LOSS_LABELS, LOSS_TERMS
 
     if terms is None or terms.empty:
         if final is None or final.empty:
@@ -400,7 +399,7 @@ def claims_forest(
     ax.axvline(0, color="black", lw=1)
     for boundary in np.where(frame["table"].to_numpy()[1:] != frame["table"].to_numpy()[:-1])[0]:
         ax.axhline(boundary + 0.5, color="#DDDDDD", lw=0.8)
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     handles = [
         Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLORS.items() if v in set(frame["verdict"])

@@ -38,6 +38,7 @@ import pandas as pd
 
 from . import paper as P
 from .ladder import number
+from .plots import Plot
 from .tables import write_table
 
 MATCHED_CLAIM = "mta4dpr-vs-kd-matched-weight"
@@ -179,9 +180,7 @@ MARKERS = {"inside": "o", "below": "v", "above": "^"}
 def plot_regime_map(points: pd.DataFrame, sweeps: pd.DataFrame, path=None):
     """Left: the profiles and the paper's settings; right: the dose-response sweeps. Returns a
     :class:`mta4dpr_core.report.plots.Plot`, saved atomically as PNG when ``path`` is given."""
-    from matplotlib.figure import Figure
-
-    from .plots import Plot
+    from matplotlib.figure import Figure  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     fig = Figure(figsize=(12, 4.8), dpi=100, layout="constrained")
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})

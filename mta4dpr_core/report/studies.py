@@ -9,17 +9,23 @@ iteration-1 data and a student's encoding cost come from ``experiments/`` (store
 
 from __future__ import annotations
 
+import importlib.metadata as md
+import io
 import itertools
 import logging
 import os
 import platform
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..config.ids import student_label
+from ..config.models import student_specs
 from ..config.params import resolve_path
+from ..config.precision import autocast_dtype, describe, dtype_name
 from ..experiments.catalog import (
     dose_response_weights,
     grid_seeds,
@@ -35,6 +41,8 @@ from ..experiments.teacher_choice import candidate_label, choose_teacher, model_
 from ..experiments.training_inputs import first_iteration_data, first_iteration_temperatures
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.selection import kl_divergence
+from ..method.warm_start import warm_start_report
+from ..retrieval.encoders import default_device
 from ..store.atomic import atomic_write_bytes, atomic_write_json
 from . import paper as P
 from . import tables as R  # row ids (tables.py)
@@ -74,7 +82,6 @@ def replacement_summary(replaced) -> str:
     >>> replacement_summary([None, "student@1", "student@1"])
     'none in 1 seed, student@1 in 2 seeds'
     """
-    from collections import Counter
 
     counts = Counter("none" if r is None else str(r) for r in replaced)
     return ", ".join(f"{name} in {n} seed{'s' if n != 1 else ''}" for name, n in sorted(counts.items()))
@@ -310,10 +317,10 @@ def fusion_closeness(setup: Setup):
 
 
 def plot_fusion(df, path):
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.2))
     colors = ["#4C72B0" if m == 1 else "#DD8452" for m in df["members"]]
@@ -332,8 +339,6 @@ def plot_fusion(df, path):
 
 
 def _save_figure(fig, path):
-    import io
-
     buffer = io.BytesIO()
     # bbox_inches="tight": long tick labels and axis titles are never clipped
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None, "Creation Time": None})
@@ -439,10 +444,10 @@ def selection_composition(setup: Setup):
 
 
 def plot_composition(df, path):
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     shown = df.head(12)
     fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(shown) + 1.4))
@@ -753,10 +758,10 @@ def dose_response_study(setup: Setup):
 
 def plot_dose_response(df, path):
     """Δ vs the matched-weight control against the teacher's lead over the best assistant, one point per λ."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (lazy: matplotlib not loaded by this module)
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     x, y = df["gap to best assistant (%)"], df["Δ vs matched nDCG@10"]
@@ -996,7 +1001,6 @@ def scale_and_cost(setup: Setup):
 
 def compute_device() -> str:
     """What the runs computed on: the GPU's name, or the CPU's core count."""
-    import torch
 
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
@@ -1005,9 +1009,6 @@ def compute_device() -> str:
 
 def _warm_starts(params) -> dict:
     """The [CLS] warm starts the profile's students were built from (time, cosine loss first and last steps)."""
-    from ..config.models import student_specs
-    from ..config.params import resolve_path
-    from ..method.warm_start import warm_start_report
 
     specs = [spec for _, spec in student_specs(params)]
     specs = [spec for index, spec in enumerate(specs) if spec.get("warm_start") and spec not in specs[:index]]
@@ -1017,16 +1018,12 @@ def _warm_starts(params) -> dict:
 
 def _precision(params) -> dict:
     """The machine's CPU capability, whether it has native bf16, and the precision training actually used."""
-    from ..config.precision import autocast_dtype, describe, dtype_name
-    from ..retrieval.encoders import default_device
 
     device = default_device()
     return {**describe(device), "training": dtype_name(autocast_dtype(params["training"]["amp"], device))}
 
 
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
-    import importlib.metadata as md
-
     versions = {}
     for package in (
         "torch",

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ FLOAT_FORMAT = "%.2f"
 
 def mean_std(values):
     """Mean and sample standard deviation over seeds (``ddof=1``; nan for a single value)."""
-    from .statistics import mean_and_sample_std
+    from .statistics import mean_and_sample_std  # noqa: PLC0415 (lazy: scipy not loaded by this module)
 
     return mean_and_sample_std([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))])
 
@@ -129,7 +130,6 @@ def _fmt(value):
 
 def write_table(df: pd.DataFrame, directory, name: str, title: str = "") -> pd.DataFrame:
     """Write ``<name>.csv`` and ``<name>.md`` atomically (fixed float format)."""
-    from pathlib import Path
 
     directory = Path(directory)
     df = with_integer_columns(df)

@@ -22,8 +22,11 @@ import pandas as pd
 
 from ..experiments import training_inputs
 from ..experiments.runs import read_over_seeds
-from ..method.construction import merge_candidates, reciprocal_rank_fusion, retrieve_negatives, top_by_rrf
+from ..method.construction import merge_candidates, reciprocal_rank_fusion, retrieve_negatives, take_rows, top_by_rrf
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
+from ..method.selection import select_assistant
+from ..retrieval.pseudo_queries import KINDS, pseudo_query_split
+from .tables import with_ids, write_table
 
 LOSS_TERMS = ("total", "contrastive", "kl_teacher", "kl_assistant")
 LOSS_LABELS = {
@@ -388,7 +391,6 @@ def kl_batch_table(teacher_probs, candidate_probs, names) -> pd.DataFrame:
     ``names`` in that order). One row per candidate: ``assistant``, ``members`` (1 = original),
     the batch mean of KL(p_T(q) ‖ p_a(q)) and ``chosen`` (True for the one the rule picks, the
     argmin); rows sorted by KL."""
-    from ..method.selection import select_assistant
 
     teacher_probs, candidate_probs = (
         np.asarray(teacher_probs, dtype=np.float64),
@@ -425,8 +427,7 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     the number of queries, and then the batch is no longer the run's. Attributes: ``seed``,
     ``step`` (1-based, as the runs record it), ``queries`` (the batch's query ids and texts),
     ``candidates_per_query``, ``temperatures``, ``same_as_run`` and ``caption``."""
-    from ..method.construction import take_rows
-    from ..method.training import batch_distributions, sample_batch
+    from ..method.training import batch_distributions, sample_batch  # noqa: PLC0415 (lazy: numba, torch not loaded by this module)
 
     params = setup.params
     seed = int(params["seeds"][0] if seed is None else seed)
@@ -533,7 +534,6 @@ def step_trace(results) -> pd.DataFrame:
 
 def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
     """Write ``step_trace.csv`` and ``.md`` into ``results_dir`` (the results table writer); returns the caption."""
-    from .tables import write_table
 
     loss = params["loss"]
     seeds = sorted(int(s) for s in trace["seed"].dropna().unique()) if "seed" in trace else []
@@ -543,8 +543,6 @@ def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
         f"student) + {loss['gamma']}·KL(assistant ‖ student))"
     )
     if len(trace) and {"seed", "global step"} <= set(trace.columns):
-        from .tables import with_ids
-
         trace = with_ids(
             trace, [f"seed-{int(s)}-step-{int(g)}" for s, g in zip(trace["seed"], trace["global step"], strict=True)]
         )
@@ -556,7 +554,6 @@ def pseudo_query_examples(setup, per_kind: int = 3, snippet: int = 110) -> pd.Da
     """A few pseudo-queries of each kind cut from this profile's corpus (whether or not the profile trains on
     them: ``data.pseudo_queries``), with the passage each comes from. The profile's own exclusion rules apply:
     no test query's text, and no test positive as a source when ``exclude_test_positives`` is on."""
-    from ..retrieval.pseudo_queries import KINDS, pseudo_query_split
 
     rules = setup.params["data"]["pseudo_queries"]
     test = setup.test

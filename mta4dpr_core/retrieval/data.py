@@ -317,7 +317,7 @@ def load_collection(directory, splits=None) -> Collection:
 
 def load_ir_datasets(dataset_id: str) -> Collection:  # pragma: no cover - needs internet
     """Load through ir_datasets (e.g. ``msmarco-passage/dev/small``); for users with internet."""
-    import ir_datasets
+    import ir_datasets  # noqa: PLC0415 (lazy: ir_datasets not loaded by this module)
 
     dataset = ir_datasets.load(dataset_id)
     corpus = Corpus(ids=[], texts=[])

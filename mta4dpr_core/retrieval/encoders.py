@@ -111,7 +111,7 @@ class TransformerEncoder(nn.Module):
     def from_name(
         cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None
     ):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
         model = AutoModel.from_pretrained(str(resolved.path))
@@ -218,21 +218,21 @@ class StaticEncoder(nn.Module):
         resolved = resolve_model(name, cache_dir)
         if resolved.format != "wordllama":
             raise ValueError(f"{name!r} is not a static model (use 'wordllama' or 'model2vec:<model>')")
-        from wordllama import WordLlama
+        from wordllama import WordLlama  # noqa: PLC0415 (lazy: wordllama not loaded by this module)
 
         model = WordLlama.load(cache_dir=resolved.path, disable_download=True)
         return cls(model.embedding, model.tokenizer, normalize, name="wordllama")
 
     @classmethod
     def from_model2vec(cls, source, normalize=True, pca_dims=256, cache_dir=None):
-        from model2vec import StaticModel
+        from model2vec import StaticModel  # noqa: PLC0415 (lazy: model2vec not loaded by this module)
 
         cache_dir = Path(cache_dir or default_cache_dir())
         resolved = resolve_model(source, cache_dir)
         key = hashlib.sha256(f"{resolved.name}|{pca_dims}".encode()).hexdigest()[:12]
         target = cache_dir / "models" / f"model2vec-{key}"
         if not (target / "config.json").exists():
-            from model2vec.distill import distill
+            from model2vec.distill import distill  # noqa: PLC0415 (lazy: model2vec not loaded by this module)
 
             log.info("distilling a model2vec static model from %s (once)", resolved.name)
             static = distill(model_name=str(resolved.path), pca_dims=pca_dims)
@@ -407,8 +407,8 @@ class OnnxEncoder:
     trainable = False
 
     def __init__(self, resolved: ResolvedModel, normalize=True, threads=None):
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
+        import onnxruntime as ort  # noqa: PLC0415 (lazy: onnxruntime not loaded by this module)
+        from transformers import AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         options = ort.SessionOptions()
         if threads:
@@ -440,7 +440,7 @@ class SentenceTransformerEncoder:
     trainable = False
 
     def __init__(self, resolved: ResolvedModel, normalize=True):
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415 (lazy: sentence_transformers not loaded by this module)
 
         self.model = SentenceTransformer(str(resolved.path), device="cuda" if torch.cuda.is_available() else "cpu")
         self.normalize, self.name = normalize, resolved.name

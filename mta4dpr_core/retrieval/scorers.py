@@ -20,10 +20,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import progress
 from ..config.kinds import ENCODER_KINDS, KINDS
-from ..config.models import default_cache_dir
+from ..config.models import default_cache_dir, resolve_model
 from ..store.atomic import content_hash, save_array, texts_digest, try_load_array
 from .data import Corpus, load_trec_run
 from .encoders import build_encoder
@@ -149,8 +150,8 @@ class BM25Scorer(Scorer):
 
     def _tokenize(self, texts, return_ids=True):
         """Corpus and queries go through the same stopwords and stemmer."""
-        import bm25s
-        import Stemmer
+        import bm25s  # noqa: PLC0415 (lazy: bm25s not loaded by this module)
+        import Stemmer  # noqa: PLC0415 (lazy: Stemmer not loaded by this module)
 
         progress.quiet_libraries()  # importing bm25s sets its logger to DEBUG
         return bm25s.tokenize(
@@ -177,7 +178,7 @@ class BM25Scorer(Scorer):
 
     def _index(self, corpus):
         """``(bm25s retriever or None, passages without a token)``; the retriever is only read afterwards."""
-        import bm25s
+        import bm25s  # noqa: PLC0415 (lazy: bm25s not loaded by this module)
 
         progress.quiet_libraries()
         tokenized = self._tokenize(corpus.texts)
@@ -404,10 +405,7 @@ class CrossEncoderScorer(Scorer):
         temperature=1.0,
         cache_dir=None,
     ):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from ..config.models import resolve_model
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         resolved = resolve_model(model, cache_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
@@ -424,8 +422,6 @@ class CrossEncoderScorer(Scorer):
         return self
 
     def score(self, query_ids, query_texts, doc_idx):
-        import torch
-
         pairs = [(r, c) for r in range(doc_idx.shape[0]) for c in range(doc_idx.shape[1]) if doc_idx[r, c] >= 0]
         out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
         with torch.inference_mode():

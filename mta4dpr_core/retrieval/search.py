@@ -16,7 +16,7 @@ _warned = False
 
 def _faiss():
     try:
-        import faiss
+        import faiss  # noqa: PLC0415 (lazy: faiss not loaded by this module)
     except ImportError:
         return None
     return faiss
@@ -37,9 +37,9 @@ class TorchFlatIndex:
     """
 
     def __init__(self, dim: int, device=None, chunk: int = 1024):
-        import torch
+        import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
-        from .encoders import default_device
+        from .encoders import default_device  # noqa: PLC0415 (lazy: numba, torch not loaded by this module)
 
         self.dim, self.chunk = dim, chunk
         self.device = torch.device(device) if device else default_device()
@@ -50,13 +50,13 @@ class TorchFlatIndex:
         return self.vectors.shape[0]
 
     def add(self, embeddings):
-        import torch
+        import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
         added = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=self.device)
         self.vectors = torch.cat([self.vectors, added])
 
     def search(self, queries, k):
-        import torch
+        import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
         queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
         scores, indices = [], []

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config.models import REPO_ROOT
+from ..config.models import REPO_ROOT, resolve_model
+from .data import load_collection
 
 SHARED_POOL = Path(__file__).resolve().parents[3] / "shared" / "data" / "msmarco-trecdl"
 VERSION = 2
@@ -50,9 +51,7 @@ def default_dir() -> Path:
 
 
 def _truncated_bert(layers: int, base=None):
-    from transformers import BertModel
-
-    from ..config.models import resolve_model
+    from transformers import BertModel  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
     path = resolve_model(str(base) if base else "all-MiniLM-L6-v2").path
     model = BertModel.from_pretrained(str(path))
@@ -62,7 +61,7 @@ def _truncated_bert(layers: int, base=None):
 
 
 def _save(directory: Path, model, source_path):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(directory))
@@ -72,8 +71,8 @@ def _save(directory: Path, model, source_path):
 def build_models(target: Path, base=None) -> dict:
     """Write ``bert-l1``, ``bert-l3``, ``student-l2`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``),
     cut from ``base`` (a local copy of all-MiniLM-L6-v2; default: the installed one)."""
-    import torch
-    from transformers import BertForSequenceClassification
+    import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
+    from transformers import BertForSequenceClassification  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
     target = Path(target)
     paths = {}
@@ -101,8 +100,6 @@ def build_models(target: Path, base=None) -> dict:
 
 
 def _read_pool(pool: Path):
-    from .data import load_collection
-
     collection = load_collection(pool)
     corpus = collection.corpus
     queries, qrels = {}, {}

@@ -184,7 +184,7 @@ def code_digest(include_report: bool = False, root: Path | None = None) -> str:
 
 
 def save_torch(path, obj) -> Path:
-    import torch
+    import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -192,7 +192,7 @@ def save_torch(path, obj) -> Path:
 
 
 def try_load_torch(path):
-    import torch
+    import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
     # weights_only: a swapped checkpoint cannot run code; metadata lives in JSON beside the weights
     return _try_load(
