@@ -352,7 +352,7 @@ def strip_progress_outputs(path) -> int:
     return removed
 
 
-def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):
+def run_profile(profile_file, only=None, notebooks=True, force=False, log=print):  # noqa: C901 (the runner's notebook loop with its resume, timing and progress lines)
     params = with_results_dir_override(load_params(profile_file))
 
     check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import re
 
+from .kinds import student_label
+
 
 def slug(text) -> str:
     """A lowercase id from any name: runs of characters other than ``a-z 0-9 . & + @ _`` become one ``-``."""
     return re.sub(r"[^a-z0-9.&+@_]+", "-", str(text).lower()).strip("-")
-
-
-def student_label(spec: dict) -> str:
-    """A student spec as tables show it: ``static wordllama, 64-d`` or ``<model>, 6 layers``."""
-    if spec.get("kind") == "static":
-        return f"static {spec.get('model', 'wordllama')}, {spec.get('dim') or 'full'}-d"
-    return f"{spec.get('model')}, {spec.get('num_layers') or 'all'} layers"
 
 
 def student_id(spec: dict) -> str:

@@ -18,6 +18,7 @@ does load models, is ``teacher_choice``.
 from __future__ import annotations
 
 from .errors import ParamsError
+from .kinds import KINDS, ModelKind
 from .models import ALIASES
 from .warm_start_config import WarmStartConfig
 
@@ -32,15 +33,9 @@ def model_family(spec: dict) -> set[str]:
     counts as the model it was distilled from, a layer cut (``num_layers``) or a smaller ``dim`` as
     the model it was cut from, and ``derived_from`` declares lineage the name cannot show (a local
     checkpoint fine-tuned or distilled from a hub model)."""
-    kind = spec.get("kind")
     declared = {_canonical(str(name)) for name in spec.get("derived_from", None) or []}
-    if kind == "ensemble":
-        return declared.union(*(model_family(member) for member in spec.get("members", [])))
-    if kind == "cross_encoder":
-        return declared | {_canonical(spec["model"])}
-    if kind in ("bm25", "run"):
-        return declared | {kind}
-    return declared | {_canonical(str(spec.get("model", spec.get("name"))))}
+    kind = KINDS.get(spec.get("kind"), ModelKind("", "", True))  # an unchecked spec: its model (or name)
+    return declared | kind.family(spec, _canonical, model_family)
 
 
 def check_independence(teacher: dict, assistants: list[dict], source=None):

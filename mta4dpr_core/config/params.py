@@ -17,10 +17,9 @@ import yaml
 
 from .errors import ParamsError
 from .independence import check_independence, check_student_independence
-from .kinds import NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS
+from .kinds import KINDS, NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS, check_transformer_options
 from .schema import defaults, rules
 from .schema import keys as schema_keys
-from .warm_start_config import WarmStartConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,36 +83,11 @@ def _check_model_spec(key, spec, source, kinds=SCORER_KINDS):
                 f"a spec with `no_public_checkpoint: true` needs a local path (e.g. /models/m2dpr), got {model!r}",
                 source,
             )
-    if kind == "ensemble":
-        members = spec.get("members")
-        if not isinstance(members, list) or not members:
-            raise ParamsError(f"{key}.members", "an ensemble needs a non-empty list of member specs", source)
-        for index, member in enumerate(members):
-            _check_model_spec(f"{key}.members[{index}]", member, source)
-        weights = spec.get("weights")
-        if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)):
-            raise ParamsError(
-                f"{key}.weights", f"expected a list of {len(members)} numbers (one per member), got {weights!r}", source
-            )
-    inference_dtype = spec.get("inference_dtype")
-    if inference_dtype is not None and (kind != "hf" or inference_dtype not in ("auto", "bf16", "fp16")):
-        raise ParamsError(
-            f"{key}.inference_dtype",
-            f"an `hf` model may encode under `auto`, `bf16` or `fp16` (float32 when absent); got {inference_dtype!r}"
-            + ("" if kind == "hf" else f" on a `{kind}` model"),
-            source,
-        )
-    if kind == "cross_encoder" and spec.get("first_stage") is not None:
-        _check_model_spec(f"{key}.first_stage", spec["first_stage"], source)
-    if spec.get("warm_start") is not None:
-        if kind != "hf":
-            raise ParamsError(
-                f"{key}.warm_start", f"only an `hf` student has a [CLS] to warm-start, not a `{kind}` one", source
-            )
-
-        WarmStartConfig.from_spec(spec["warm_start"], key=f"{key}.warm_start", source=source)
-    if kind == "run" and not isinstance(spec.get("paths"), list):
-        raise ParamsError(f"{key}.paths", "a `run` spec needs `paths`: a list of TREC run files", source)
+    rules = KINDS[kind]
+    rules.check(key, spec, source)
+    for suffix, nested in rules.nested(spec):
+        _check_model_spec(f"{key}.{suffix}", nested, source)
+    check_transformer_options(key, spec, rules, source)
 
 
 def _type_name(value):
@@ -128,6 +102,17 @@ def _type_name(value):
     }.get(type(value), type(value).__name__)
 
 
+def _check_number(key, default, value, source):
+    """A number where the default is one; a whole float where it is an integer becomes that integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParamsError(key, f"expected {_type_name(default)}, got {value!r} ({_type_name(value)})", source)
+    if isinstance(default, int) and isinstance(value, float):
+        if not value.is_integer():
+            raise ParamsError(key, f"expected an integer, got {value!r}", source)
+        value = int(value)
+    return value
+
+
 def _check_type(key, default, value, source):
     if default is None or key in FREE_FORM:
         return value
@@ -136,13 +121,7 @@ def _check_type(key, default, value, source):
             raise ParamsError(key, f"expected a boolean (true/false), got {value!r}", source)
         return value
     if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(key, f"expected {_type_name(default)}, got {value!r} ({_type_name(value)})", source)
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
-            if not value.is_integer():
-                raise ParamsError(key, f"expected an integer, got {value!r}", source)
-            value = int(value)
-        return value
+        return _check_number(key, default, value, source)
     if isinstance(default, str) and not isinstance(value, str):
         # YAML 1.1 reads a bare off/no/on/yes as a boolean
         hint = '; YAML reads a bare off/on as a boolean: quote it, e.g. "off"' if isinstance(value, bool) else ""
@@ -181,8 +160,8 @@ def _get(params, dotted):
     return node
 
 
-def validate(params: dict, source=None) -> dict:
-    """Check cross-key constraints; return ``params`` unchanged when valid."""
+def _check_declared_rules(params: dict, source) -> None:
+    """The schema's bounds and choices."""
     for key in NON_NEGATIVE:
         value = _get(params, key)
         if value < 0:
@@ -199,6 +178,10 @@ def validate(params: dict, source=None) -> dict:
         for index, value in enumerate(_get(params, key) or []):
             if value not in allowed:
                 raise _choice_error(f"{key}[{index}]", value, allowed, source)
+
+
+def _check_loss_and_intervals(params: dict, source) -> None:
+    """A loss that teaches something, and the schema's intervals."""
     loss = params["loss"]
     if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
@@ -211,6 +194,10 @@ def validate(params: dict, source=None) -> dict:
         below = value <= high if interval[-1] == "]" else value < high
         if not (above and below):
             raise ParamsError(key, f"must be in {interval}, got {value!r}", source)
+
+
+def _check_data(params: dict, source) -> None:
+    """The dataset specs and the data limits."""
     data = params["data"]
     if not isinstance(data["extra_test"], list):
         raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)
@@ -224,6 +211,10 @@ def validate(params: dict, source=None) -> dict:
             raise ParamsError(
                 f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source
             )
+
+
+def _check_seeds_and_study(params: dict, source) -> None:
+    """The seeds, the pseudo-query cap and the dose-response sweep."""
     if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
         raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
     cap = params["data"]["pseudo_queries"]["max_queries"]
@@ -236,6 +227,10 @@ def validate(params: dict, source=None) -> dict:
         isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1 for w in sweep
     ):
         raise ParamsError("study.dose_response", f"expected a list of numbers in (0, 1), got {sweep!r}", source)
+
+
+def _check_fusion(params: dict, source) -> None:
+    """The assistants are a list, and fusion has what it fuses."""
     assistants = params["models"]["assistants"]
     if not isinstance(assistants, list):
         raise ParamsError("models.assistants", "expected a list of model specs", source)
@@ -249,6 +244,11 @@ def validate(params: dict, source=None) -> dict:
             )
         if any((not isinstance(w, (int, float))) or w < 0 for w in weights) or sum(weights) == 0:
             raise ParamsError("fusion.weights", "weights must be non-negative numbers, not all zero", source)
+
+
+def _check_models(params: dict, source) -> None:
+    """Every model spec by its kind, the independence rules and unique assistant names."""
+    assistants = params["models"]["assistants"]
     for index, spec in enumerate(assistants):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ParamsError(f"models.assistants[{index}]", "each assistant needs a mapping with a `name`", source)
@@ -266,6 +266,20 @@ def validate(params: dict, source=None) -> dict:
     names = [spec["name"] for spec in assistants]
     if len(set(names)) != len(names):
         raise ParamsError("models.assistants", f"assistant names must be unique, got {names}", source)
+
+
+def validate(params: dict, source=None) -> dict:
+    """Check cross-key constraints; return ``params`` unchanged when valid."""
+    checks = (
+        _check_declared_rules,
+        _check_loss_and_intervals,
+        _check_data,
+        _check_seeds_and_study,
+        _check_fusion,
+        _check_models,
+    )
+    for check in checks:
+        check(params, source)
     return params
 
 

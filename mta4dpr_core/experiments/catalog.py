@@ -135,54 +135,83 @@ def over_seeds(variant, seeds, overrides=None, assistant_subset=None, student_sp
     return [RunSpec.of(variant, s, overrides, assistant_subset, student_spec) for s in seeds]
 
 
+def _selection_runs(setup, main, grid) -> list[RunSpec]:
+    """Table 5: every selection method other than KL (the main run)."""
+    return [
+        spec
+        for method in setup.params["study"]["selection_methods"]
+        if method != "kl"
+        for spec in over_seeds(selection_variant(method), main, {"selection": {"method": method}})
+    ]
+
+
+def _baseline_runs(setup, main, grid) -> list[RunSpec]:
+    """Tables 1 and 8: teacher-only KD over the same iterations, in one iteration, and the controls."""
+    return [spec for variant in ("no_assistants", "one_iteration_kd", *CONTROLS) for spec in over_seeds(variant, main)]
+
+
+def _ablation_runs(setup, main, grid) -> list[RunSpec]:
+    """Table 3: the teacher-only baselines and each ablation of the profile."""
+    variants = ("no_assistants", "one_iteration_kd", *setup.params["study"]["ablations"])
+    return [spec for variant in variants for spec in over_seeds(variant, main)]
+
+
+def _combination_runs(setup, main, grid) -> list[RunSpec]:
+    """Table 7: MTA4DPR over every proper subset of the assistants, and no assistant, on the grid seeds."""
+    if not setup.params["study"]["assistant_combinations"]:
+        return []
+    count = len(setup.assistants)
+    subsets = [s for size in range(1, count) for s in itertools.combinations(range(count), size)]
+    return (
+        over_seeds("mta4dpr", grid)
+        + over_seeds("no_assistants", grid)
+        + [spec for subset in subsets for spec in over_seeds(subset_variant(subset), grid, {}, subset)]
+    )
+
+
+def _student_size_runs(setup, main, grid) -> list[RunSpec]:
+    """Table 6: MTA4DPR and no assistant for every other student size, on the grid seeds."""
+    others = [spec for spec in setup.params["study"]["student_sizes"] if spec != setup.params["models"]["student"]]
+    return [
+        run
+        for spec in others
+        for variant in ("mta4dpr", "no_assistants")
+        for run in over_seeds(variant, grid, student_spec=spec)
+    ]
+
+
+def _dose_response_runs(setup, main, grid) -> list[RunSpec]:
+    """The dose-response sweep: the matched-weight control and every lambda, on the grid seeds."""
+    weights = dose_response_weights(setup)
+    if not weights:
+        return []
+    runs = over_seeds("kd_matched_weight", grid)
+    for weight in weights:
+        variant = teacher_mix_variant(weight)
+        named = variant in ("mta4dpr", "assistants_are_teacher")
+        runs += over_seeds(variant, grid, None if named else {"loss": {"teacher_mix": weight}})
+    return runs
+
+
+# what each table reads: (does it include the main run over every seed, the function listing the rest)
+TABLE_RUNS = {
+    "table5": (True, _selection_runs),
+    "table1": (True, _baseline_runs),
+    "table8": (True, _baseline_runs),
+    "table3": (True, _ablation_runs),
+    "table7": (False, _combination_runs),
+    "table6": (False, _student_size_runs),
+    "dose_response": (False, _dose_response_runs),
+}
+
+
 def runs_for(setup, table: str) -> list[RunSpec]:
     """The runs ``table`` reads (the main run first)."""
-    study, main, grid = setup.params["study"], main_seeds(setup), grid_seeds(setup)
-    runs = over_seeds("mta4dpr", main)
-    if table == "table5":
-        for method in study["selection_methods"]:
-            if method != "kl":
-                runs += over_seeds(selection_variant(method), main, {"selection": {"method": method}})
-    elif table == "table1":
-        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
-        for variant in CONTROLS:
-            runs += over_seeds(variant, main)
-    elif table == "table8":
-        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
-        for variant in CONTROLS:
-            runs += over_seeds(variant, main)
-    elif table == "table3":
-        runs += over_seeds("no_assistants", main) + over_seeds("one_iteration_kd", main)
-        for variant in study["ablations"]:
-            runs += over_seeds(variant, main)
-    elif table == "table7":
-        runs = []
-        if study["assistant_combinations"]:
-            count = len(setup.assistants)
-            runs = over_seeds("mta4dpr", grid) + over_seeds("no_assistants", grid)
-            for size in range(1, count):
-                for subset in itertools.combinations(range(count), size):
-                    runs += over_seeds(subset_variant(subset), grid, {}, subset)
-    elif table == "table6":
-        runs = []
-        for spec in study["student_sizes"]:
-            if spec != setup.params["models"]["student"]:
-                runs += over_seeds("mta4dpr", grid, student_spec=spec) + over_seeds(
-                    "no_assistants", grid, student_spec=spec
-                )
-    elif table == "dose_response":
-        runs = []
-        if dose_response_weights(setup):
-            runs = over_seeds("kd_matched_weight", grid)
-            for weight in dose_response_weights(setup):
-                variant = teacher_mix_variant(weight)
-                overrides = (
-                    None if variant in ("mta4dpr", "assistants_are_teacher") else {"loss": {"teacher_mix": weight}}
-                )
-                runs += over_seeds(variant, grid, overrides)
-    else:
+    if table not in TABLE_RUNS:
         raise KeyError(f"no run catalog for {table!r}; known: {sorted(set(STAGE_TABLES['summary']))}")
-    return runs
+    with_main, runs = TABLE_RUNS[table]
+    main, grid = main_seeds(setup), grid_seeds(setup)
+    return (over_seeds("mta4dpr", main) if with_main else []) + runs(setup, main, grid)
 
 
 def planned_runs(setup, stage: str) -> list[dict]:

@@ -71,38 +71,48 @@ class StudentScorer(DenseScorer):
         return content_hash(self.encoder.identity(), self.fingerprint, texts_digest(texts), max_length)
 
 
+def _static_student(spec: dict, cache_dir, seed, data_root):
+    student = StaticEncoder.from_name(
+        spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir
+    )
+    dim = spec.get("dim")
+    if dim:
+        # WordLlama is Matryoshka-trained: its leading dimensions are a smaller model.
+        student.embedding = torch.nn.Embedding.from_pretrained(
+            student.embedding.weight.data[:, :dim].clone(), freeze=False
+        )
+    return student
+
+
+def _transformer_student(spec: dict, cache_dir, seed, data_root):
+    student = TransformerEncoder.from_name(
+        spec["model"],
+        pooling=spec.get("pooling", "cls_last3"),
+        normalize=spec.get("normalize", True),
+        num_layers=spec.get("num_layers"),
+        cache_dir=cache_dir,
+        # the precision of its corpus encodings (evaluation, mining); training follows `training.amp`
+        inference_dtype=spec.get("inference_dtype"),
+    )
+    if spec.get("warm_start") and data_root is not None:
+        student = warm_started(student, spec, data_root, cache_dir)
+        torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
+    return student
+
+
+# every student kind of config/kinds.py (``student=True``) and the function that builds a fresh one
+STUDENT_BUILDERS = {"static": _static_student, "hf": _transformer_student}
+
+
 def build_student(spec: dict, cache_dir=None, seed=0, data_root=None):
     """A fresh trainable student: ``{kind: static, model: wordllama, dim: 256}`` or
     ``{kind: hf, model: ..., pooling: cls_last3, num_layers: 3}``, optionally with a ``warm_start``
     (``warm_start.py``; applied when ``data_root`` is given, cached per spec)."""
     torch.manual_seed(seed)
     kind = spec.get("kind")
-    if kind == "static":
-        student = StaticEncoder.from_name(
-            spec.get("model", "wordllama"), normalize=spec.get("normalize", True), cache_dir=cache_dir
-        )
-        dim = spec.get("dim")
-        if dim:
-            # WordLlama is Matryoshka-trained: its leading dimensions are a smaller model.
-            student.embedding = torch.nn.Embedding.from_pretrained(
-                student.embedding.weight.data[:, :dim].clone(), freeze=False
-            )
-        return student
-    if kind == "hf":
-        student = TransformerEncoder.from_name(
-            spec["model"],
-            pooling=spec.get("pooling", "cls_last3"),
-            normalize=spec.get("normalize", True),
-            num_layers=spec.get("num_layers"),
-            cache_dir=cache_dir,
-            # the precision of its corpus encodings (evaluation, mining); training follows `training.amp`
-            inference_dtype=spec.get("inference_dtype"),
-        )
-        if spec.get("warm_start") and data_root is not None:
-            student = warm_started(student, spec, data_root, cache_dir)
-            torch.manual_seed(seed)  # the warm start reseeds; each run's own seed rules from here
-        return student
-    raise ParamsError("models.student.kind", f"expected 'static' or 'hf', got {kind!r}")
+    if kind not in STUDENT_BUILDERS:
+        raise ParamsError("models.student.kind", f"expected one of {sorted(STUDENT_BUILDERS)}, got {kind!r}")
+    return STUDENT_BUILDERS[kind](spec, cache_dir, seed, data_root)
 
 
 @dataclass
@@ -119,7 +129,7 @@ class Setup:
     scorer_specs: dict = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: dict, prepare=True):
+    def from_params(cls, params: dict, prepare=True):  # noqa: C901 (the Setup's construction, step by step in the order its docstring gives)
         check_models_available(params)  # a missing local model path stops here, before any work
         data = params["data"]
         root = resolve_path(data["root"])

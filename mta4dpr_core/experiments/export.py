@@ -531,7 +531,7 @@ def _candidates(params: dict, stored: dict):
     return out
 
 
-def run_student_spec(params: dict, run_dir, checkpoint=None) -> dict:
+def run_student_spec(params: dict, run_dir, checkpoint=None) -> dict:  # noqa: C901 (which student a run trained, resolved from its stored params in one readable chain)
     """The student spec of the run in ``run_dir`` (see "Which student" in the module docstring)."""
 
     run_dir = Path(run_dir)

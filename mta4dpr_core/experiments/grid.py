@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from ..config.kinds import one_thread_student
 from ..config.progress import report as progress_report
 from ..config.threads import one_thread_per_process
 from .iteration import run_mta4dpr
@@ -37,7 +38,7 @@ def default_workers(setup) -> int:
     if configured:
         return configured
 
-    static = setup.params["models"]["student"].get("kind") == "static"
+    static = one_thread_student(setup.params["models"]["student"])
     return 2 if static and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
 

@@ -153,7 +153,7 @@ def replace_worst_assistant(pool, pool_metrics: dict, student_scorer, student_me
     return pool, None
 
 
-def run_mta4dpr(
+def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read beside the paper's pseudo-code)
     setup: Setup,
     seed: int,
     variant: str = "mta4dpr",

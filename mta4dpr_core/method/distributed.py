@@ -201,7 +201,7 @@ def encode_corpus_sharded(
     return path
 
 
-def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, texts=None, out_path=None):
+def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, texts=None, out_path=None):  # noqa: C901 (one pass that checks every shard against the others before merging)
     """Verify and concatenate shards ``0..num_shards-1`` in order.
 
     Checks: every shard and its record exist; the checksum verifies; ranges are

@@ -240,7 +240,7 @@ def train_student(
         torch.set_num_threads(threads)
 
 
-def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint):
+def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint):  # noqa: C901 (the training loop in one piece, as sentence-transformers' fit)
     rank, world = _world()
     device = default_device()
     student.to(device)

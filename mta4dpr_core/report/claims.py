@@ -181,7 +181,7 @@ def primary_metric(setup) -> str:
 # ---- the comparisons ------------------------------------------------------------------------------------
 
 
-def build_specs(setup):
+def build_specs(setup):  # noqa: C901 (the claim family listed in one place, one block per claim)
     """(specs of the distinct comparisons, composite claims) for this profile."""
     m = lambda evaluations, metric: S.per_query_matrix(setup, evaluations, metric)  # noqa: E731
     main = S.run_over_seeds(setup, "mta4dpr")

@@ -57,7 +57,7 @@ def _pool_forward(ids, mask, table, frozen, out, lengths):  # pragma: no cover -
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _pool_backward(ids, mask, lengths, grad, rows):  # pragma: no cover - compiled
+def _pool_backward(ids, mask, lengths, grad, rows):  # noqa: C901 (a compiled numba kernel: one loop nest)  # pragma: no cover
     """(sorted distinct trainable ids, their gradient rows): d pooled[t] / d E[id] = 1 / length[t] per occurrence."""
     dim = grad.shape[1]
     slot = np.full(rows, -1, np.int64)

@@ -204,6 +204,9 @@ def test_every_model_kind_has_its_builders_and_no_builder_lacks_a_kind():
     assert set(SCORER_BUILDERS) == set(KINDS)
     assert set(ENCODER_BUILDERS) == set(ENCODER_KINDS)
     assert STUDENT_KINDS == {"static", "hf"}
+    from mta4dpr_core.experiments.experiment import STUDENT_BUILDERS
+
+    assert set(STUDENT_BUILDERS) == STUDENT_KINDS
     with pytest.raises(ValueError, match="unknown scorer kind 'nope'"):
         from mta4dpr_core.retrieval.scorers import build_scorer
 
