@@ -1,6 +1,9 @@
 """Every claim of the paper, tested on this profile: one declared family, Holm's correction, the paper's effect beside ours.
 
-Each claim is a comparison of two systems on the same test queries and seeds, with a stable id
+The claims are data: ``claims.yaml`` declares each one (its id and text, the runs it compares by run id, the table
+that shows it, the paper's rows, whether it is a composite) or the family it is built from; :func:`build_specs`
+reads it and nothing else defines a claim. Each claim is a comparison of two systems on the same test queries and
+seeds, with a stable id
 (``mta4dpr-vs-no-assistant``, ``kl-vs-random``, ``single-assistant-<name>``, ...) and the table that
 shows it. A comparison that several of the paper's tables show (MTA4DPR against no assistant is
 Table 1, Table 3's "w/o assistants" and Table 6's main student) is one claim, counted once, with the
@@ -25,7 +28,8 @@ The rule (:mod:`statistics`):
 * the fused assistants' closeness to the teacher (KL on training queries) is a family of its own;
   the selection overhead is timing, not quality, and keeps its own interval rule.
 
-Beside each claim: the paper's Δ and the table it comes from (``paper_numbers.yaml``), the effect
+Beside each claim: the paper's Δ and the table it comes from (the claim's ``paper`` rows in ``claims.yaml``, their
+numbers in ``paper_numbers.yaml``), the effect
 ratio and ΔRI as repro_eval defines them (Breuer et al., SIGIR 2020) on the paper's own metric (our
 MRR@10 against its MRR@10, our nDCG@10 against its TREC DL nDCG@10), and the dataset mismatch. The per-seed, per-query metrics behind every comparison are written to
 ``per_query.csv.gz`` so anyone can recompute each interval.
@@ -41,7 +45,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..config.ids import slug
+from ..config.ids import slug, student_id, student_label
 from ..experiments.catalog import STAGE_TABLES, grid_seeds, runs_for
 from ..experiments.runs import read_run
 from ..store.atomic import atomic_write_bytes, atomic_write_text
@@ -181,181 +185,157 @@ def primary_metric(setup) -> str:
 # ---- the comparisons ------------------------------------------------------------------------------------
 
 
-def build_specs(setup):  # noqa: C901 (the claim family listed in one place, one block per claim)
-    """(specs of the distinct comparisons, composite claims) for this profile."""
-    m = lambda evaluations, metric: S.per_query_matrix(setup, evaluations, metric)  # noqa: E731
-    main = S.run_over_seeds(setup, "mta4dpr")
-    final = _finals(main)
-    no_assistant = _finals(S.run_over_seeds(setup, "no_assistants"))
-    one_iteration = _finals(S.run_over_seeds(setup, "one_iteration_kd"))
-    specs, composites = [], []
+def run_index(setup) -> dict:
+    """``{run id: [RunSpec per seed]}`` of every run the catalog lists for the profile's tables (seeds in catalog
+    order): the runs a claim of ``claims.yaml`` may name."""
+    index = {}
+    for table in STAGE_TABLES["summary"]:
+        for spec in runs_for(setup, table):
+            specs = index.setdefault(spec.run_id, [])
+            if spec not in specs:
+                specs.append(spec)
+    return index
 
-    headline = Spec(
-        "mta4dpr-vs-no-assistant",
-        "MTA4DPR beats no assistant (teacher-only KD, same iterations and steps)",
-        "table1",
-        S.NO_ASSISTANT,
-        lambda metric: (m(final, metric), m(no_assistant, metric)),
-        also=["table3 (w/o assistants)"],
-        comparison_id=R.NO_ASSISTANTS,
+
+class _Runs:
+    """The per-query matrices of the run references of ``claims.yaml``: ``<run id>`` (each seed's last iteration),
+    ``<run id>@iteration <n>``, or ``a - b`` (a difference of two references)."""
+
+    def __init__(self, setup):
+        self.setup, self.index, self.read = setup, run_index(setup), {}
+
+    def results(self, run_id: str) -> list:
+        if run_id not in self.read:
+            if run_id not in self.index:
+                raise KeyError(
+                    f"{P.CLAIMS_PATH.name}: no run {run_id!r} in the run catalog of profile "
+                    f"{self.setup.params['profile']!r} (experiments/catalog.py lists {sorted(self.index)})"
+                )
+            self.read[run_id] = [read_run(self.setup, spec) for spec in self.index[run_id]]
+        return self.read[run_id]
+
+    def evaluations(self, reference: str) -> list:
+        run_id, _, iteration = reference.partition("@iteration ")
+        results = self.results(run_id)
+        return [r.history[int(iteration) - 1].test for r in results] if iteration else [r.final for r in results]
+
+    def matrix(self, reference: str, metric: str) -> np.ndarray:
+        first, *rest = reference.split(" - ")
+        out = S.per_query_matrix(self.setup, self.evaluations(first), metric)
+        for other in rest:
+            out = out - S.per_query_matrix(self.setup, self.evaluations(other), metric)
+        return out
+
+    def matrix_of_evaluations(self, evaluations: list, metric: str) -> np.ndarray:
+        return S.per_query_matrix(self.setup, evaluations, metric)
+
+    def systems(self, advanced: str, baseline: str) -> Callable[[str], tuple]:
+        return lambda metric: (self.matrix(advanced, metric), self.matrix(baseline, metric))
+
+
+def _spec(entry: dict, runs: _Runs, fields: dict | None = None) -> Spec:
+    """A claim of ``claims.yaml`` (a family member's with its placeholders filled)."""
+    entry = P.fill({k: v for k, v in entry.items() if k not in ("family", "summary", "paper_notes")}, fields or {})
+    paper = P.claim_source(entry["id"])
+    return Spec(
+        entry["id"],
+        entry["text"],
+        entry["table"],
+        entry["comparison"],
+        runs.systems(entry["advanced"], entry["baseline"]),
+        also=list(entry.get("also", [])),
+        paper=paper if paper is not None else {},
+        comparison_id=entry.get("comparison_id", ""),
+        composite=bool(entry.get("composite", False)),
     )
-    specs.append(headline)
-    headline.claim += " (the paper's comparison; the loss weights differ: β + γ against β)"
-    # the controls at MTA4DPR's total distillation weight: what is left of the gain is the assistants' information
-    for variant, claim_id, claim, label in (
-        (
-            R.KD_MATCHED_WEIGHT,
-            "mta4dpr-vs-kd-matched-weight",
-            "MTA4DPR beats teacher-only KD at the same total KL weight (β + γ on the teacher's KL)",
-            S.KD_MATCHED_WEIGHT,
-        ),
-        (
-            R.ASSISTANTS_ARE_TEACHER,
-            "mta4dpr-vs-assistants-are-teacher",
-            "MTA4DPR beats itself with every assistant's scores replaced by the teacher's (same loss, selection, schedule)",
-            S.ASSISTANTS_ARE_TEACHER,
-        ),
-    ):
-        control = _finals(S.run_over_seeds(setup, variant))
-        specs.append(
-            Spec(
-                claim_id,
-                claim,
-                "table1",
-                label,
-                lambda metric, control=control: (m(final, metric), m(control, metric)),
-                comparison_id=variant,
-                # its loss equals kd_matched_weight's up to float rounding: where the two runs end identical, this
-                # claim is that one again (linear_dependencies finds it on the data) and is not counted twice
-                composite=variant == R.ASSISTANTS_ARE_TEACHER,
-            )
-        )
-    specs.append(
-        Spec(
-            "mta4dpr-vs-one-iteration-kd",
-            "MTA4DPR beats teacher-only KD in one iteration of the same total steps",
-            "table1",
-            S.ONE_ITERATION_KD,
-            lambda metric: (m(final, metric), m(one_iteration, metric)),
-            comparison_id=R.ONE_ITERATION_KD,
-            composite=True,
-        )
-    )
-    ids = {"no_fusion": "removing-fusion", "no_iterations": "removing-iterations"}
-    one_iteration_mta = None
-    for label, variant in S.ablations(setup)[1:]:
-        if variant == "no_assistants":
-            continue  # the headline comparison, counted once
-        runs = _finals(S.run_over_seeds(setup, variant))
-        if variant == "no_iterations":
-            one_iteration_mta = runs
-        specs.append(
-            Spec(
-                ids.get(variant, f"removing-{slug(variant)}"),
-                f"removing {label.split(' (')[0][4:]} drops quality"
-                + (" (1 iteration, same total steps)" if variant == "no_iterations" else ""),
-                "table3",
-                label,
-                lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
-                comparison_id=variant,
-            )
-        )
 
-    methods = [method for method in setup.params["study"]["selection_methods"] if method != "kl"]
-    selection = []
-    for method in methods:
-        runs = _finals(S.selection_runs(setup, method))
-        selection.append(
-            Spec(
-                f"kl-vs-{slug(method)}",
-                f"KL selection beats {method}",
-                "table5",
-                f"{method} selection",
-                lambda metric, runs=runs: (m(final, metric), m(runs, metric)),
-                comparison_id=S.selection_variant(method),
-            )
-        )
-    if selection:
-        missing = [
-            P.label("table5", x) for x in P.table("table5") if x != R.MTA4DPR and P.label("table5", x) not in methods
-        ]
-        text = f"KL is the best selection method: it beats every other method compared here ({', '.join(methods)})"
-        if missing:
-            text += f"; the paper also compares {', '.join(missing)}, not run here, so this cannot confirm the paper's claim"
-        composites.append(
-            {
-                "id": "kl-best-selection",
-                "claim": text,
-                "table": "table5",
-                "parts": [s.id for s in selection],
-                "incomplete": bool(missing),
-            }
-        )
-        specs.extend(selection)
 
-    if setup.params["study"]["assistant_combinations"]:
-        combination_specs, combination_composites = _combination_specs(setup, m)
-        specs.extend(combination_specs)
-        composites.extend(combination_composites)
+def _ablation_members(setup, runs, entry) -> list[dict]:
+    """One member per ablation of the profile (``study.ablations``), without assistants aside (the headline)."""
+    return [
+        {
+            "part": label.split(" (")[0][4:],
+            "detail": " (1 iteration, same total steps)" if variant == "no_iterations" else "",
+            "variant": variant,
+            "label": label,
+        }
+        for label, variant in S.ablations(setup)[1:]
+        if variant != "no_assistants"
+    ]
 
-    for i in range(1, max(len(r.history) for r in main)):
-        specs.append(
-            Spec(
-                f"iteration-{i}-to-{i + 1}",
-                f"quality rises from iteration {i} to {i + 1} (MTA4DPR; later iterations also trained more steps)",
-                "table4",
-                f"iteration {i}",
-                lambda metric, i=i: (
-                    m([r.history[i].test for r in main], metric),
-                    m([r.history[i - 1].test for r in main], metric),
-                ),
-                comparison_id=R.iteration_id(i),
-            )
-        )
 
-    # iterations without assistants (no replacement to confound them) and the interaction, both at equal total steps
-    specs.append(
-        Spec(
-            "iterations-teacher-only-kd",
-            "iterations help with teacher-only KD: no assistant over its iterations vs "
-            "teacher-only KD in one iteration of the same total steps",
-            "table1",
-            S.ONE_ITERATION_KD,
-            lambda metric: (m(no_assistant, metric), m(one_iteration, metric)),
-            comparison_id=R.ONE_ITERATION_KD,
-        )
-    )
-    if one_iteration_mta is not None:
-        specs.append(
-            Spec(
-                "iterations-x-assistants",
-                "iterations help more with assistants: (MTA4DPR minus MTA4DPR in 1 iteration) "
-                "minus (no assistant minus teacher-only KD in 1 iteration), all at the same total steps",
-                "table1, table3",
-                "the same iteration gain without assistants",
-                lambda metric: (
-                    m(final, metric) - m(one_iteration_mta, metric),
-                    m(no_assistant, metric) - m(one_iteration, metric),
-                ),
-                composite=True,
-            )
-        )
+def _selection_members(setup, runs, entry) -> list[dict]:
+    return [{"method": m} for m in setup.params["study"]["selection_methods"] if m != "kl"]
 
-    for spec in setup.params["study"]["student_sizes"]:
-        label = S._student_label(spec)
-        if spec == setup.params["models"]["student"]:
-            headline.also.append(f"table6 ({label})")
+
+def _iteration_members(setup, runs, entry) -> list[dict]:
+    count = max(len(r.history) for r in runs.results("mta4dpr"))
+    return [{"before": i, "after": i + 1} for i in range(1, count)]
+
+
+def _student_members(setup, runs, entry) -> list[dict]:
+    sizes = setup.params["study"]["student_sizes"]
+    return [
+        {"student": student_id(spec), "label": student_label(spec)}
+        for spec in sizes
+        if spec != setup.params["models"]["student"]
+    ]
+
+
+FAMILIES = {
+    "ablations": _ablation_members,
+    "selection": _selection_members,
+    "iterations": _iteration_members,
+    "student_sizes": _student_members,
+}
+
+
+def _selection_summary(entry: dict, members: list[dict], specs: list[Spec]) -> dict:
+    """``kl-best-selection``: KL against every other method run here; incomplete where the paper compares more."""
+    methods = [member["method"] for member in members]
+    missing = [
+        P.label("table5", x) for x in P.table("table5") if x != R.MTA4DPR and P.label("table5", x) not in methods
+    ]
+    text = P.fill(entry["summary"]["text"], {"methods": ", ".join(methods)})
+    if missing:
+        text += (
+            f"; the paper also compares {', '.join(missing)}, not run here, so this cannot confirm the paper's claim"
+        )
+    return {
+        "id": entry["summary"]["id"],
+        "claim": text,
+        "table": entry["table"],
+        "parts": [s.id for s in specs],
+        "incomplete": bool(missing),
+    }
+
+
+def build_specs(setup):
+    """(specs of the distinct comparisons, composite claims) for this profile, as ``claims.yaml`` declares them."""
+    runs = _Runs(setup)
+    specs, composites, by_id = [], [], {}
+    for entry in P.load_claims()["claims"]:
+        family = entry.get("family")
+        if family is None:
+            if entry.get("requires") and entry["requires"] not in setup.params["study"]["ablations"]:
+                continue
+            specs.append(_spec(entry, runs))
+        elif family == "assistant_combinations":
+            if setup.params["study"]["assistant_combinations"]:
+                combination_specs, combination_composites = _combination_specs(setup, runs.matrix_of_evaluations)
+                specs.extend(combination_specs)
+                composites.extend(combination_composites)
             continue
-        ours, base = S.student_size_runs(setup, spec)
-        specs.append(
-            Spec(
-                f"student-size-{slug(label)}",
-                f"the gain holds for the {label} student",
-                "table6",
-                "no assistant, same student",
-                lambda metric, ours=ours, base=base: (m(ours, metric), m(base, metric)),
-            )
-        )
+        else:
+            members = FAMILIES[family](setup, runs, entry)
+            built = [_spec(entry, runs, member) for member in members]
+            specs.extend(built)
+            if entry.get("summary") and built:
+                composites.append(_selection_summary(entry, members, built))
+            joins = entry.get("main_student_joins")
+            if joins and setup.params["models"]["student"] in setup.params["study"]["student_sizes"]:
+                by_id[joins].also.append(f"table6 ({student_label(setup.params['models']['student'])})")
+        by_id.update((spec.id, spec) for spec in specs)
     return specs, composites
 
 

@@ -73,6 +73,11 @@ def _table1(results_dir) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{Path(results_dir) / 'table1.csv'} is missing: run notebook 04 (training) for this profile first"
         )
+    if R.ID not in table1:
+        raise ValueError(
+            f"{Path(results_dir) / 'table1.csv'} has no {R.ID!r} column (written before rows had ids): rows are "
+            "joined by id, never by label; rerun notebook 04 for this profile"
+        )
     return table1
 
 
@@ -90,23 +95,15 @@ STUDENT_RUNGS = {
 
 def _rung(model: str, role: str, row_id: str = "") -> str | None:
     """The ladder's stable id for a Table 1 row, None for rows that are not on the ladder. Student rows go by
-    Table 1's row id (``id``); only a table written before row ids existed falls back to the model's label."""
-    lowered = model.lower()
-    if role == "student" and row_id:
+    Table 1's row id (``id``), never by their label."""
+    if role == "student":
         return STUDENT_RUNGS.get(row_id)
     if role == "teacher":
         return "teacher"
     if role == "assistant":
         return f"assistant:{model}"
     if role == "baseline":
-        return "bm25" if "bm25" in lowered else f"baseline:{model}"
-    if role == "student":
-        if lowered.startswith("student before training"):
-            return "student:untrained"
-        if lowered.startswith("no assistant"):
-            return "student:no-assistant"
-        if lowered == "mta4dpr":
-            return "student:mta4dpr"
+        return "bm25" if "bm25" in model.lower() else f"baseline:{model}"
     return None
 
 
@@ -121,11 +118,7 @@ def _assistant_scores(table1: pd.DataFrame, metric: str) -> dict:
 
 
 def _no_assistant_score(table1: pd.DataFrame, metric: str) -> float:
-    if R.ID in table1:
-        rows = table1[_text(table1[R.ID]) == R.NO_ASSISTANTS]
-    else:
-        models = _text(table1["model"]).str.lower()
-        rows = table1[(_text(table1["role"]) == "student") & models.str.startswith("no assistant")]
+    rows = table1[_text(table1[R.ID]) == R.NO_ASSISTANTS]
     return number(rows[metric].iloc[0]) if len(rows) and metric in table1 else math.nan
 
 
@@ -215,15 +208,16 @@ def gap_points(results_dir, params) -> pd.DataFrame:
     points = []
 
     table7 = _read(results_dir, "table7")
-    found = None if table7 is None or "assistants" not in table7 else _delta_columns(table7, "Δ vs none", metric)
+    usable = table7 is not None and {R.ID, "assistants"} <= set(table7.columns)
+    found = _delta_columns(table7, "Δ vs none", metric) if usable else None
     if found:
         used, delta, low, high = found
         scores = _assistant_scores(table1, used)
         names = _text(table7["assistants"])
-        none = table7[_text(table7[R.ID]) == R.NO_ASSISTANTS if R.ID in table7 else names.str.lower() == "none"]
+        none = table7[_text(table7[R.ID]) == R.NO_ASSISTANTS]
         base = number(none[used].iloc[0]) if len(none) and used in table7 else _no_assistant_score(table1, used)
         for label, (_, row) in zip(names, table7.iterrows(), strict=True):
-            if label.lower() in ("none", "") or (R.ID in table7 and row[R.ID] == R.NO_ASSISTANTS):
+            if row[R.ID] == R.NO_ASSISTANTS or not label:
                 continue
             members = [m.strip() for m in label.split("&")] if label not in scores else [label]
             if not members or any(m not in scores for m in members):

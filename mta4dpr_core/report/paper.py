@@ -20,11 +20,13 @@ Rows are keyed by stable row ids (:mod:`mta4dpr_core.report.tables`); each row's
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import yaml
 
 PATH = Path(__file__).with_name("paper_numbers.yaml")
+CLAIMS_PATH = Path(__file__).with_name("claims.yaml")
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,15 +102,54 @@ def paper_column(metric: str) -> str:
     return load()["metric_columns"].get(metric, metric)
 
 
+@functools.lru_cache(maxsize=1)
+def load_claims() -> dict:
+    """``claims.yaml``: the claims as this package tests them (cached; treat it as read-only)."""
+    return yaml.safe_load(CLAIMS_PATH.read_text(encoding="utf-8"))
+
+
+def template_fields(template: str, text: str) -> dict | None:
+    """The placeholders of ``template`` that make ``text`` (``{"method": "rbo"}`` for ``kl-vs-{method}`` and
+    ``kl-vs-rbo``), or None when ``text`` is not an instance of it.
+
+    >>> template_fields("iteration-{before}-to-{after}", "iteration-2-to-3")
+    {'before': '2', 'after': '3'}
+    """
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>.+?)", re.escape(template))
+    match = re.fullmatch(pattern, text)
+    return match.groupdict() if match else None
+
+
+def fill(template, fields: dict):
+    """``template`` (a string, or a mapping or list of them) with its placeholders filled from ``fields``."""
+    if isinstance(template, str):
+        return template.format(**fields)
+    if isinstance(template, dict):
+        return {key: fill(value, fields) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, fields) for value in template]
+    return template
+
+
 def claim_source(claim_id: str) -> dict | None:
-    """The ``claims`` entry of ``claim_id`` (its table, advanced and baseline rows, or a note), or None."""
-    claims = load()["claims"]
-    if claim_id in claims:
-        return claims[claim_id]
-    for prefix in ("student-size",):  # one note for every claim of a family built per profile
-        if claim_id.startswith(prefix):
-            return claims.get(prefix)
-    return None
+    """The paper's side of ``claim_id`` in ``claims.yaml`` (its table, advanced and baseline rows, or a note):
+    a claim's own entry, a family member's filled template, or a claim outside the family; None if unknown."""
+    data = load_claims()
+    for entry in data["claims"]:
+        if "family" not in entry:
+            if entry["id"] == claim_id:
+                return entry.get("paper", {})
+            continue
+        fields = template_fields(entry["id"], claim_id) if "id" in entry else None
+        if fields is not None:
+            source = fill(entry.get("paper", {}), fields)
+            notes = entry.get("paper_notes", {})
+            for value in fields.values():
+                if value in notes:
+                    source = {**source, "note": notes[value]}
+            return source
+    other = data.get("other", {})
+    return other[claim_id].get("paper", {}) if claim_id in other else None
 
 
 def claim_delta(claim_id: str, metric: str, source: dict | None = None) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..store.atomic import atomic_write_bytes
+from . import tables as R  # row ids (tables.py)
 from .walkthrough import LOSS_LABELS, LOSS_TERMS
 
 DPI = 100
@@ -345,7 +346,8 @@ def ablation_figure(table: pd.DataFrame, metric="MRR@10", label="variant") -> Pl
     """Table 3: the difference to MTA4DPR with its 95% interval when the table has "Δ", "Δ low",
     "Δ high", else each variant's ``metric`` ± std over seeds."""
     if {"Δ", "Δ low", "Δ high"} <= set(table.columns):
-        rows = table[table[label] != "MTA4DPR"] if (table[label] == "MTA4DPR").any() else table
+        # MTA4DPR's own row (Δ = 0 by definition) is found by its row id, never by its label
+        rows = table[table[R.ID] != R.MTA4DPR] if R.ID in table else table
         return interval_bars(
             rows,
             label,

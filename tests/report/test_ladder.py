@@ -95,12 +95,19 @@ def _write_tables(folder, with_table6=True):
             },
         ]
     )
+    # the row ids as studies.main_study writes them: rows are joined by id, never by label
+    table1.insert(
+        0,
+        "id",
+        ["teacher", "alpha", "beta", "bm25", "untrained-student", "no_assistants", "one_iteration_kd", "mta4dpr"],
+    )
     table1["Δ vs no assistant nDCG@10"] = [None] * 7 + [2.0]
     table1["Δ vs no assistant low"] = [None] * 7 + [1.0]
     table1["Δ vs no assistant high"] = [None] * 7 + [3.0]
     table1.to_csv(folder / "table1.csv", index=False)
     table7 = pd.DataFrame(
         {
+            "id": ["no_assistants", "assistants_0", "assistants_1", "mta4dpr"],
             "assistants": ["none", "alpha", "beta", "alpha&beta"],
             "paper letters": ["/", "C", "R", "C&R"],
             "nDCG@10": [55.0, 53.5, 56.0, 57.0],
