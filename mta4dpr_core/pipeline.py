@@ -20,7 +20,7 @@ def _run_planned(setup: Setup, stage: str):
     With ``output.schedule: profile`` the first stage runs every run of the profile in one grid, so the
     workers stay busy to the end (a stage of three runs on two workers leaves one idle for a whole run);
     the later stages then find their runs stored."""
-    everything = setup.params["output"].get("schedule") == "profile"
+    everything = setup.config.output.schedule == "profile"
     run_grid(setup, planned_runs(setup, "summary" if everything else stage))
 
 

@@ -64,6 +64,7 @@ from .config.params import (
     resolve_path,
     with_results_dir_override,
 )
+from .config.typed import typed
 from .store.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, code_digest, read_json
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -88,7 +89,8 @@ def _format_seconds(seconds) -> str:
 def starts_cold(params) -> bool:
     """Whether a run of ``params`` starts cold: the profile's work directory (``runs/<profile>/work``:
     MTA4DPR runs, pair scores, evaluations) is missing or empty, as on a fresh clone."""
-    work = resolve_path(params["output"]["runs_dir"]) / params["profile"] / "work"
+    config = typed(params)
+    work = resolve_path(config.output.runs_dir) / config.profile / "work"
     try:
         return not any(work.iterdir())
     except OSError:  # missing (or unreadable): nothing to reuse
@@ -310,7 +312,7 @@ def notebook_groups(names, params, notebooks=True) -> list[tuple[str, ...]]:
     Only notebooks run in kernels (papermill) go side by side (``--no-notebooks`` runs the stages in this
     process, one at a time), and only after notebook 03 in the same invocation: ``--only 04 05`` on a work
     directory without the runs would have two kernels compute the same runs at once."""
-    together = notebooks and params["output"].get("schedule") == "profile" and "03_selection_study" in names
+    together = notebooks and typed(params).output.schedule == "profile" and "03_selection_study" in names
     groups, batch = [], [n for n in names if together and n in SIDE_BY_SIDE]
     for name in names:
         if name in batch:
@@ -356,9 +358,10 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
     params = with_results_dir_override(load_params(profile_file))
 
     check_models_available(params)  # a missing local model (no public checkpoint) fails here, before any notebook
-    profile = params["profile"]
-    runs = resolve_path(params["output"]["runs_dir"]) / profile / "notebooks"
-    results = resolve_path(params["output"]["results_dir"]) / profile
+    config = typed(params)
+    profile = config.profile
+    runs = resolve_path(config.output.runs_dir) / profile / "notebooks"
+    results = resolve_path(config.output.results_dir) / profile
     names = [n for n in notebook_names() if not only or n in only or n.split("_", 1)[0] in only]
     if only and not names:
         raise Mta4dprError(f"--only {only}: no such notebook; known: {notebook_names()}")
@@ -377,7 +380,7 @@ def run_profile(profile_file, only=None, notebooks=True, force=False, log=print)
         cold=cold,
         side_by_side=[name for group in side_by_side for name in group],
     )
-    work = resolve_path(params["output"]["runs_dir"]) / profile / "work"
+    work = resolve_path(config.output.runs_dir) / profile / "work"
     log(
         f"[{profile}] {'cold' if cold else 'warm'} start ({work} {'is missing or empty' if cold else 'holds earlier runs'}); "
         f"ETA {monitor.eta_text()} from the {'last cold run' if cold else 'last run'}'s timings"

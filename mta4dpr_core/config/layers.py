@@ -38,6 +38,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "schema",
             "kinds",
             "params",
+            "typed",
             "independence",
             "warm_start_config",
             "models",

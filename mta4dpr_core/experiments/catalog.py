@@ -39,13 +39,13 @@ CONTROLS = ("kd_matched_weight", "assistants_are_teacher")
 
 def main_seeds(setup) -> list[int]:
     """Every seed of the profile (Tables 1-5 and 8)."""
-    return list(setup.params["seeds"])
+    return list(setup.config.seeds)
 
 
 def grid_seeds(setup) -> list[int]:
     """The seeds of the grids of Tables 6 and 7: the first ``study.combination_seeds`` (0 = all)."""
-    limit = setup.params["study"].get("combination_seeds", 0)
-    return list(setup.params["seeds"][:limit] if limit else setup.params["seeds"])
+    limit = setup.config.study.combination_seeds
+    return list(setup.config.seeds[:limit] if limit else setup.config.seeds)
 
 
 def subset_variant(subset) -> str:
@@ -70,7 +70,7 @@ def teacher_mix_variant(weight: float) -> str:
 
 def dose_response_weights(setup) -> list[float]:
     """The sweep's lambdas with both ends (0 and 1), sorted; empty when the profile runs no sweep."""
-    inner = setup.params["study"]["dose_response"]
+    inner = setup.config.study.dose_response
     return sorted({0.0, 1.0, *map(float, inner)}) if inner else []
 
 
@@ -139,7 +139,7 @@ def _selection_runs(setup, main, grid) -> list[RunSpec]:
     """Table 5: every selection method other than KL (the main run)."""
     return [
         spec
-        for method in setup.params["study"]["selection_methods"]
+        for method in setup.config.study.selection_methods
         if method != "kl"
         for spec in over_seeds(selection_variant(method), main, {"selection": {"method": method}})
     ]
@@ -152,13 +152,13 @@ def _baseline_runs(setup, main, grid) -> list[RunSpec]:
 
 def _ablation_runs(setup, main, grid) -> list[RunSpec]:
     """Table 3: the teacher-only baselines and each ablation of the profile."""
-    variants = ("no_assistants", "one_iteration_kd", *setup.params["study"]["ablations"])
+    variants = ("no_assistants", "one_iteration_kd", *setup.config.study.ablations)
     return [spec for variant in variants for spec in over_seeds(variant, main)]
 
 
 def _combination_runs(setup, main, grid) -> list[RunSpec]:
     """Table 7: MTA4DPR over every proper subset of the assistants, and no assistant, on the grid seeds."""
-    if not setup.params["study"]["assistant_combinations"]:
+    if not setup.config.study.assistant_combinations:
         return []
     count = len(setup.assistants)
     subsets = [s for size in range(1, count) for s in itertools.combinations(range(count), size)]
@@ -171,7 +171,7 @@ def _combination_runs(setup, main, grid) -> list[RunSpec]:
 
 def _student_size_runs(setup, main, grid) -> list[RunSpec]:
     """Table 6: MTA4DPR and no assistant for every other student size, on the grid seeds."""
-    others = [spec for spec in setup.params["study"]["student_sizes"] if spec != setup.params["models"]["student"]]
+    others = [spec for spec in setup.config.study.student_sizes if spec != setup.config.models.student]
     return [
         run
         for spec in others

@@ -21,6 +21,7 @@ import torch
 from ..config.errors import ParamsError
 from ..config.models import check_models_available, student_specs
 from ..config.params import resolve_path
+from ..config.typed import typed
 from ..method.construction import build_training_data
 from ..method.warm_start import WarmStartConfig, warm_started
 from ..retrieval.data import Collection, resolve_split, restrict_split, subsample_corpus, subsample_split
@@ -128,6 +129,12 @@ class Setup:
     work_dir: Path
     scorer_specs: dict = field(default_factory=dict)
 
+    @functools.cached_property
+    def config(self):
+        """The profile as frozen dataclasses (``config/typed.py``): ``setup.config.training.steps``. ``params`` stays
+        the mapping that run keys hash."""
+        return typed(self.params)
+
     @classmethod
     def from_params(cls, params: dict, prepare=True):  # noqa: C901 (the Setup's construction, step by step in the order its docstring gives)
         check_models_available(params)  # a missing local model path stops here, before any work
@@ -232,8 +239,8 @@ class Setup:
         )
 
     def new_student(self, seed, spec=None):
-        spec = spec or self.params["models"]["student"]
-        student = build_student(spec, self.cache_dir, seed, data_root=resolve_path(self.params["data"]["root"]))
+        spec = spec or self.config.models.student
+        student = build_student(spec, self.cache_dir, seed, data_root=resolve_path(self.config.data.root))
         if hasattr(student, "restrict_vocabulary") and spec.get("restrict_vocabulary", True):
             trainable, frozen = self.vocabulary(student, spec.get("model", "wordllama"))
             student.restrict_vocabulary(trainable, frozen)
@@ -268,7 +275,7 @@ class Setup:
             name,
             training["max_query_length"],
             training["max_passage_length"],
-            self.params["loss"]["student_temperature"],
+            self.config.loss.student_temperature,
             self.cache_dir,
         )
         scorer.cache_name = cache_name or name

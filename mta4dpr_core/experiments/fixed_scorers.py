@@ -30,9 +30,7 @@ def evaluate_fixed(setup, scorer, key: str, spec=None) -> dict:
 
 def baseline_scorer(setup, spec: dict):
     """A baseline of ``study.baseline_models``, built and prepared on the profile's corpus."""
-    return build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"])).prepare(
-        setup.collection.corpus
-    )
+    return build_scorer(spec, setup.cache_dir, resolve_path(setup.config.data.root)).prepare(setup.collection.corpus)
 
 
 def reference_run_evaluation(setup, reference: dict) -> dict:
@@ -41,12 +39,7 @@ def reference_run_evaluation(setup, reference: dict) -> dict:
     out = {}
     for spec, (collection, split) in setup.extra_tests.items():
         year = spec.rsplit("/", 1)[1]
-        path = (
-            resolve_path(setup.params["data"]["root"])
-            / spec.split("/")[0]
-            / "runs"
-            / f"{year}.{reference['run']}.trec.gz"
-        )
+        path = resolve_path(setup.config.data.root) / spec.split("/")[0] / "runs" / f"{year}.{reference['run']}.trec.gz"
         if path.exists():
             scorer = RunScorer([path], name=reference["name"]).prepare(collection.corpus)
             out[spec] = setup.evaluate(scorer, split, collection, names=("nDCG@10",))["nDCG@10"]

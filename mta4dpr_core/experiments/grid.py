@@ -34,11 +34,11 @@ _SETUP = None  # the forked workers' Setup (inherited, never pickled)
 
 
 def default_workers(setup) -> int:
-    configured = int(setup.params["output"].get("workers", 0) or 0)
+    configured = int(setup.config.output.workers or 0)
     if configured:
         return configured
 
-    static = one_thread_student(setup.params["models"]["student"])
+    static = one_thread_student(setup.config.models.student)
     return 2 if static and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
 

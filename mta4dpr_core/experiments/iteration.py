@@ -24,6 +24,7 @@ import numpy as np
 
 from ..config import progress
 from ..config.precision import autocast_dtype, dtype_name
+from ..config.typed import typed
 from ..method.construction import TrainingData, eval_query_mask
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.training import TrainConfig, train_student
@@ -168,14 +169,15 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
     stored = load_run_result(result_path)
     if stored is not None:
         return stored
-    count = params["iterations"]["count"]
+    profile = typed(params)  # the run's own profile (its variant's overrides applied)
+    count = profile.iterations.count
 
     seed_everything(seed)
     student = setup.new_student(seed, student_spec)
     split, corpus = setup.train, setup.collection.corpus
     construction = params["construction"]
     eval_mask = eval_query_mask(split, construction, seed)
-    metric = params["evaluation"]["metric"]
+    metric = profile.evaluation.metric
     history, selections, previous, start = [], [], None, 1
     # evaluate_test: "all" (the untrained student and every iteration), "final" (last iteration only), "none"
     initial = (
@@ -187,7 +189,7 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
     # resume after the last finished iteration: weights in state.pt (loaded with weights_only=True),
     # history and pool names in state.json, written after the weights
     temperatures = {}
-    for iteration in range(params["iterations"]["count"], 0, -1):
+    for iteration in range(profile.iterations.count, 0, -1):
         meta = read_json(run_dir / f"iteration{iteration}" / "state.json")
         state = try_load_torch(run_dir / f"iteration{iteration}" / "state.pt") if meta is not None else None
         if state is not None:
@@ -231,17 +233,17 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
             # fitted once per run on its iteration-1 training rows (build_training_data leaves the eval queries out)
             temperatures = fitted_temperatures(params, data, pool)
         config = train_config(params, pool, seed, temperatures=temperatures)
-        if params["loss"]["assistant_scores"] == "teacher":
+        if profile.loss.assistant_scores == "teacher":
             data = assistants_replaced_by_teacher(data, config)
-        elif params["loss"]["teacher_mix"] > 0:
-            data = assistants_mixed_with_teacher(data, config, params["loss"]["teacher_mix"])
+        elif profile.loss.teacher_mix > 0:
+            data = assistants_mixed_with_teacher(data, config, profile.loss.teacher_mix)
         training_ranking = (
             candidate_ranking_quality(data, config, corpus.ids)
             if iteration == 1 and len(data.assistant_names)
             else None
         )
         fixed = None
-        if params["selection"]["method"] == "validation" or params["selection"]["per_iteration"]:
+        if profile.selection.method == "validation" or profile.selection.per_iteration:
             fixed = choose_assistant_for_iteration(data, config)
             config.fixed_assistant = fixed
         progress.report(f"{variant} seed {seed} iteration {iteration}/{count}: training {config.steps} steps")
@@ -285,10 +287,10 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
             else float("nan")
         )
         replaced = None
-        if params["iterations"]["replace_worst"] and pool and eval_mask.any():
+        if profile.iterations.replace_worst and pool and eval_mask.any():
             _save_snapshot(run_dir, student_scorer.name, student)
             pool, replaced = replace_worst_assistant(pool, eval_metrics, student_scorer, student_eval)
-        evaluated = evaluate_test == "all" or (evaluate_test == "final" and iteration == params["iterations"]["count"])
+        evaluated = evaluate_test == "all" or (evaluate_test == "final" and iteration == profile.iterations.count)
         entry = IterationRecord(
             iteration=iteration,
             pool=[a.name for a in pool],
@@ -326,7 +328,7 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
                 "selections": selections,
                 "pool": [a.name for a in pool],
                 "temperatures": temperatures,
-                "student_spec": student_spec or params["models"]["student"],
+                "student_spec": student_spec or profile.models.student,
             },
         )
         # the finished iteration is stored: its mid-training checkpoints are no longer needed
@@ -347,8 +349,8 @@ def run_mta4dpr(  # noqa: C901 (Algorithm 1's loop, kept in one piece to read be
         temperatures=temperatures,
         final=history[-1].test if history else None,
         params=params,
-        student_spec=student_spec or params["models"]["student"],
-        training_precision=dtype_name(autocast_dtype(params["training"]["amp"], default_device())),
+        student_spec=student_spec or profile.models.student,
+        training_precision=dtype_name(autocast_dtype(profile.training.amp, default_device())),
     )
     atomic_write_json(result_path, result.to_json())
     return result

@@ -27,7 +27,7 @@ def _eval_mask(setup: Setup, seed: int) -> np.ndarray:
 def pilot_learning_curve(setup: Setup, steps, seeds) -> pd.DataFrame:
     """One row per (steps per iteration): the teacher-only student's eval metric after its last iteration,
     mean over ``seeds``, beside the teacher's and each assistant's on the same eval queries (percent)."""
-    metric = setup.params["evaluation"]["metric"]
+    metric = setup.config.evaluation.metric
     fixed = {}
     for seed in seeds:
         mask = _eval_mask(setup, seed)
@@ -48,7 +48,7 @@ def pilot_learning_curve(setup: Setup, steps, seeds) -> pd.DataFrame:
         rows.append(
             {
                 "steps per iteration": int(count),
-                "total steps": int(count) * setup.params["iterations"]["count"],
+                "total steps": int(count) * setup.config.iterations.count,
                 f"student eval {metric}": student,
                 "student ± (seeds)": float(np.std(students, ddof=1)) if len(students) > 1 else float("nan"),
                 f"teacher eval {metric}": references[setup.teacher.name],

@@ -220,5 +220,5 @@ def read_run(setup, spec: RunSpec) -> RunResult:
 
 def read_over_seeds(setup, variant="mta4dpr", seeds=None, overrides=None, assistant_subset=None, student_spec=None):
     """The stored runs of ``variant`` over ``seeds`` (default: every seed of the profile), in seed order."""
-    seeds = seeds if seeds is not None else setup.params["seeds"]
+    seeds = seeds if seeds is not None else setup.config.seeds
     return [read_run(setup, RunSpec.of(variant, seed, overrides, assistant_subset, student_spec)) for seed in seeds]

@@ -15,7 +15,7 @@ from ..store.atomic import atomic_write_json, code_digest, content_hash, read_js
 
 def student_cost(setup, spec: dict) -> dict:
     """``{"dim", "params", "index_bytes", "encoding_seconds", "passages"}`` of the student ``spec``."""
-    max_length = setup.params["training"]["max_passage_length"]
+    max_length = setup.config.training.max_passage_length
     key = content_hash(spec, setup.params["data"], max_length, code_digest())
     path = setup.work_dir / "costs" / f"student-{key}.json"
     stored = read_json(path)

@@ -51,7 +51,7 @@ def candidate_table(setup, specs: list[dict], metrics=("nDCG@10", "MRR@10", "R@1
     rows, shared = [], {}
     for spec in specs:
         # members shared across the hybrids: each model is loaded, and each query scored by BM25, once
-        scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.params["data"]["root"]), shared)
+        scorer = build_scorer(spec, setup.cache_dir, resolve_path(setup.config.data.root), shared)
         if getattr(scorer, "corpus", None) is not setup.collection.corpus:
             scorer.prepare(setup.collection.corpus)
         result = setup.evaluate(scorer, setup.train, names=metrics, query_mask=setup.train.labelled_mask)

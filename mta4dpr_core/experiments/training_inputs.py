@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config.typed import typed
 from ..method.construction import TrainingData, eval_query_mask
 from ..method.temperature import assistant_temperatures
 from ..method.training import TrainConfig, profile_fields
@@ -18,11 +19,12 @@ from ..method.training import TrainConfig, profile_fields
 def fitted_temperatures(params: dict, data: TrainingData, pool) -> dict:
     """Each pool member's temperature, fitted by ``fusion.temperature_rule`` on all of ``data``'s rows (a run's
     iteration-1 training rows: build_training_data leaves the eval queries out)."""
+    profile = typed(params)
     return assistant_temperatures(
         data,
         pool,
-        params["fusion"]["temperature_rule"],
-        params["models"]["teacher"].get("temperature", 1.0),
+        profile.fusion.temperature_rule,
+        profile.models.teacher.get("temperature", 1.0),
         np.arange(len(data)),
     )
 
@@ -30,11 +32,11 @@ def fitted_temperatures(params: dict, data: TrainingData, pool) -> dict:
 def train_config(params: dict, pool, seed: int, fixed_assistant=None, temperatures: dict | None = None) -> TrainConfig:
     """Every profile field of :class:`TrainConfig` from its declared key, the run-time ones from the run.
     ``temperatures``: fitted assistant temperatures by name (a student in the pool keeps its own)."""
-    temperatures = temperatures or {}
-    weights = params["fusion"]["weights"]
+    temperatures, profile = temperatures or {}, typed(params)
+    weights = profile.fusion.weights
     return TrainConfig(
-        **{name: params[section][key] for name, (section, key) in profile_fields().items()},
-        teacher_temperature=params["models"]["teacher"].get("temperature", 1.0),
+        **{name: getattr(getattr(profile, section), key) for name, (section, key) in profile_fields().items()},
+        teacher_temperature=profile.models.teacher.get("temperature", 1.0),
         assistant_temperatures=[temperatures.get(a.name, a.temperature) for a in pool],
         fusion_weights=weights if len(pool) == len(weights or []) else None,
         fixed_assistant=fixed_assistant,
@@ -47,7 +49,7 @@ def first_iteration_data(setup, seed=None):
     mask, as the seed's main run builds them (the score caches make a second build cheap). Built once per
     Setup and seed: a notebook asks for it several times (the walk-through, the temperatures, the fusion
     table), and NFCorpus's retrieval 1,388 deep costs seconds each time."""
-    seed = seed if seed is not None else setup.params["seeds"][0]
+    seed = seed if seed is not None else setup.config.seeds[0]
     memo = setup.__dict__.setdefault("_first_iteration_data", {})
     if seed not in memo:
         eval_mask = eval_query_mask(setup.train, setup.params["construction"], seed)

@@ -179,7 +179,7 @@ def _combine(verdicts):
 
 
 def primary_metric(setup) -> str:
-    return setup.params["study"].get("primary_metric", METRIC)
+    return setup.config.study.primary_metric
 
 
 # ---- the comparisons ------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def _ablation_members(setup, runs, entry) -> list[dict]:
 
 
 def _selection_members(setup, runs, entry) -> list[dict]:
-    return [{"method": m} for m in setup.params["study"]["selection_methods"] if m != "kl"]
+    return [{"method": m} for m in setup.config.study.selection_methods if m != "kl"]
 
 
 def _iteration_members(setup, runs, entry) -> list[dict]:
@@ -274,11 +274,11 @@ def _iteration_members(setup, runs, entry) -> list[dict]:
 
 
 def _student_members(setup, runs, entry) -> list[dict]:
-    sizes = setup.params["study"]["student_sizes"]
+    sizes = setup.config.study.student_sizes
     return [
         {"student": student_id(spec), "label": student_label(spec)}
         for spec in sizes
-        if spec != setup.params["models"]["student"]
+        if spec != setup.config.models.student
     ]
 
 
@@ -317,11 +317,11 @@ def build_specs(setup):
     for entry in P.load_claims()["claims"]:
         family = entry.get("family")
         if family is None:
-            if entry.get("requires") and entry["requires"] not in setup.params["study"]["ablations"]:
+            if entry.get("requires") and entry["requires"] not in setup.config.study.ablations:
                 continue
             specs.append(_spec(entry, runs))
         elif family == "assistant_combinations":
-            if setup.params["study"]["assistant_combinations"]:
+            if setup.config.study.assistant_combinations:
                 combination_specs, combination_composites = _combination_specs(setup, runs.matrix_of_evaluations)
                 specs.extend(combination_specs)
                 composites.extend(combination_composites)
@@ -333,7 +333,7 @@ def build_specs(setup):
             if entry.get("summary") and built:
                 composites.append(_selection_summary(entry, members, built))
             joins = entry.get("main_student_joins")
-            if joins and setup.params["models"]["student"] in setup.params["study"]["student_sizes"]:
+            if joins and setup.config.models.student in setup.config.study.student_sizes:
                 by_id[joins].also.append(f"table6 ({student_label(setup.params['models']['student'])})")
         by_id.update((spec.id, spec) for spec in specs)
     return specs, composites
@@ -495,7 +495,7 @@ def _composite_text(relation: dict) -> str:
 
 def _eval_split_quality(setup):
     """Each assistant's `evaluation.metric` on the training queries (never the test set)."""
-    metric = setup.params["evaluation"]["metric"]
+    metric = setup.config.evaluation.metric
     return {a.name: setup.evaluate(a, setup.train, names=(metric,))[metric] for a in setup.assistants}
 
 
@@ -629,7 +629,7 @@ def check_claims(setup) -> pd.DataFrame:
     and ``per_query.csv.gz``; the secondary table is also in the returned frame's ``attrs["secondary"]``."""
     primary = primary_metric(setup)
     metrics = [primary] + [x for x in PAPER_METRICS if x != primary]
-    test = setup.params["data"]["test"]
+    test = setup.config.data.test
     specs, composites = build_specs(setup)
     fusion = _fusion_pair(setup)
 
@@ -891,10 +891,10 @@ def _secondary_table(setup, claims_table):
 def write_findings(setup, claims_table: pd.DataFrame) -> str:
     """``FINDINGS.md``: the rule, the counts of distinct comparisons, every claim with its verdict, interval, p-values
     and the paper's effect beside ours, and where the secondary metrics disagree (generated)."""
-    seeds = setup.params["seeds"]
+    seeds = setup.config.seeds
     grid = grid_seeds(setup)
     primary = _label(primary_metric(setup))
-    test = setup.params["data"]["test"]
+    test = setup.config.data.test
     rows = claims_table.to_dict("records")
     family = [r for r in rows if r.get("family") == QUALITY]
     counts = {v: sum(r["verdict"] == v for r in family) for v in ("confirmed", "contradicted", "inconclusive")}

@@ -9,6 +9,7 @@ iteration-1 data and a student's encoding cost come from ``experiments/`` (store
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import io
 import itertools
@@ -26,6 +27,7 @@ from ..config.ids import student_label
 from ..config.models import student_specs
 from ..config.params import resolve_path
 from ..config.precision import autocast_dtype, describe, dtype_name
+from ..config.typed import typed
 from ..experiments.catalog import (
     dose_response_weights,
     grid_seeds,
@@ -54,13 +56,13 @@ DL_COLUMNS = {"msmarco-trecdl/dl19": "DL19 nDCG@10", "msmarco-trecdl/dl20": "DL2
 # the students train on the profile's collection (data.train): on the extra test sets (the DL pools on mini) they are
 # zero-shot transfer, never set beside the paper's in-domain TREC DL numbers
 ZERO_SHOT = " (zero-shot)"
-# the collection's display name in every caption, from params["data"]["test"] (tables.COLLECTION_LABELS); defined in
+# the collection's display name in every caption, from the profile's data.test (tables.COLLECTION_LABELS); defined in
 # tables (no torch there, so report-only modules such as replication share it)
 collection_label = T.collection_label
 
 
 def has_extra_tests(params) -> bool:
-    return bool(params["data"].get("extra_test"))
+    return bool(typed(params).data.extra_test)
 
 
 def zero_shot_note(params) -> str:
@@ -88,7 +90,8 @@ def replacement_summary(replaced) -> str:
 
 
 def results_dir(params) -> Path:
-    return resolve_path(params["output"]["results_dir"]) / params["profile"]
+    config = typed(params)
+    return resolve_path(config.output.results_dir) / config.profile
 
 
 def run_over_seeds(setup, variant="mta4dpr", seeds=None, **kwargs):
@@ -123,7 +126,7 @@ def _main_columns(setup):
 
 def _fixed_scorers(setup):
     """The teacher and assistants with their paper analogues, evaluated once (cached)."""
-    analogs = setup.params["study"].get("paper_analogs", {})
+    analogs = setup.config.study.paper_analogs
     rows = []
     for role, scorer in [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]:
         key = f"{role}-{scorer.name}-{setup.params['profile']}"
@@ -136,7 +139,7 @@ def _fixed_scorers(setup):
             )
         )
     # baselines with a paper analogue (e.g. BM25) get a row of their own in Tables 1 and 2
-    for spec in setup.params["study"].get("baseline_models", []):
+    for spec in setup.config.study.baseline_models:
         if spec.get("paper_analogue"):
             scorer = baseline_scorer(setup, spec)
             rows.append(
@@ -158,7 +161,7 @@ def baselines(setup: Setup):
     rows = []
     seen = set()
     candidates = [("teacher", setup.teacher)] + [("assistant", a) for a in setup.assistants]
-    for spec in setup.params["study"].get("baseline_models", []):
+    for spec in setup.config.study.baseline_models:
         candidates.append((spec.get("role", "model"), baseline_scorer(setup, spec)))
     for role, scorer in candidates:
         if scorer.name in seen:
@@ -170,8 +173,8 @@ def baselines(setup: Setup):
             f"baseline-{scorer.name}-{setup.params['profile']}",
             {
                 "name": scorer.name,
-                "models": setup.params["models"],
-                "baselines": setup.params["study"].get("baseline_models"),
+                "models": dataclasses.asdict(setup.config.models),
+                "baselines": setup.config.study.baseline_models,
             },
         )
         row = {
@@ -184,7 +187,7 @@ def baselines(setup: Setup):
         for spec in setup.extra_tests:
             row[_extra_name(spec)] = _metric(result.get(spec), "nDCG@10")
         rows.append(row)
-    for reference in setup.params["study"].get("reference_runs", []):
+    for reference in setup.config.study.reference_runs:
         row = {"model": reference["name"], "role": "reference run", "nDCG@10": None, "MRR@10": None, "R@100": None}
         for spec, value in reference_run_evaluation(setup, reference).items():
             row[_extra_name(spec)] = T.percent(value)
@@ -211,9 +214,9 @@ def teacher_selection(setup: Setup):
     # a fixed column order: records read back from the JSON cache come with sorted keys
     metrics = [f"train {m}" for m in ("nDCG@10", "MRR@10", "R@100") if f"train {m}" in df.columns]
     df = df[["candidate", "role", "family", *metrics]]
-    assistants = setup.params["models"]["assistants"]
+    assistants = setup.config.models.assistants
     chosen = choose_teacher(df, assistants)
-    profile_teacher = candidate_label(setup.params["models"]["teacher"])
+    profile_teacher = candidate_label(setup.config.models.teacher)
     assistant_labels = {candidate_label(a) for a in assistants}
     df["role"] = ["assistant" if c in assistant_labels else "" for c in df["candidate"]]
     df["independent of the assistants"] = [
@@ -245,7 +248,7 @@ def dataset_statistics(setup: Setup):
         ("test queries", len(setup.test)),
         ("assistants", len(setup.assistants)),
         ("fused assistants", len(fused_assistant_subsets(len(setup.assistants)))),
-        ("hard negatives per query (k)", setup.params["construction"]["k"]),
+        ("hard negatives per query (k)", setup.config.construction.k),
         ("mean hard negatives kept", float(negatives.sum(1).mean())),
         ("mean positives per query", float(np.asarray(data.is_positive).sum(1).mean())),
         # scored now or read from the pair-score cache: the same on a rerun, after a crash, or after other notebooks
@@ -276,12 +279,12 @@ def fusion_kl_per_query(setup: Setup):
     """KL(teacher || candidate) per training query for every original and fused assistant:
     (names, member counts, array [candidates, queries]), with the fitted temperatures."""
     data, _ = first_iteration_data(setup)
-    teacher = softmax(np.asarray(data.teacher_scores) / setup.params["models"]["teacher"].get("temperature", 1.0))
+    teacher = softmax(np.asarray(data.teacher_scores) / setup.config.models.teacher.get("temperature", 1.0))
     fitted = fitted_temperatures(setup)
     temps = np.asarray([fitted[a.name] for a in setup.assistants])[:, None, None]
     probs = softmax(np.asarray(data.assistant_scores) / temps)
     subsets = fused_assistant_subsets(len(setup.assistants))
-    candidates = candidate_distributions(probs, subsets, setup.params["fusion"]["weights"])
+    candidates = candidate_distributions(probs, subsets, setup.config.fusion.weights)
     names = assistant_names([a.name for a in setup.assistants], subsets)
     per_query = np.stack(
         [kl_divergence(teacher[i : i + 1], candidates[:, i : i + 1]) for i in range(len(data))], axis=1
@@ -381,7 +384,7 @@ STUDENT_COLUMNS = {
 def selection_study(setup: Setup):
     """Table 5: the student's test quality under each selection method (KL is the main run);
     Δ is each method minus KL, with its 95% interval."""
-    methods = setup.params["study"]["selection_methods"]
+    methods = setup.config.study.selection_methods
     rows = []
     columns = {**STUDENT_COLUMNS, "R@5": ("test", "R@5"), "R@20": ("test", "R@20")}
     kl = [r.final for r in run_over_seeds(setup, "mta4dpr")]
@@ -644,7 +647,7 @@ ABLATIONS = [
 
 def ablations(setup: Setup) -> list[tuple[str, str]]:
     """Table 3's rows this profile runs: MTA4DPR, w/o assistants, and the ``study.ablations`` it keeps."""
-    kept = set(setup.params["study"]["ablations"])
+    kept = set(setup.config.study.ablations)
     return [
         (label, variant) for label, variant in ABLATIONS if variant in ("mta4dpr", "no_assistants") or variant in kept
     ]
@@ -683,7 +686,7 @@ def ablation_study(setup: Setup):
     )
 
     table7 = None
-    if setup.params["study"]["assistant_combinations"]:
+    if setup.config.study.assistant_combinations:
         table7 = pd.DataFrame(_combination_rows(setup))
         seeds = grid_seeds(setup)
         T.write_table(
@@ -801,7 +804,7 @@ def combination_runs(setup: Setup):
 
 def _paper_letters(setup):
     """Each assistant's paper letter from its analogue (C, S, R, M), else A, B, ..."""
-    analogs = setup.params["study"].get("paper_analogs", {})
+    analogs = setup.config.study.paper_analogs
     letters = P.letters()  # {paper model id: letter}
     return [letters.get(R.slug(analogs.get(a.name, "")), chr(ord("A") + i)) for i, a in enumerate(setup.assistants)]
 
@@ -837,7 +840,7 @@ _student_label = student_label
 
 def student_size_runs(setup: Setup, spec):
     """(MTA4DPR, no-assistant) final evaluations for one student size."""
-    same_as_main = spec == setup.params["models"]["student"]
+    same_as_main = spec == setup.config.models.student
     # other sizes use the grid seeds (study.combination_seeds), like Table 7
     seeds = None if same_as_main else grid_seeds(setup)
     student_spec = None if same_as_main else spec
@@ -850,7 +853,7 @@ def scale_and_cost(setup: Setup):
     """Table 6 (student sizes; Δ against no assistant, as the paper's ↑), Table 8 (training and
     data construction time) and Table 9 (index size, parameters, corpus encoding time)."""
     out = results_dir(setup.params)
-    sizes = setup.params["study"]["student_sizes"] or [setup.params["models"]["student"]]
+    sizes = setup.config.study.student_sizes or [setup.config.models.student]
     columns = {
         "nDCG@10": ("test", "nDCG@10"),
         "MRR@10": ("test", "MRR@10"),
@@ -1012,7 +1015,7 @@ def _warm_starts(params) -> dict:
 
     specs = [spec for _, spec in student_specs(params)]
     specs = [spec for index, spec in enumerate(specs) if spec.get("warm_start") and spec not in specs[:index]]
-    reports = [warm_start_report(resolve_path(params["output"]["cache_dir"]), spec) for spec in specs]
+    reports = [warm_start_report(resolve_path(typed(params).output.cache_dir), spec) for spec in specs]
     return {"warm_starts": [report for report in reports if report]} if specs else {}
 
 
@@ -1020,7 +1023,7 @@ def _precision(params) -> dict:
     """The machine's CPU capability, whether it has native bf16, and the precision training actually used."""
 
     device = default_device()
-    return {**describe(device), "training": dtype_name(autocast_dtype(params["training"]["amp"], device))}
+    return {**describe(device), "training": dtype_name(autocast_dtype(typed(params).training.amp, device))}
 
 
 def write_manifest(params, timings: dict | None = None, extra: dict | None = None):
@@ -1045,8 +1048,8 @@ def write_manifest(params, timings: dict | None = None, extra: dict | None = Non
         except md.PackageNotFoundError:
             versions[package] = None
     manifest = {
-        "profile": params["profile"],
-        "seeds": params["seeds"],
+        "profile": typed(params).profile,
+        "seeds": typed(params).seeds,
         "params": params,
         "versions": versions,
         "python": platform.python_version(),

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from ..config.ids import slug  # noqa: F401 (the one slug rule, re-exported for the tables)
+from ..config.typed import typed
 from ..store.atomic import atomic_write_text
 from . import paper as _paper
 
@@ -96,9 +97,9 @@ COLLECTION_LABELS = {"scifact": "SciFact", "nfcorpus": "NFCorpus"}
 
 def collection_label(params, split: str = "test") -> str:
     """The display name of the profile's ``data.<split>`` collection, for captions: the first path component
-    of ``params["data"][split]`` (``scifact/test`` -> SciFact, ``nfcorpus/test`` -> NFCorpus, ``msmarco*`` -> MS MARCO),
+    of the profile's ``data.<split>`` (``scifact/test`` -> SciFact, ``nfcorpus/test`` -> NFCorpus, ``msmarco*`` -> MS MARCO),
     otherwise that component as written."""
-    name = str(params["data"][split]).strip("/").split("/")[0]
+    name = str(getattr(typed(params).data, split)).strip("/").split("/")[0]
     if name.lower().startswith("msmarco"):
         return "MS MARCO"
     return COLLECTION_LABELS.get(name.lower(), name)

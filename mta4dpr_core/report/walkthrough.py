@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..config.typed import typed
 from ..experiments import training_inputs
 from ..experiments.runs import read_over_seeds
 from ..method.construction import merge_candidates, reciprocal_rank_fusion, retrieve_negatives, take_rows, top_by_rrf
@@ -105,8 +106,7 @@ def trace_query(setup, data, row=None, snippet=70) -> QueryTrace:
     the passage is kept (positive or one of the k hard negatives), the teacher's score and rank
     among the kept passages, and whether it is a positive.
     """
-    construction = setup.params["construction"]
-    k, c = int(construction["k"]), int(construction["rrf_c"])
+    k, c = int(setup.config.construction.k), int(setup.config.construction.rrf_c)
     row = pick_example_row(data, k) if row is None else int(row)
     query_row = int(np.asarray(data.query_rows)[row])
     query_id, query = data.query_ids[query_row], data.query_texts[query_row]
@@ -180,7 +180,7 @@ def fitted_temperatures(setup, data) -> dict:
 def _candidate_set(setup, data, rows):
     """Teacher probabilities [R, C], candidate distributions [A, R, C] (each assistant at its fitted
     temperature, as in training) and their names."""
-    teacher_temperature = setup.params["models"]["teacher"].get("temperature", 1.0)
+    teacher_temperature = setup.config.models.teacher.get("temperature", 1.0)
     scores = np.asarray(data.teacher_scores)[rows]
     teacher = softmax(scores / teacher_temperature)
     fitted = fitted_temperatures(setup, data)
@@ -188,10 +188,10 @@ def _candidate_set(setup, data, rows):
     probs = softmax(np.asarray(data.assistant_scores)[:, rows] / temps)
     subsets = (
         fused_assistant_subsets(len(setup.assistants))
-        if setup.params["fusion"]["enabled"] and len(setup.assistants) >= 2
+        if setup.config.fusion.enabled and len(setup.assistants) >= 2
         else []
     )
-    weights = setup.params["fusion"].get("weights")
+    weights = setup.config.fusion.weights
     weights = weights if weights and len(weights) == len(setup.assistants) else None
     candidates = candidate_distributions(probs, subsets, weights)
     names = assistant_names([a.name for a in setup.assistants], subsets)
@@ -429,8 +429,8 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     ``candidates_per_query``, ``temperatures``, ``same_as_run`` and ``caption``."""
     from ..method.training import batch_distributions, sample_batch  # noqa: PLC0415 (lazy: numba, torch not loaded by this module)
 
-    params = setup.params
-    seed = int(params["seeds"][0] if seed is None else seed)
+    params, profile = setup.params, setup.config
+    seed = int(profile.seeds[0] if seed is None else seed)
     pool = list(setup.assistants)
     if not pool:
         raise ValueError("this profile has no assistants: there is nothing to select")
@@ -448,11 +448,7 @@ def worked_batch(setup, data, batch_size=None, seed=None, step=0) -> pd.DataFram
     query_rows = np.asarray(take_rows(data.query_rows, batch_rows))
     queries = [{"query id": str(data.query_ids[r]), "query": str(data.query_texts[r])} for r in query_rows.tolist()]
     chosen = table.loc[table["chosen"], "assistant"].iloc[0]
-    per_batch = (
-        params["selection"]["method"] == "kl"
-        and not params["selection"].get("per_iteration")
-        and bool(params["loss"]["gamma"])
-    )
+    per_batch = profile.selection.method == "kl" and not profile.selection.per_iteration and bool(profile.loss.gamma)
     same_as_run = per_batch and not batch_size
     table.attrs.update(
         {
@@ -535,12 +531,12 @@ def step_trace(results) -> pd.DataFrame:
 def write_step_trace(trace: pd.DataFrame, results_dir, params) -> str:
     """Write ``step_trace.csv`` and ``.md`` into ``results_dir`` (the results table writer); returns the caption."""
 
-    loss = params["loss"]
+    loss = typed(params).loss
     seeds = sorted(int(s) for s in trace["seed"].dropna().unique()) if "seed" in trace else []
     caption = (
         f"Per-step trace of the main MTA4DPR run ({len(seeds)} seed(s), every iteration): the assistant selected for each "
-        f"batch and the loss terms of that step (nats; total = {loss['alpha']}·contrastive + {loss['beta']}·KL(teacher ‖ "
-        f"student) + {loss['gamma']}·KL(assistant ‖ student))"
+        f"batch and the loss terms of that step (nats; total = {loss.alpha}·contrastive + {loss.beta}·KL(teacher ‖ "
+        f"student) + {loss.gamma}·KL(assistant ‖ student))"
     )
     if len(trace) and {"seed", "global step"} <= set(trace.columns):
         trace = with_ids(
@@ -555,12 +551,12 @@ def pseudo_query_examples(setup, per_kind: int = 3, snippet: int = 110) -> pd.Da
     them: ``data.pseudo_queries``), with the passage each comes from. The profile's own exclusion rules apply:
     no test query's text, and no test positive as a source when ``exclude_test_positives`` is on."""
 
-    rules = setup.params["data"]["pseudo_queries"]
+    rules = setup.config.data.pseudo_queries
     test = setup.test
     corpus = setup.collection.corpus
     excluded = (
         {d for q in test.query_ids for d, g in test.qrels[q].items() if g >= test.relevance_level}
-        if rules["exclude_test_positives"]
+        if rules.exclude_test_positives
         else set()
     )
     rows = []
@@ -568,11 +564,11 @@ def pseudo_query_examples(setup, per_kind: int = 3, snippet: int = 110) -> pd.Da
         split = pseudo_query_split(
             corpus,
             [kind],
-            seed=rules["seed"] + offset,  # other passages for each kind
+            seed=rules.seed + offset,  # other passages for each kind
             max_queries=per_kind,
             exclude_texts=list(test.query_texts) + list(setup.train.query_texts),
             exclude_passages=excluded,
-            min_words=rules["min_words"],
+            min_words=rules.min_words,
         )
         for query_id, text in zip(split.query_ids, split.query_texts, strict=True):
             (doc_id,) = split.qrels[query_id]

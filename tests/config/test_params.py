@@ -9,6 +9,7 @@ import yaml
 
 from mta4dpr_core.config.errors import ParamsError
 from mta4dpr_core.config.params import DEFAULTS, FREE_FORM, from_mapping, load_params, profile_path
+from mta4dpr_core.config.typed import typed
 
 
 def _leaves(tree, prefix=""):
@@ -132,7 +133,9 @@ def test_study_ablations_decide_which_table3_runs_are_scheduled():
 
     def variants(profile, stage="ablations"):
         params = load_params(f"params/{profile}.yaml")
-        setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+        setup = types.SimpleNamespace(
+            params=params, config=typed(params), assistants=[object()] * len(params["models"]["assistants"])
+        )
         return {job["variant"] for job in planned_runs(setup, stage)}
 
     assert {"no_fusion", "no_iterations"} <= variants("mini")
@@ -145,6 +148,7 @@ def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
 
     from mta4dpr_core import pipeline
     from mta4dpr_core.config.params import load_params
+    from mta4dpr_core.config.typed import typed
     from mta4dpr_core.experiments.catalog import planned_runs
 
     grids = []
@@ -152,7 +156,9 @@ def test_schedule_profile_runs_every_run_in_the_first_grid(monkeypatch):
     for schedule in ("stage", "profile"):
         params = load_params("params/mini_transformer.yaml")
         params["output"]["schedule"] = schedule
-        setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+        setup = types.SimpleNamespace(
+            params=params, config=typed(params), assistants=[object()] * len(params["models"]["assistants"])
+        )
         pipeline._run_planned(setup, "selection")
         expected = planned_runs(setup, "selection" if schedule == "stage" else "summary")
         assert grids[-1] == len(expected)
@@ -166,7 +172,9 @@ def test_the_run_catalog_gives_each_stage_the_runs_its_tables_read():
     from mta4dpr_core.experiments.catalog import STAGE_TABLES, planned_runs, runs_for
 
     params = load_params("params/mini.yaml")
-    setup = types.SimpleNamespace(params=params, assistants=[object()] * len(params["models"]["assistants"]))
+    setup = types.SimpleNamespace(
+        params=params, config=typed(params), assistants=[object()] * len(params["models"]["assistants"])
+    )
     seeds = len(params["seeds"])
     for stage, tables in STAGE_TABLES.items():
         jobs = planned_runs(setup, stage)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mta4dpr_core.config.params import load_params, profile_path
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.experiments.catalog import CONTROLS, runs_for
 from mta4dpr_core.experiments.iteration import (
     VARIANTS,
@@ -52,7 +53,7 @@ def test_the_controls_are_in_every_profile_s_table1():
     import types
 
     params = load_params(profile_path("mini"))
-    setup = types.SimpleNamespace(params=params, assistants=[object()] * 2)
+    setup = types.SimpleNamespace(params=params, config=typed(params), assistants=[object()] * 2)
     variants = {spec.variant for spec in runs_for(setup, "table1")}
     assert set(CONTROLS) <= variants and "no_assistants" in variants
 
@@ -124,13 +125,12 @@ def test_the_sweep_is_in_the_ablations_stage_only_where_declared():
     import types
 
     params = load_params(profile_path("mini"))
-    setup = types.SimpleNamespace(params=params, assistants=[object()] * 2)
+    setup = types.SimpleNamespace(params=params, config=typed(params), assistants=[object()] * 2)
     variants = [spec.variant for spec in runs_for(setup, "dose_response")]
     assert variants[0] == "kd_matched_weight" and {"mta4dpr", "assistants_are_teacher"} <= set(variants)
     assert any(v.startswith("teacher_mix_") for v in variants)
-    quiet = types.SimpleNamespace(
-        params=deep_update(params, {"study": {"dose_response": []}}), assistants=[object()] * 2
-    )
+    silent = deep_update(params, {"study": {"dose_response": []}})
+    quiet = types.SimpleNamespace(params=silent, config=typed(silent), assistants=[object()] * 2)
     assert runs_for(quiet, "dose_response") == []
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mta4dpr_core.config.params import REPO_ROOT, load_params, profile_path
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.report import claims as C
 from mta4dpr_core.report import paper as P
 
@@ -41,7 +42,7 @@ def test_every_claim_in_a_committed_claims_table_is_declared(profile):
 def test_every_declared_run_is_in_the_profiles_run_catalog(profile):
     params = load_params(profile_path(profile))
     assistants = [types.SimpleNamespace(name=a["name"]) for a in params["models"]["assistants"]]
-    setup = types.SimpleNamespace(params=params, assistants=assistants)
+    setup = types.SimpleNamespace(params=params, config=typed(params), assistants=assistants)
     index = C.run_index(setup)
     # a stand-in for the stored main runs: the iterations family needs only their number of iterations
     stored = types.SimpleNamespace(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.report import paper as P
 from mta4dpr_core.report import tables as T
 from mta4dpr_core.report.statistics import (
@@ -240,7 +241,11 @@ def synthetic_setup(tmp_path, monkeypatch):
         monkeypatch.setattr(C, "_eval_split_quality", lambda setup: {n: float(i) for i, n in enumerate(names)})
         split = types.SimpleNamespace(query_ids=query_ids)
         return types.SimpleNamespace(
-            params=params, test=split, extra_tests={}, assistants=[types.SimpleNamespace(name=n) for n in names]
+            params=params,
+            config=typed(params),
+            test=split,
+            extra_tests={},
+            assistants=[types.SimpleNamespace(name=n) for n in names],
         )
 
     return make

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mta4dpr_core.config.params import REPO_ROOT
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.method.selection import kl_divergence
 from mta4dpr_core.report import walkthrough
 from mta4dpr_core.report.notebook import caption_of, show
@@ -141,7 +142,9 @@ def _synthetic_setup():
     )
     params = load_params(profile_path("smoke"))
     setup = SimpleNamespace(
-        params=params, assistants=[SimpleNamespace(name=n, temperature=1.0, temperature_given=False) for n in names]
+        params=params,
+        config=typed(params),
+        assistants=[SimpleNamespace(name=n, temperature=1.0, temperature_given=False) for n in names],
     )
     return setup, data
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.report import replication as R
 from mta4dpr_core.report import tables as T
 from mta4dpr_core.report.statistics import delta_relative_improvement, effect_ratio
@@ -325,7 +326,7 @@ def test_captions_name_the_profile_collection(tmp_path, monkeypatch):
     params = {**NFCORPUS, "output": {"results_dir": str(tmp_path)}, "study": {"selection_methods": ["kl"]}}
     evaluation = {"test": {"nDCG@10": 0.5, "MRR@10": 0.4, "R@50": 0.7, "R@1000": 0.9, "R@5": 0.3, "R@20": 0.6}}
     monkeypatch.setattr(S, "run_over_seeds", lambda setup, variant="mta4dpr", **kw: [SimpleNamespace(final=evaluation)])
-    S.selection_study(SimpleNamespace(params=params))
+    S.selection_study(SimpleNamespace(params=params, config=typed(params)))
     caption = (tmp_path / "nfcorpus" / "table5.md").read_text().splitlines()[0]
     assert "NFCorpus test" in caption and "SciFact" not in caption
 

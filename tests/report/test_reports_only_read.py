@@ -11,6 +11,7 @@ import pytest
 from tiny_profile import tiny_params
 
 import mta4dpr_core
+from mta4dpr_core.config.typed import typed
 from mta4dpr_core.experiments import iteration
 from mta4dpr_core.experiments.catalog import RunSpec
 from mta4dpr_core.experiments.runs import MissingRunError, read_over_seeds
@@ -70,6 +71,7 @@ class _Setup:
 
     def __init__(self, work_dir):
         self.params = tiny_params(work_dir)
+        self.config = typed(self.params)
         self.assistants = [SimpleNamespace(name="minilm-l6"), SimpleNamespace(name="wordllama")]
         self.work_dir = work_dir
 
