@@ -20,6 +20,7 @@ from .independence import check_independence, check_student_independence
 from .kinds import KINDS, NEEDS_MODEL, SCORER_KINDS, STUDENT_KINDS, check_transformer_options
 from .schema import defaults, rules
 from .schema import keys as schema_keys
+from .typed import typed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,8 +183,8 @@ def _check_declared_rules(params: dict, source) -> None:
 
 def _check_loss_and_intervals(params: dict, source) -> None:
     """A loss that teaches something, and the schema's intervals."""
-    loss = params["loss"]
-    if loss["alpha"] == 0 and loss["beta"] == 0 and loss["gamma"] == 0:
+    loss = typed(params).loss
+    if loss.alpha == 0 and loss.beta == 0 and loss.gamma == 0:
         raise ParamsError("loss", "alpha, beta and gamma are all zero: the student would learn nothing", source)
     for key, interval in INTERVALS.items():
         value = _get(params, key)
@@ -198,15 +199,15 @@ def _check_loss_and_intervals(params: dict, source) -> None:
 
 def _check_data(params: dict, source) -> None:
     """The dataset specs and the data limits."""
-    data = params["data"]
-    if not isinstance(data["extra_test"], list):
-        raise ParamsError("data.extra_test", f"expected a list, got {data['extra_test']!r}", source)
-    for key, spec in [("data.train", data["train"]), ("data.test", data["test"])] + [
-        (f"data.extra_test[{i}]", spec) for i, spec in enumerate(data["extra_test"])
+    data = typed(params).data
+    if not isinstance(data.extra_test, list):
+        raise ParamsError("data.extra_test", f"expected a list, got {data.extra_test!r}", source)
+    for key, spec in [("data.train", data.train), ("data.test", data.test)] + [
+        (f"data.extra_test[{i}]", spec) for i, spec in enumerate(data.extra_test)
     ]:
         _check_dataset_spec(key, spec, source)
     for name in DATA_LIMITS:
-        value = data[name]
+        value = getattr(data, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ParamsError(
                 f"data.{name}", f"expected null (no limit) or a non-negative integer, got {value!r}", source
@@ -215,14 +216,15 @@ def _check_data(params: dict, source) -> None:
 
 def _check_seeds_and_study(params: dict, source) -> None:
     """The seeds, the pseudo-query cap and the dose-response sweep."""
-    if not params["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in params["seeds"]):
-        raise ParamsError("seeds", f"expected a non-empty list of integers, got {params['seeds']!r}", source)
-    cap = params["data"]["pseudo_queries"]["max_queries"]
+    config = typed(params)
+    if not config.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in config.seeds):
+        raise ParamsError("seeds", f"expected a non-empty list of integers, got {config.seeds!r}", source)
+    cap = config.data.pseudo_queries.max_queries
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
         raise ParamsError(
             "data.pseudo_queries.max_queries", f"expected null or a positive integer, got {cap!r}", source
         )
-    sweep = params["study"]["dose_response"]
+    sweep = config.study.dose_response
     if not isinstance(sweep, list) or not all(
         isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 1 for w in sweep
     ):
@@ -231,12 +233,13 @@ def _check_seeds_and_study(params: dict, source) -> None:
 
 def _check_fusion(params: dict, source) -> None:
     """The assistants are a list, and fusion has what it fuses."""
-    assistants = params["models"]["assistants"]
+    config = typed(params)
+    assistants = config.models.assistants
     if not isinstance(assistants, list):
         raise ParamsError("models.assistants", "expected a list of model specs", source)
-    if params["fusion"]["enabled"] and 0 < len(assistants) < 2:
+    if config.fusion.enabled and 0 < len(assistants) < 2:
         raise ParamsError("fusion.enabled", f"fusion needs at least 2 assistants, got {len(assistants)}", source)
-    weights = params["fusion"]["weights"]
+    weights = config.fusion.weights
     if weights is not None:
         if not isinstance(weights, list) or len(weights) != len(assistants):
             raise ParamsError(
@@ -248,20 +251,21 @@ def _check_fusion(params: dict, source) -> None:
 
 def _check_models(params: dict, source) -> None:
     """Every model spec by its kind, the independence rules and unique assistant names."""
-    assistants = params["models"]["assistants"]
+    models = typed(params).models
+    assistants = models.assistants
     for index, spec in enumerate(assistants):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ParamsError(f"models.assistants[{index}]", "each assistant needs a mapping with a `name`", source)
         _check_model_spec(f"models.assistants[{index}]", spec, source)
-    if params["models"]["teacher"]:
-        _check_model_spec("models.teacher", params["models"]["teacher"], source)
-    if params["models"]["student"]:
-        _check_model_spec("models.student", params["models"]["student"], source, STUDENT_KINDS)
-    if params["models"]["teacher"] and params["models"]["independent_teacher"]:
-        check_independence(params["models"]["teacher"], assistants, source)
-    if params["models"]["independent_student"]:
-        check_student_independence(params["models"]["student"], assistants, source)
-        for index, spec in enumerate(params["study"]["student_sizes"] or []):
+    if models.teacher:
+        _check_model_spec("models.teacher", models.teacher, source)
+    if models.student:
+        _check_model_spec("models.student", models.student, source, STUDENT_KINDS)
+    if models.teacher and models.independent_teacher:
+        check_independence(models.teacher, assistants, source)
+    if models.independent_student:
+        check_student_independence(models.student, assistants, source)
+        for index, spec in enumerate(typed(params).study.student_sizes or []):
             check_student_independence(spec, assistants, source, key=f"study.student_sizes[{index}]")
     names = [spec["name"] for spec in assistants]
     if len(set(names)) != len(names):

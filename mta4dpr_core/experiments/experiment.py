@@ -138,8 +138,9 @@ class Setup:
     @classmethod
     def from_params(cls, params: dict, prepare=True):  # noqa: C901 (the Setup's construction, step by step in the order its docstring gives)
         check_models_available(params)  # a missing local model path stops here, before any work
-        data = params["data"]
-        root = resolve_path(data["root"])
+        config = typed(params)
+        data = config.data
+        root = resolve_path(data.root)
         for key, spec in student_specs(params):
             texts = spec.get("warm_start") and root / WarmStartConfig.from_spec(spec["warm_start"]).texts
             if texts and not texts.is_dir():
@@ -147,41 +148,41 @@ class Setup:
                     f"{key}.warm_start.texts",
                     f"{texts}: no such corpus directory for the [CLS] warm start (a folder under data.root)",
                 )
-        collection, train = resolve_split(root, data["train"])
-        test_collection, test = resolve_split(root, data["test"])
+        collection, train = resolve_split(root, data.train)
+        test_collection, test = resolve_split(root, data.test)
         if test_collection is not collection:
             raise ParamsError(
                 "data.test",
                 "train and test must come from the same collection (extra collections go in data.extra_test)",
             )
-        train = subsample_split(train, data["max_train_queries"], seed=1)
-        test = subsample_split(test, data["max_test_queries"], seed=2)
+        train = subsample_split(train, data.max_train_queries, seed=1)
+        test = subsample_split(test, data.max_test_queries, seed=2)
         judged = {d for s in (train, test) for q in s.query_ids for d in s.qrels[q]}
-        corpus = subsample_corpus(collection.corpus, data["max_corpus"], judged, seed=3)
+        corpus = subsample_corpus(collection.corpus, data.max_corpus, judged, seed=3)
         if corpus is not collection.corpus:
             collection = Collection(collection.name, corpus, collection.splits)
             train, test = restrict_split(train, corpus), restrict_split(test, corpus)
-        pseudo = data.get("pseudo_queries") or {}  # a mapping built by hand (tests) may predate the key
-        if pseudo.get("kinds"):
+        pseudo = data.pseudo_queries  # the schema's defaults where a mapping built by hand leaves it out
+        if pseudo.kinds:
             test_positives = {d for q in test.query_ids for d, g in test.qrels[q].items() if g >= test.relevance_level}
             generated = pseudo_query_split(
                 corpus,
-                pseudo["kinds"],
-                seed=pseudo["seed"],
-                per_passage=pseudo["per_passage"],
-                max_queries=pseudo["max_queries"],
+                pseudo.kinds,
+                seed=pseudo.seed,
+                per_passage=pseudo.per_passage,
+                max_queries=pseudo.max_queries,
                 exclude_texts=list(test.query_texts) + list(train.query_texts),
-                exclude_passages=test_positives if pseudo["exclude_test_positives"] else (),
-                min_words=pseudo["min_words"],
+                exclude_passages=test_positives if pseudo.exclude_test_positives else (),
+                min_words=pseudo.min_words,
             )
             train = with_pseudo_queries(train, generated)
         extra = {}
-        for spec in data["extra_test"]:
+        for spec in data.extra_test:
             extra_collection, split = resolve_split(root, spec)
-            split = subsample_split(split, data["max_extra_test_queries"], seed=4)
+            split = subsample_split(split, data.max_extra_test_queries, seed=4)
             extra_corpus = subsample_corpus(
                 extra_collection.corpus,
-                data["max_corpus"],
+                data.max_corpus,
                 {d for q in split.query_ids for d in split.qrels[q]},
                 seed=5,
             )
@@ -189,15 +190,14 @@ class Setup:
                 extra_collection = Collection(extra_collection.name, extra_corpus, extra_collection.splits)
                 split = restrict_split(split, extra_corpus)
             extra[spec] = (extra_collection, split)
-        output = params["output"]
-        cache_dir = resolve_path(output["cache_dir"])
-        work_dir = resolve_path(output["runs_dir"]) / params["profile"] / "work"
-        models = params["models"]
-        if not models["teacher"]:
+        cache_dir = resolve_path(config.output.cache_dir)
+        work_dir = resolve_path(config.output.runs_dir) / config.profile / "work"
+        models = config.models
+        if not models.teacher:
             raise ParamsError("models.teacher", "a teacher spec is required")
         runs_root = root
-        teacher = build_scorer(models["teacher"], cache_dir, runs_root)
-        assistants = [build_scorer(spec, cache_dir, runs_root) for spec in models["assistants"]]
+        teacher = build_scorer(models.teacher, cache_dir, runs_root)
+        assistants = [build_scorer(spec, cache_dir, runs_root) for spec in models.assistants]
         setup = cls(params, collection, train, test, extra, teacher, assistants, cache_dir, work_dir)
         if prepare:
             for scorer in [teacher, *assistants]:
@@ -269,12 +269,12 @@ class Setup:
 
     def student_scorer(self, student, name, cache_name=None):
         """A frozen copy of ``student`` as a scorer; ``cache_name`` keys its pair-score store (unique per run)."""
-        training = self.params["training"]
+        training = self.config.training
         scorer = StudentScorer(
             copy.deepcopy(student).cpu().eval(),
             name,
-            training["max_query_length"],
-            training["max_passage_length"],
+            training.max_query_length,
+            training.max_passage_length,
             self.config.loss.student_temperature,
             self.cache_dir,
         )

@@ -109,6 +109,7 @@ import yaml
 
 from ..config.errors import Mta4dprError
 from ..config.params import add_profile_arguments, apply_overrides, load_params, profile_path, resolve_path
+from ..config.typed import typed
 from ..method.construction import TrainingData, eval_query_mask
 from ..store.atomic import code_digest, content_hash, read_json, try_load_torch
 from .runs import VARIANTS, deep_update
@@ -460,7 +461,7 @@ def _build(spec: dict, params: dict, cache: dict | None = None):
         return cache[key]
     try:
         with quiet_third_party():
-            student = build_student(spec, resolve_path(params["output"]["cache_dir"]))
+            student = build_student(spec, resolve_path(typed(params).output.cache_dir))
     except Mta4dprError:
         raise
     except Exception as error:  # an unknown model, a missing file: one line
@@ -481,7 +482,7 @@ def load_student(params: dict, checkpoint, student_spec=None):
     if state is None:
         raise ExportError(f"{checkpoint}: no readable checkpoint (missing or corrupted)")
     state = _state_dict(state)
-    spec = student_spec or params["models"]["student"]
+    spec = student_spec or typed(params).models.student
     student = _build(spec, params)
     mismatch = spec_mismatch(student, state)
     if mismatch is not None:
@@ -518,10 +519,11 @@ def recorded_student_spec(run_dir):
 def _candidates(params: dict, stored: dict):
     """(label, spec given to run_mta4dpr, effective spec) of every student a run of this profile can have."""
     run_params = stored.get("params") or params
-    main = run_params["models"]["student"]
+    main = typed(run_params).models.student
     out = [("models.student", None, main)]
-    if params["models"]["student"] != main:
-        out.append(("the profile's models.student", params["models"]["student"], params["models"]["student"]))
+    profile_student = typed(params).models.student
+    if profile_student != main:
+        out.append(("the profile's models.student", profile_student, profile_student))
     seen = []
     for source in (run_params, params):
         for index, spec in enumerate((source.get("study") or {}).get("student_sizes") or []):
@@ -915,9 +917,9 @@ def _command(args) -> Path:
             {
                 "checkpoint": str(checkpoint),
                 "iteration": iteration,
-                "profile": params["profile"],
+                "profile": typed(params).profile,
                 "run_dir": str(run_dir) if run_dir else None,
-                "student_spec": spec or params["models"]["student"],
+                "student_spec": spec or typed(params).models.student,
             },
             max_query_length=training["max_query_length"],
         )

@@ -22,7 +22,7 @@ def evaluate_fixed(setup, scorer, key: str, spec=None) -> dict:
     stored = read_json(path)
     if stored is not None:
         return stored
-    extra = params["evaluation"]["transformer_scorers_on_extra_tests"] or not uses_transformer(scorer)
+    extra = setup.config.evaluation.transformer_scorers_on_extra_tests or not uses_transformer(scorer)
     result = setup.evaluate_all(scorer, extra_tests=extra)
     atomic_write_json(path, result)
     return result

@@ -22,6 +22,7 @@ import logging
 from dataclasses import MISSING, dataclass, fields
 
 from ..config.errors import DataError
+from ..config.typed import typed
 from ..store.atomic import code_digest, content_hash, read_json
 from .catalog import RunSpec
 
@@ -155,10 +156,11 @@ def variant_overrides(variant: str, params: dict, overrides: dict | None = None)
     """The overrides of ``variant``, with the steps of a one-iteration variant scaled to the same total budget."""
     out = copy.deepcopy(VARIANTS.get(variant, {}) if overrides is None else overrides)
     if variant in SAME_TOTAL_STEPS:
-        total = params["training"]["steps"] * params["iterations"]["count"]
+        total = typed(params).training.steps * typed(params).iterations.count
         out = deep_update(out, {"training": {"steps": total}})
     if variant in MATCHED_WEIGHT:
-        out = deep_update(out, {"loss": {"beta": params["loss"]["beta"] + params["loss"]["gamma"], "gamma": 0.0}})
+        loss = typed(params).loss
+        out = deep_update(out, {"loss": {"beta": loss.beta + loss.gamma, "gamma": 0.0}})
     return out
 
 

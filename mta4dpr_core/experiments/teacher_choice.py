@@ -94,10 +94,10 @@ def teacher_selection_records(setup) -> list[dict]:
     """The candidate table of the profile's ``study.teacher_candidates`` and ``study.teacher_hybrids`` as records,
     stored under a hash of the specs, the data and the core code (computed once)."""
 
-    study = setup.params["study"]
-    singles = {spec["name"]: spec for spec in study.get("teacher_candidates", [])}
+    study = setup.config.study
+    singles = {spec["name"]: spec for spec in study.teacher_candidates}
     specs = list(singles.values())
-    for first, second in study.get("teacher_hybrids", []):
+    for first, second in study.teacher_hybrids:
         specs += hybrid_specs(singles[first], singles[second])
     path = (
         setup.work_dir

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..config.errors import ParamsError
 from ..config.params import load_params, profile_path
+from ..config.typed import typed
 from . import tables as R  # row ids (tables.py)
 from .plots import PALETTE, Plot
 from .tables import collection_label, write_table
@@ -59,7 +60,8 @@ def number(value) -> float:
 
 
 def primary_metric(params) -> str:
-    return ((params or {}).get("study") or {}).get("primary_metric") or "nDCG@10"
+    """The profile's ``study.primary_metric`` (the schema's default where a partial mapping leaves it out)."""
+    return typed(params or {}).study.primary_metric
 
 
 def _read(results_dir, name) -> pd.DataFrame | None:
