@@ -24,18 +24,24 @@ import mmap
 import os
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config.errors import CacheError
+
+if TYPE_CHECKING:  # annotations only: the method layer runs on any object with these methods
+    from ..retrieval.data import Corpus, Split
+    from ..retrieval.scorers import Scorer
 from ..store.atomic import atomic_write_json, code_digest, content_hash, save_array, save_npz, sha256_file, try_load_npz
 
 log = logging.getLogger(__name__)
 
 
-def first_non_positives(ranked, positives, k) -> np.ndarray:
+def first_non_positives(ranked: np.ndarray, positives: Sequence[set], k: int) -> np.ndarray:
     """Per row of ``ranked`` (passage indices, best first, -1 padding), its first ``k`` passages that
     are not a positive of that query: int64 [Q, k] (-1 padding)."""
     out = np.full((len(ranked), k), -1, dtype=np.int64)
@@ -47,14 +53,16 @@ def first_non_positives(ranked, positives, k) -> np.ndarray:
     return out
 
 
-def retrieve_negatives(scorer, query_ids, query_texts, positives, k):
+def retrieve_negatives(
+    scorer: Scorer, query_ids: Sequence[str], query_texts: Sequence[str], positives: Sequence[set], k: int
+) -> np.ndarray:
     """Each query's top-``k`` passages by ``scorer``, positives excluded: int64 [Q, k] (-1 padding)."""
     max_positives = max((len(p) for p in positives), default=0)
     _, retrieved = scorer.search(query_ids, query_texts, k + max_positives)
     return first_non_positives(retrieved, positives, k)
 
 
-def merge_candidates(rankings) -> np.ndarray:
+def merge_candidates(rankings: Sequence[np.ndarray]) -> np.ndarray:
     """Union of several [Q, k] candidate arrays per query, in first-seen order: [Q, <= m*k] (-1 padding)."""
     stacked = np.concatenate(rankings, axis=1)
     rows = []
@@ -84,7 +92,7 @@ def reciprocal_rank_fusion(scores: np.ndarray, c: int = 60) -> np.ndarray:
     return np.where(np.all(np.isnan(scores), axis=0), -np.inf, fused)
 
 
-def top_by_rrf(candidates, fused, k):
+def top_by_rrf(candidates: np.ndarray, fused: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` candidates with the highest RRF score (ties: lower document index first)."""
     order = np.lexsort((np.where(candidates >= 0, candidates, np.iinfo(np.int64).max), -fused), axis=1)[:, :k]
     top = np.take_along_axis(candidates, order, 1)
@@ -109,25 +117,33 @@ class PairScoreStore:
         else:
             self.keys, self.values = np.zeros(0, np.int64), np.zeros(0, np.float32)
 
-    def lookup(self, keys):
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.keys, keys)
         pos_clipped = np.minimum(pos, max(len(self.keys) - 1, 0))
         found = (len(self.keys) > 0) & (self.keys[pos_clipped] == keys) if len(self.keys) else np.zeros(len(keys), bool)
         values = np.where(found, self.values[pos_clipped] if len(self.values) else 0.0, np.nan).astype(np.float32)
         return values, found
 
-    def add(self, keys, values):
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         keys, first = np.unique(keys, return_index=True)
         merged_keys = np.concatenate([self.keys, keys])
         merged_values = np.concatenate([self.values, values[first].astype(np.float32)])
         merged_keys, first = np.unique(merged_keys, return_index=True)
         self.keys, self.values = merged_keys, merged_values[first]
 
-    def save(self):
+    def save(self) -> None:
         save_npz(self.path, keys=self.keys, values=self.values, n_docs=np.asarray(self.n_docs))
 
 
-def score_with_cache(scorer, query_ids, query_texts, query_rows, doc_idx, store: PairScoreStore | None, stats=None):
+def score_with_cache(
+    scorer: Scorer,
+    query_ids: Sequence[str],
+    query_texts: Sequence[str],
+    query_rows: np.ndarray,
+    doc_idx: np.ndarray,
+    store: PairScoreStore | None,
+    stats: dict | None = None,
+) -> np.ndarray:
     """``scorer.score`` on [Q, c] pairs, computing only pairs the store has never seen."""
     doc_idx = np.asarray(doc_idx, np.int64)
     out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
@@ -179,7 +195,7 @@ def _descriptor(array) -> int:
     return descriptor
 
 
-def take_rows(array, rows) -> np.ndarray:
+def take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``array[rows]`` along axis 0, as a fresh in-memory array.
 
     For a read-only memory-mapped array the rows are read with ``os.pread`` rather
@@ -206,7 +222,9 @@ def take_rows(array, rows) -> np.ndarray:
     return np.frombuffer(raw, dtype=array.dtype).reshape((len(rows),) + array.shape[1:]).copy()
 
 
-def split_eval_queries(n_queries, fraction, seed, minimum=1, eligible=None):
+def split_eval_queries(
+    n_queries: int, fraction: float, seed: int, minimum: int = 1, eligible: np.ndarray | None = None
+) -> np.ndarray:
     """Boolean mask of the held-out eval queries: ``max(minimum, round(fraction * n))`` of them, seeded.
 
     ``eligible``: only the first ``eligible`` queries may be held out, and ``n`` counts them alone (the labelled
@@ -220,7 +238,7 @@ def split_eval_queries(n_queries, fraction, seed, minimum=1, eligible=None):
     return mask
 
 
-def eval_query_mask(split, construction: dict, seed: int) -> np.ndarray:
+def eval_query_mask(split: Split, construction: dict, seed: int) -> np.ndarray:
     """The run's eval queries over ``split`` (``construction.eval_fraction`` of its labelled queries, seeded)."""
     return split_eval_queries(
         len(split), construction["eval_fraction"], seed, construction["min_eval_queries"], split.labelled
@@ -245,7 +263,7 @@ class TrainingData:
 
     ARRAYS = ("query_rows", "candidates", "is_positive", "teacher_scores", "assistant_scores", "origin")
 
-    def save(self, directory):
+    def save(self, directory: Path) -> None:
         directory = Path(directory)
         for name in self.ARRAYS:
             save_array(directory / f"{name}.npy", getattr(self, name))
@@ -260,7 +278,7 @@ class TrainingData:
         )
 
     @classmethod
-    def load(cls, directory, mmap=True):
+    def load(cls, directory: Path, mmap: bool = True) -> TrainingData | None:
         """Load verified arrays (memory-mapped); return None if anything is missing or corrupted."""
         directory = Path(directory)
         meta_path = directory / "meta.json"
@@ -294,7 +312,18 @@ def _positive_matrix(positives, width):
     return out
 
 
-def mine_student_failures(student, teacher, query_ids, query_texts, positives, rows, k, max_rank, teacher_store, stats):
+def mine_student_failures(
+    student: Scorer,
+    teacher: Scorer,
+    query_ids: Sequence[str],
+    query_texts: Sequence[str],
+    positives: Sequence[set],
+    rows: np.ndarray,
+    k: int,
+    max_rank: int,
+    teacher_store: PairScoreStore | None,
+    stats: dict,
+) -> tuple[np.ndarray, np.ndarray]:
     """Queries the teacher gets right at top-1 but the previous student ranks at 2..``max_rank``.
 
     Returns (rows, negatives [R, k]): the student's own top-k negatives for those queries.
@@ -323,19 +352,19 @@ def mine_student_failures(student, teacher, query_ids, query_texts, positives, r
 
 
 def build_training_data(
-    split,
-    corpus,
-    assistants,
-    teacher,
+    split: Split,
+    corpus: Corpus,
+    assistants: list[Scorer],
+    teacher: Scorer,
     *,
-    k,
-    rrf_c,
-    eval_mask,
-    work_dir,
-    previous_student=None,
-    mining=True,
-    mining_max_rank=15,
-    query_limit=None,
+    k: int,
+    rrf_c: int,
+    eval_mask: np.ndarray,
+    work_dir: Path,
+    previous_student: Scorer | None = None,
+    mining: bool = True,
+    mining_max_rank: int = 15,
+    query_limit: int | None = None,
 ) -> TrainingData:
     """One iteration's dataset (paper 3.2.1) for the non-eval queries of ``split``."""
     started = time.perf_counter()

@@ -30,7 +30,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +41,10 @@ import torch.distributed as dist
 from ..config.errors import CacheError
 from ..retrieval.data import load_collection
 from ..store.atomic import atomic_write_json, atomic_write_text, load_array, save_array, sha256_file, texts_digest
+
+if TYPE_CHECKING:  # annotations only: encoders load where a corpus is encoded
+    from ..retrieval.encoders import Encoder
+    from ..retrieval.scorers import DenseScorer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ def init_from_env(backend: str | None = None, timeout_minutes: float = 60.0) -> 
     return dist.get_rank(), dist.get_world_size(), local_rank
 
 
-def teardown():
+def teardown() -> None:
     """Leave the process group (after a barrier, so no rank exits while others still talk)."""
     if dist.is_available() and dist.is_initialized():
         try:
@@ -89,7 +95,7 @@ def teardown():
 
 
 @contextlib.contextmanager
-def distributed_session(backend: str | None = None):
+def distributed_session(backend: str | None = None) -> Iterator[tuple]:
     """``with distributed_session() as (rank, world, local_rank): ...`` joins and always leaves."""
     info = init_from_env(backend)
     try:
@@ -109,7 +115,7 @@ def is_main() -> bool:
     return rank_world()[0] == 0
 
 
-def barrier():
+def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
@@ -122,7 +128,7 @@ def shard_range(n_items: int, shard_id: int, num_shards: int) -> tuple:
     return n_items * shard_id // num_shards, n_items * (shard_id + 1) // num_shards
 
 
-def shard_path(out_dir, shard_id: int, num_shards: int) -> Path:
+def shard_path(out_dir: Path, shard_id: int, num_shards: int) -> Path:
     return Path(out_dir) / f"shard-{shard_id:05d}-of-{num_shards:05d}.npy"
 
 
@@ -146,11 +152,11 @@ def _read_shard_meta(path: Path):
 
 
 def encode_corpus_sharded(
-    encoder,
-    texts,
+    encoder: Encoder,
+    texts: Sequence[str],
     shard_id: int,
     num_shards: int,
-    out_dir,
+    out_dir: Path,
     max_length: int = 256,
     batch_size: int = 64,
     overwrite: bool = False,
@@ -201,7 +207,13 @@ def encode_corpus_sharded(
     return path
 
 
-def merge_shards(out_dir, num_shards: int, expected_total: int | None = None, texts=None, out_path=None):  # noqa: C901 (one pass that checks every shard against the others before merging)
+def merge_shards(  # noqa: C901 (one pass that checks every shard against the others before merging)
+    out_dir: Path,
+    num_shards: int,
+    expected_total: int | None = None,
+    texts: Sequence[str] | None = None,
+    out_path: Path | None = None,
+) -> Path:
     """Verify and concatenate shards ``0..num_shards-1`` in order.
 
     Checks: every shard and its record exist; the checksum verifies; ranges are
@@ -289,7 +301,14 @@ def _load_shard(path: Path, meta: dict, dim: int) -> np.ndarray:
     return array
 
 
-def encode_corpus_distributed(encoder, texts, out_dir, max_length=256, batch_size=64, out_path=None):
+def encode_corpus_distributed(
+    encoder: Encoder,
+    texts: Sequence[str],
+    out_dir: Path,
+    max_length: int = 256,
+    batch_size: int = 64,
+    out_path: Path | None = None,
+) -> Path:
     """Every rank encodes its shard; after a barrier rank 0 merges (into ``out_path`` if given).
 
     Returns the merged array (or path) on rank 0 and None elsewhere. Works without a
@@ -303,7 +322,7 @@ def encode_corpus_distributed(encoder, texts, out_dir, max_length=256, batch_siz
     return result
 
 
-def corpus_cache_path(scorer, texts) -> Path:
+def corpus_cache_path(scorer: DenseScorer, texts: Sequence[str]) -> Path:
     """Where :class:`mta4dpr_core.retrieval.scorers.DenseScorer` looks for its corpus encoding, so a merged
     sharded encoding written there is picked up by ``scorer.prepare(corpus)``."""
     return Path(scorer.cache_dir) / "encodings" / f"{scorer.cache_key(texts, scorer.max_passage_length)}.npy"
@@ -334,7 +353,7 @@ def _encode_main(args):
         teardown()
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mta4dpr_core.method.distributed")
     commands = parser.add_subparsers(dest="command", required=True)
     encode = commands.add_parser("encode", help="encode a corpus, one shard per rank, and merge on rank 0")

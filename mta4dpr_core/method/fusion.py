@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
@@ -30,7 +31,7 @@ def fused_assistant_subsets(m: int, min_size: int = 2) -> list:
     return [subset for size in range(min_size, m + 1) for subset in combinations(range(m), size)]
 
 
-def softmax(scores: np.ndarray, temperature=1.0, axis=-1) -> np.ndarray:
+def softmax(scores: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
     """Softmax over candidates; NaN scores (padding) get probability 0."""
     scaled = np.where(np.isnan(scores), -np.inf, scores / temperature)
     scaled = scaled - np.max(scaled, axis=axis, keepdims=True)
@@ -38,13 +39,15 @@ def softmax(scores: np.ndarray, temperature=1.0, axis=-1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
-def fuse(probs: np.ndarray, subset, weights=None) -> np.ndarray:
+def fuse(probs: np.ndarray, subset: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
     """Weighted mean of the members' distributions: probs [m, B, C] -> [B, C]."""
     w = np.ones(len(subset)) if weights is None else np.asarray([weights[i] for i in subset], dtype=np.float64)
     return np.tensordot(w / w.sum(), probs[list(subset)], axes=1)
 
 
-def candidate_distributions(probs: np.ndarray, subsets, weights=None) -> np.ndarray:
+def candidate_distributions(
+    probs: np.ndarray, subsets: Sequence[Sequence[int]], weights: Sequence[float] | None = None
+) -> np.ndarray:
     """Originals then fused assistants: [m + len(subsets), B, C]."""
     if not subsets:
         return probs
@@ -52,6 +55,6 @@ def candidate_distributions(probs: np.ndarray, subsets, weights=None) -> np.ndar
     return np.concatenate([probs, fused], axis=0)
 
 
-def assistant_names(names, subsets) -> list:
+def assistant_names(names: Sequence[str], subsets: Sequence[Sequence[int]]) -> list[str]:
     """Display names in the order of :func:`candidate_distributions` ("A&B" for a fused pair)."""
     return list(names) + ["&".join(names[i] for i in subset) for subset in subsets]

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config.schema import SCHEMA
+
 
 def kl_to_student(target_log_probs: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
     """KL(target || student) averaged over queries; the target gets no gradient."""
@@ -38,13 +40,30 @@ def contrastive_loss(scores: torch.Tensor, positive_columns: torch.Tensor) -> to
     return F.cross_entropy(scores, positive_columns)
 
 
+# the defaults are the profile schema's (config/schema.py), declared there once
+_LOSS = SCHEMA["loss"]
+
+
 class MTA4DPRLoss(nn.Module):
-    def __init__(self, alpha=0.2, beta=1.0, gamma=15.0, student_temperature=0.02, in_batch_negatives=True):
+    def __init__(
+        self,
+        alpha: float = _LOSS["alpha"].default,
+        beta: float = _LOSS["beta"].default,
+        gamma: float = _LOSS["gamma"].default,
+        student_temperature: float = _LOSS["student_temperature"].default,
+        in_batch_negatives: bool = _LOSS["in_batch_negatives"].default,
+    ):
         super().__init__()
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.student_temperature, self.in_batch_negatives = student_temperature, in_batch_negatives
 
-    def forward(self, query_embeddings, passage_embeddings, teacher_logits, assistant_probs=None):
+    def forward(
+        self,
+        query_embeddings: torch.Tensor,
+        passage_embeddings: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        assistant_probs: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """``passage_embeddings`` [B*C, d] are the B queries' candidates, positive first."""
         batch, count = teacher_logits.shape
         own = (

@@ -29,6 +29,7 @@ only ``step`` differs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -65,7 +66,19 @@ def _strictly_increasing(rows):  # pragma: no cover - compiled
     return True
 
 
-def row_sparse_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, eps, beta1, beta2, lr, maximize):
+def row_sparse_adam(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    state_steps: list[torch.Tensor],
+    *,
+    eps: float,
+    beta1: float,
+    beta2: float,
+    lr: float,
+    maximize: bool,
+) -> None:
     """``torch.optim._functional.sparse_adam``, one compiled pass over the touched rows of each table."""
     for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, state_steps, strict=True):
         grad = grad if not maximize else -grad
@@ -95,7 +108,7 @@ class RowSparseAdam(torch.optim.SparseAdam):
     """``torch.optim.SparseAdam`` whose step runs :func:`row_sparse_adam` (bit-identical, faster)."""
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable | None = None) -> torch.Tensor | None:
         if any(p.device.type != "cpu" or p.dtype != torch.float32 for g in self.param_groups for p in g["params"]):
             return super().step(closure)  # the compiled loop is for float32 tables in CPU memory
         loss = None

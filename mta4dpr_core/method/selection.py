@@ -62,7 +62,13 @@ def rank_biased_overlap(teacher: np.ndarray, candidates: np.ndarray, p: float = 
     return rbo.mean(-1)
 
 
-def select_assistant(teacher_probs, candidate_probs, method="kl", rbo_p=0.9, rng=None):
+def select_assistant(
+    teacher_probs: np.ndarray,
+    candidate_probs: np.ndarray,
+    method: str = "kl",
+    rbo_p: float = 0.9,
+    rng: np.random.Generator | None = None,
+) -> tuple[int, np.ndarray]:
     """Index of the best candidate for this batch and every candidate's value (NaN for random)."""
     if method == "kl":
         values = kl_divergence(teacher_probs, candidate_probs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
+from .construction import TrainingData
 from .fusion import softmax
 from .selection import kl_divergence
 
@@ -63,7 +64,9 @@ def fit_temperature(
     return float(np.exp(result.x))
 
 
-def assistant_temperatures(data, pool, rule: str, teacher_temperature: float, rows: np.ndarray) -> dict:
+def assistant_temperatures(
+    data: TrainingData, pool: list, rule: str, teacher_temperature: float, rows: np.ndarray
+) -> dict:
     """``{assistant name: temperature}`` for the pool: hand-set values kept, the others fitted on ``rows``."""
     if rule == "fixed":
         return {a.name: float(a.temperature) for a in pool}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ..config.precision import autocast_dtype
 from ..config.schema import SCHEMA
 from ..retrieval.encoders import default_device, set_attention_dropout
 from ..store.atomic import save_torch, try_load_torch
-from .construction import take_rows
+from .construction import TrainingData, take_rows
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
 from .losses import MTA4DPRLoss
 from .row_adam import RowSparseAdam
@@ -94,7 +95,9 @@ def profile_fields() -> dict:
     return {f.name: f.metadata["profile"] for f in fields(TrainConfig) if "profile" in f.metadata}
 
 
-def sample_batch(data, rows, config: TrainConfig, rng):
+def sample_batch(
+    data: TrainingData, rows: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(row indices [B], candidate columns [B, 1 + n]) with the positive in column 0."""
     batch_rows = rng.choice(rows, size=min(config.queries_per_batch, len(rows)), replace=False)
     positive = take_rows(data.is_positive, batch_rows).astype(bool)
@@ -112,7 +115,9 @@ def sample_batch(data, rows, config: TrainConfig, rng):
     return batch_rows, np.concatenate([pos_col[:, None], neg_cols], axis=1)
 
 
-def batch_distributions(data, batch_rows, columns, config: TrainConfig):
+def batch_distributions(
+    data: TrainingData, batch_rows: np.ndarray, columns: np.ndarray, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Teacher logits [B, C] and candidate assistants' distributions [A, B, C] for a batch."""
     teacher = np.take_along_axis(take_rows(data.teacher_scores, batch_rows), columns, 1) / config.teacher_temperature
     m = data.assistant_scores.shape[0]
@@ -175,7 +180,7 @@ class Tokenized:
     def __init__(self, encoder, texts, max_length):
         self.encoder, self.texts, self.max_length = encoder, texts, max_length
 
-    def batch(self, indices):
+    def batch(self, indices: Sequence[int]) -> dict:
         return self.encoder.tokenize([self.texts[i] for i in indices], self.max_length)
 
 
@@ -200,22 +205,22 @@ class StudentOptimizer:
         schedule = lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))  # noqa: E731
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self.optimizers]
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=set_to_none)
 
-    def step(self):
+    def step(self) -> None:
         for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
             optimizer.step()
             scheduler.step()
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
@@ -223,8 +228,15 @@ class StudentOptimizer:
 
 
 def train_student(
-    student, data, passages, config: TrainConfig, checkpoint_dir=None, iteration=1, log_every=0, final_checkpoint=True
-):
+    student: torch.nn.Module,
+    data: TrainingData,
+    passages: Sequence[str],
+    config: TrainConfig,
+    checkpoint_dir: Path | None = None,
+    iteration: int = 1,
+    log_every: int = 0,
+    final_checkpoint: bool = True,
+) -> list[dict]:
     """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant).
 
     ``final_checkpoint=False``: no checkpoint after the last step, for a caller that stores the trained

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from ..store.atomic import atomic_write_json, content_hash, read_json, save_torc
 log = logging.getLogger(__name__)
 
 
-def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
+def query_length_crops(texts: Sequence[str], rng: random.Random, shortest: int = 4, longest: int = 12) -> list[str]:
     """One contiguous span of ``shortest``..``longest`` words per text: the [CLS] must also work on
     query-length inputs, and the corpus has no queries we may read."""
     crops = []
@@ -58,7 +59,9 @@ def query_length_crops(texts, rng: random.Random, shortest=4, longest=12):
     return crops
 
 
-def warm_start(student, target, texts, config: WarmStartConfig) -> list:
+def warm_start(
+    student: torch.nn.Module, target: torch.nn.Module, texts: Sequence[str], config: WarmStartConfig
+) -> list[float]:
     """Train ``student`` in place so its pooled vector matches ``target``'s (cosine loss); the loss log."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
@@ -91,7 +94,7 @@ def warm_start(student, target, texts, config: WarmStartConfig) -> list:
     return losses
 
 
-def warm_started(student, spec: dict, data_root, cache_dir):
+def warm_started(student: torch.nn.Module, spec: dict, data_root: Path, cache_dir: Path) -> torch.nn.Module:
     """``student`` with the cached warm start of ``spec`` loaded (computed and cached on first use)."""
 
     config, student_identity, path = _cache_entry(spec, cache_dir)
@@ -135,7 +138,7 @@ def warm_started(student, spec: dict, data_root, cache_dir):
     return student
 
 
-def warm_start_report(cache_dir, spec: dict):
+def warm_start_report(cache_dir: Path, spec: dict) -> dict | None:
     """The stored summary of ``spec``'s warm start (config, time, cosine loss before and after), or None."""
     return read_json(_cache_entry(spec, cache_dir)[2].with_suffix(".json"))
 

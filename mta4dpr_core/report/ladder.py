@@ -246,8 +246,8 @@ def gap_points(results_dir, params) -> pd.DataFrame:
         used, delta, low, high = found
         scores = _assistant_scores(table1, used)
         ours = (
-            ~_text(table6["source"]).str.lower().str.startswith("paper")
-            if "source" in table6
+            ~_text(table6[R.ID]).str.startswith(R.paper_row_id(""))
+            if R.ID in table6
             else pd.Series(True, index=table6.index)
         )
         for _, row in table6[ours].iterrows():

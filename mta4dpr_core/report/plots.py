@@ -381,7 +381,7 @@ def claims_forest(
     metric, MRR@10 on MS MARCO for most) as an open diamond. Composite and timing rows are left out."""
     frame = claims[pd.to_numeric(claims.get("effect"), errors="coerce").notna()].copy()
     if "family" in frame:
-        frame = frame[frame["family"].astype(str).str.startswith("quality")]
+        frame = frame[frame["family"].astype(str) == "quality"]  # claims.QUALITY: the Holm family
     if frame.empty:
         return _message("no claims with an interval")
     frame = frame.sort_values("table", kind="stable").reset_index(drop=True)

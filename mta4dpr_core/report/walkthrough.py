@@ -27,6 +27,7 @@ from ..method.construction import merge_candidates, reciprocal_rank_fusion, retr
 from ..method.fusion import assistant_names, candidate_distributions, fused_assistant_subsets, softmax
 from ..method.selection import select_assistant
 from ..retrieval.pseudo_queries import KINDS, pseudo_query_split
+from . import tables as R  # row ids (tables.py)
 from .tables import with_ids, write_table
 
 LOSS_TERMS = ("total", "contrastive", "kl_teacher", "kl_assistant")
@@ -361,11 +362,11 @@ def metrics_per_iteration(results, block="test", metrics=("nDCG@10", "MRR@10", "
 
 
 def no_assistant_final(table1: pd.DataFrame) -> dict:
-    """The no-assistant student's final test metrics (percent) from Table 1 (its row whose model starts
-    with "no assistant"): {metric: value}, for ``plots.metrics_per_iteration(..., baseline=...)``; {} if absent."""
-    if table1 is None or "model" not in table1.columns:
+    """The no-assistant student's final test metrics (percent) from Table 1 (its row id ``no_assistants``):
+    {metric: value}, for ``plots.metrics_per_iteration(..., baseline=...)``; {} if absent."""
+    if table1 is None or R.ID not in table1.columns:
         return {}
-    rows = table1[table1["model"].astype(str).str.startswith("no assistant")]
+    rows = table1[table1[R.ID].astype(str) == R.NO_ASSISTANTS]
     if rows.empty:
         return {}
     row = rows.iloc[0]

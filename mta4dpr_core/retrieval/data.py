@@ -17,6 +17,8 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Collection as Collection_
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +111,7 @@ def _decode(raw: bytes, path, line_no):
         ) from None
 
 
-def read_jsonl(path):
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line."""
     path = Path(path)
     if not path.exists():
@@ -127,7 +129,9 @@ def read_jsonl(path):
         yield line_no, obj
 
 
-def read_tsv(path, columns, header_first=None, allow=None):
+def read_tsv(
+    path: str | Path, columns: int, header_first: str | None = None, allow: Sequence[int] | None = None
+) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, fields) with exactly ``columns`` fields (or one of ``allow``)."""
     path = Path(path)
     if not path.exists():
@@ -170,7 +174,7 @@ def _unique_records(path):
         yield line_no, record_id, obj
 
 
-def load_beir_corpus(path) -> Corpus:
+def load_beir_corpus(path: str | Path) -> Corpus:
     path = Path(path)
     ids, texts, titles = [], [], []
     for line_no, doc_id, obj in _unique_records(path):
@@ -186,7 +190,7 @@ def load_beir_corpus(path) -> Corpus:
     return Corpus(ids=ids, texts=texts, path=str(path), titles=titles)
 
 
-def load_beir_queries(path) -> dict:
+def load_beir_queries(path: str | Path) -> dict:
     path = Path(path)
     queries = {}
     for line_no, query_id, obj in _unique_records(path):
@@ -199,7 +203,7 @@ def load_beir_queries(path) -> dict:
     return queries
 
 
-def load_qrels(path, queries: dict, corpus: Corpus) -> dict:
+def load_qrels(path: str | Path, queries: dict, corpus: Corpus) -> dict:
     """Read qrels (BEIR 3-column with header, or TREC 4-column); every id must exist."""
     path = Path(path)
     qrels, seen = {}, {}
@@ -228,7 +232,7 @@ def load_qrels(path, queries: dict, corpus: Corpus) -> dict:
     return qrels
 
 
-def load_msmarco_tsv_corpus(path) -> Corpus:
+def load_msmarco_tsv_corpus(path: str | Path) -> Corpus:
     path = Path(path)
     ids, texts, seen = [], [], {}
     for line_no, (doc_id, text) in read_tsv(path, 2):
@@ -244,7 +248,7 @@ def load_msmarco_tsv_corpus(path) -> Corpus:
     return Corpus(ids=ids, texts=texts, path=str(path))
 
 
-def load_msmarco_tsv_queries(path) -> dict:
+def load_msmarco_tsv_queries(path: str | Path) -> dict:
     path = Path(path)
     queries = {}
     for line_no, (query_id, text) in read_tsv(path, 2):
@@ -275,13 +279,13 @@ def _corpus_file(directory: Path) -> tuple:
     raise DataError(directory, "no corpus.jsonl[.gz] (BEIR layout) or collection.tsv (MS MARCO layout) found")
 
 
-def load_corpus(directory) -> Corpus:
+def load_corpus(directory: str | Path) -> Corpus:
     """Only the passages of a collection directory (BEIR or MS MARCO TSV layout); no queries needed."""
     layout, path = _corpus_file(Path(directory))
     return CORPUS_LOADERS[layout](path)
 
 
-def load_collection(directory, splits=None) -> Collection:
+def load_collection(directory: str | Path, splits: Sequence[str] | None = None) -> Collection:
     """Load a collection directory (BEIR or MS MARCO TSV layout), cached per process."""
     directory = Path(directory)
     key = (str(directory.resolve()), tuple(sorted(splits)) if splits else None)
@@ -338,7 +342,7 @@ def _natural_key(value: str):
     return (0, int(value), "") if value.isdigit() else (1, 0, value)
 
 
-def resolve_split(root, spec: str) -> tuple:
+def resolve_split(root: str | Path, spec: str) -> tuple[Collection, Split]:
     """``"scifact/train"`` -> (Collection, Split), reading ``<root>/scifact``."""
     if spec.startswith("ir_datasets:"):
         collection = load_ir_datasets(spec.split(":", 1)[1])
@@ -354,7 +358,7 @@ def resolve_split(root, spec: str) -> tuple:
     return collection, collection.splits[split_name]
 
 
-def subsample_split(split: Split, max_queries, seed=0) -> Split:
+def subsample_split(split: Split, max_queries: int | None, seed: int = 0) -> Split:
     """Keep the first ``max_queries`` queries of a fixed shuffle (deterministic)."""
     if not max_queries or max_queries >= len(split):
         return split
@@ -370,7 +374,7 @@ def subsample_split(split: Split, max_queries, seed=0) -> Split:
     )
 
 
-def subsample_corpus(corpus: Corpus, max_corpus, keep_ids=(), seed=0) -> Corpus:
+def subsample_corpus(corpus: Corpus, max_corpus: int | None, keep_ids: Collection_ = (), seed: int = 0) -> Corpus:
     """Keep the passages in ``keep_ids`` (judged ones) plus a fixed random sample, ``max_corpus`` in all.
 
     If the judged passages alone exceed ``max_corpus``, a fixed random subset of them is kept.
@@ -405,7 +409,7 @@ def restrict_split(split: Split, corpus: Corpus) -> Split:
     )
 
 
-def load_trec_run(path) -> dict:
+def load_trec_run(path: str | Path) -> dict:
     """Read a TREC run (``qid Q0 docid rank score tag``, optionally gzipped) into {qid: {docid: score}}."""
     path = Path(path)
     run = {}

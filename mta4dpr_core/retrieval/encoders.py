@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,15 @@ _EMPTY_IDS = np.zeros(1, dtype=np.int32)  # an empty text is the padding token
 _TEXT_IDS_LIMIT = 200_000
 
 
-def length_sorted_batches(texts, batch_size):
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
     """Indices in batches of similar length (longest first), to minimise padding."""
     order = np.argsort([-len(t) for t in texts], kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def encode_in_batches(embed_batch, texts, batch_size, desc="encode"):
+def encode_in_batches(
+    embed_batch: Callable[[list[str]], np.ndarray], texts: Sequence[str], batch_size: int, desc: str = "encode"
+) -> np.ndarray:
     """Run ``embed_batch(list_of_texts) -> np.ndarray`` over length-sorted batches, restoring order."""
     texts = list(texts)
     if not texts:
@@ -499,6 +502,9 @@ def _static_encoder(spec, cache_dir):
     return StaticEncoder.from_name(spec.get("model"), normalize=spec.get("normalize", True), cache_dir=cache_dir)
 
 
+# what build_encoder returns: every dense encoder has encode(texts, max_length) and identity()
+Encoder = TransformerEncoder | StaticEncoder | OnnxEncoder | SentenceTransformerEncoder
+
 # the dense kinds of config/kinds.py (``encoder=True``) and the function that builds each
 ENCODER_BUILDERS = {
     "hf": _hf_encoder,
@@ -508,7 +514,7 @@ ENCODER_BUILDERS = {
 }
 
 
-def build_encoder(spec: dict, cache_dir=None):
+def build_encoder(spec: dict, cache_dir: Path | None = None) -> Encoder:
     """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
 
     ``hf`` specs may add ``inference_dtype: auto`` (bf16 where native, else float32), ``bf16`` or

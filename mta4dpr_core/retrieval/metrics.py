@@ -6,13 +6,15 @@ passage: grade >= 2); nDCG@10 uses the graded judgments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ir_measures
 import numpy as np
 
 NAMES = ("MRR@10", "nDCG@10", "R@5", "R@20", "R@50", "R@100", "R@1000")
 
 
-def measure(name: str, relevance_level: int = 1):
+def measure(name: str, relevance_level: int = 1) -> ir_measures.Measure:
     base, depth = name.split("@")
     depth = int(depth)
     if base == "MRR":
@@ -24,7 +26,7 @@ def measure(name: str, relevance_level: int = 1):
     raise ValueError(f"unknown metric {name!r}; known: {NAMES}")
 
 
-def run_from_arrays(query_ids, doc_ids, scores, indices) -> dict:
+def run_from_arrays(query_ids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray, indices: np.ndarray) -> dict:
     """{qid: {doc_id: score}} from top-k arrays (indices < 0 are padding)."""
     run = {}
     for row, query_id in enumerate(query_ids):
@@ -41,7 +43,13 @@ def drop_identical_ids(run: dict) -> dict:
     return {q: {d: s for d, s in docs.items() if d != q} for q, docs in run.items()}
 
 
-def evaluate(run: dict, qrels: dict, names=("MRR@10", "nDCG@10", "R@100"), relevance_level=1, per_query=False):
+def evaluate(
+    run: dict,
+    qrels: dict,
+    names: Sequence[str] = ("MRR@10", "nDCG@10", "R@100"),
+    relevance_level: int = 1,
+    per_query: bool = False,
+) -> dict:
     """Mean of each metric over the judged queries (a query missing from ``run`` scores 0)."""
     measures = {name: measure(name, relevance_level) for name in names}
     qrels = {q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()}

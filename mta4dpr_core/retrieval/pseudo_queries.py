@@ -26,6 +26,7 @@ relevant to a test query is a source (so that the claims can be read with and wi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -71,14 +72,14 @@ MAKERS = {"title": _title, "sentence": _sentence, "span": _span}
 
 def pseudo_query_split(
     corpus: Corpus,
-    kinds,
+    kinds: Sequence[str],
     seed: int = 0,
     per_passage: int = 1,
     max_queries: int | None = None,
-    exclude_texts=(),
-    exclude_passages=(),
+    exclude_texts: Iterable[str] = (),
+    exclude_passages: Iterable[str] = (),
     min_words: int = 4,
-    span_words=(5, 20),
+    span_words: tuple[int, int] = (5, 20),
     name: str = "pseudo",
 ) -> Split:
     """A :class:`Split` of pseudo-queries over ``corpus``, each judged relevant (grade 1) to its source passage.

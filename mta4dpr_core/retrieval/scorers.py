@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +38,16 @@ class Scorer:
     name = "scorer"
     temperature = 1.0  # scores / temperature -> softmax over a query's candidates
 
-    def prepare(self, corpus: Corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         return self
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [Q, k], passage indices [Q, k]) of each query's top ``k`` passages of the prepared corpus."""
         raise NotImplementedError
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
+        """Scores [Q, c] of the passages ``doc_idx`` [Q, c] (indices below 0 are padding: NaN)."""
         raise NotImplementedError
 
 
@@ -464,7 +467,9 @@ class CrossEncoderScorer(Scorer):
         return np.concatenate([scores, tail_scores], 1), np.concatenate([head, tail], 1)
 
 
-def build_scorer(spec: dict, cache_dir=None, runs_root=None, shared: dict | None = None):
+def build_scorer(
+    spec: dict, cache_dir: Path | None = None, runs_root: Path | None = None, shared: dict | None = None
+) -> Scorer:
     """``shared``: a dict that keeps every scorer built with it by its spec, so a second request for the
     same spec (a member of another ensemble) returns the same, already prepared scorer with its caches:
     the teacher choice builds 27 hybrids of 3 members."""

@@ -7,8 +7,12 @@ runs in torch, on the GPU when there is one (:class:`TorchFlatIndex`).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: faiss loads where an index is built
+    import faiss
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -49,13 +53,13 @@ class TorchFlatIndex:
     def ntotal(self) -> int:
         return self.vectors.shape[0]
 
-    def add(self, embeddings):
+    def add(self, embeddings: np.ndarray) -> None:
         import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
         added = torch.as_tensor(np.ascontiguousarray(embeddings, dtype=np.float32), device=self.device)
         self.vectors = torch.cat([self.vectors, added])
 
-    def search(self, queries, k):
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
 
         queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
@@ -69,7 +73,7 @@ class TorchFlatIndex:
         return torch.cat(scores).numpy(), torch.cat(indices).numpy()
 
 
-def build_index(doc_embeddings: np.ndarray, use_gpu="auto"):
+def build_index(doc_embeddings: np.ndarray, use_gpu: str | bool = "auto") -> faiss.Index | TorchFlatIndex:
     """An exact ``IndexFlatIP``; on several GPUs the corpus is sharded across them.
     Without FAISS installed, a :class:`TorchFlatIndex` (GPU when there is one)."""
     global _warned
@@ -91,7 +95,13 @@ def build_index(doc_embeddings: np.ndarray, use_gpu="auto"):
     return index
 
 
-def exact_search(query_embeddings, doc_embeddings=None, k=100, index=None, use_gpu="auto"):
+def exact_search(
+    query_embeddings: np.ndarray,
+    doc_embeddings: np.ndarray | None = None,
+    k: int = 100,
+    index: faiss.Index | TorchFlatIndex | None = None,
+    use_gpu: str | bool = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` by inner product: (scores float32 [nq, k], indices int64 [nq, k]).
 
     Ties are broken by document index (ascending) so results are reproducible.
@@ -109,7 +119,7 @@ def exact_search(query_embeddings, doc_embeddings=None, k=100, index=None, use_g
     return scores.astype(np.float32), indices.astype(np.int64)
 
 
-def numpy_search(query_embeddings, doc_embeddings, k):
+def numpy_search(query_embeddings: np.ndarray, doc_embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force reference used by the tests."""
     scores = np.asarray(query_embeddings, np.float32) @ np.asarray(doc_embeddings, np.float32).T
     k = min(k, scores.shape[1])

@@ -118,7 +118,9 @@ class StaticMeanPool(torch.autograd.Function):
         return table_grad, None, None, None, None
 
 
-def static_mean_pool(table, ids, mask, frozen, sparse_grad=True):
+def static_mean_pool(
+    table: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor, sparse_grad: bool = True
+) -> torch.Tensor:
     """Mean of the rows of ``table`` (ids below its row count) or ``frozen`` (ids above) over each text's
     masked tokens; CPU tensors. The gradient reaches ``table`` (sparse, coalesced, when ``sparse_grad``)."""
     return StaticMeanPool.apply(table, ids, mask, frozen, sparse_grad)

@@ -68,7 +68,7 @@ def _save(directory: Path, model, source_path):
     AutoTokenizer.from_pretrained(str(source_path)).save_pretrained(str(directory))
 
 
-def build_models(target: Path, base=None) -> dict:
+def build_models(target: Path, base: Path | None = None) -> dict:
     """Write ``bert-l1``, ``bert-l3``, ``student-l2`` and ``cross-encoder-l1`` under ``target`` (``<dir>/models``),
     cut from ``base`` (a local copy of all-MiniLM-L6-v2; default: the installed one)."""
     import torch  # noqa: PLC0415 (lazy: torch not loaded by this module)
@@ -110,7 +110,15 @@ def _read_pool(pool: Path):
     return corpus, queries, qrels
 
 
-def build_data(target: Path, pool: Path = SHARED_POOL, n_train=60, n_dev=20, positives=2, negatives=2, seed=0) -> Path:
+def build_data(
+    target: Path,
+    pool: Path = SHARED_POOL,
+    n_train: int = 60,
+    n_dev: int = 20,
+    positives: int = 2,
+    negatives: int = 2,
+    seed: int = 0,
+) -> Path:
     """Write the MS MARCO TSV slice to ``target/msmarco-passage`` (and link ``target/msmarco-trecdl`` to ``pool``)."""
     target = Path(target)
     corpus, queries, qrels = _read_pool(Path(pool))
@@ -145,7 +153,7 @@ def build_data(target: Path, pool: Path = SHARED_POOL, n_train=60, n_dev=20, pos
     return directory
 
 
-def build(directory=None, pool: Path = SHARED_POOL, base=None) -> Path:
+def build(directory: Path | None = None, pool: Path = SHARED_POOL, base: Path | None = None) -> Path:
     """Build models and data into ``directory`` (default ``.cache/paper_tiny``) once; return it.
     ``base``: a local all-MiniLM-L6-v2 directory to cut the models from (default: the installed package)."""
     directory = Path(directory or default_dir())
@@ -166,7 +174,7 @@ def build(directory=None, pool: Path = SHARED_POOL, base=None) -> Path:
     return directory
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="build the tiny models and MS MARCO TSV slice of params/paper_tiny.yaml"
     )

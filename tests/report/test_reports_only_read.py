@@ -4,6 +4,7 @@ is not stored fails with an error that names the run and the command that makes 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,3 +89,29 @@ def test_a_missing_run_names_itself_and_its_command_and_trains_nothing(tmp_path,
     assert "'selection_rbo'" in message and "seed 13" in message and '"method": "rbo"' in message
     assert "make reproduce PROFILE=tiny" in message and str(tmp_path) in message
     assert error.value.spec == RunSpec.of("selection_rbo", 13, {"selection": {"method": "rbo"}})
+
+
+# a table's rows are matched by id (report/tables.py), never by the text a reader sees: no text search on a column, no
+# column compared with a display label (a literal with a capital or a space)
+LABEL_JOINS = (
+    re.compile(r"\.str\.(?:startswith|endswith|contains)\(\s*[\"']"),
+    re.compile(r"[\])]\s*[=!]=\s*[\"'][^\"']*[A-Z ][^\"']*[\"']"),
+)
+
+
+def label_joins(source: str) -> list[str]:
+    return [
+        f"line {number}: {line.strip()}"
+        for number, line in enumerate(source.splitlines(), start=1)
+        if any(pattern.search(line) for pattern in LABEL_JOINS)
+    ]
+
+
+@pytest.mark.parametrize("path", sorted(REPORT.glob("*.py")), ids=lambda p: p.name)
+def test_no_report_module_joins_rows_by_label(path):
+    assert label_joins(path.read_text()) == []
+
+
+def test_a_planted_label_join_is_caught():
+    assert len(label_joins('rows = table[table["variant"] != "MTA4DPR"]\nx = t[t.model.str.startswith("no a")]')) == 2
+    assert label_joins('rows = table[table["id"] != R.MTA4DPR]') == []
