@@ -302,6 +302,14 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
         profiles = list(dict.fromkeys(points["profile"]))
         colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(profiles)}
         key_lines = []
+
+        # points at the same place (MTA4DPR over every assistant is also Table 6's own student) share one label
+        def place(point) -> tuple:
+            return tuple(None if pd.isna(point[c]) else round(float(point[c]), 6) for c in ("gap", "delta"))
+
+        places = {}
+        for number, (_, p) in enumerate(points.iterrows(), 1):
+            places.setdefault(place(p), []).append(number)
         for number, (_, p) in enumerate(points.iterrows(), 1):
             colour = colours[p["profile"]]
             y, low, high = p["delta"], p["low"], p["high"]
@@ -322,9 +330,16 @@ def plot_gap(points: pd.DataFrame, path=None, title=None):
                 markeredgecolor=colour,
             )
             label = p["label"] if p["source"] == "table7" else f"{p['label']} (T6)"
-            ax.annotate(
-                str(number), (p["gap"], y), xytext=(3, 2), textcoords="offset points", fontsize=6.5, color=colour
-            )
+            together = places[place(p)]
+            if number == together[0]:
+                ax.annotate(
+                    ",".join(map(str, together)),
+                    (p["gap"], y),
+                    xytext=(3, 2),
+                    textcoords="offset points",
+                    fontsize=6.5,
+                    color=colour,
+                )
             key_lines.append((number, f"{p['profile']}: {label}", colour))
         slots = max(len(key_lines), 24)  # up to 24 lines keep one spacing; more share the height
         for row, (number, text, colour) in enumerate(key_lines):
