@@ -70,12 +70,6 @@ def delta(table_name: str, advanced, baseline, metric: str):
     return None if a is None or b is None else round(a - b, 6)
 
 
-def positional(table_name: str, names=None, key=lambda row: row) -> dict:
-    """``{row id: (value, ...)}`` in the table's column order: the tuples ``tables.PAPER_TABLE*`` used to hold."""
-    names = names or columns(table_name)
-    return {key(row): tuple(values.get(name) for name in names) for row, values in table(table_name).items()}
-
-
 # the paper's TREC DL columns: nDCG@10, the one paper metric that is also our primary one
 DL_COLUMNS = ("DL19 nDCG@10", "DL20 nDCG@10")
 

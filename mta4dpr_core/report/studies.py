@@ -392,16 +392,7 @@ def selection_study(setup: Setup):
         results = [r.final for r in selection_runs(setup, method)]
         row = {"id": selection_variant(method), "selection": method, **_row_from_evaluations(results, columns)}
         row.update(delta_columns(setup, results, kl, prefix="Δ vs KL") if method != "kl" else {})
-        paper = T.PAPER_TABLE5.get(row["id"], (None,) * 5)
-        row.update(
-            {
-                "paper MRR@10": paper[0],
-                "paper R@50": paper[1],
-                "paper R@1k": paper[2],
-                "paper NQ R@5": paper[3],
-                "paper NQ R@20": paper[4],
-            }
-        )
+        row.update(T.paper_values("table5", row["id"]))
         rows.append(row)
     df = pd.DataFrame(rows)
     T.write_table(
@@ -549,8 +540,7 @@ def main_study(setup: Setup):
         rows.append(row)
         paper_ids.append(paper_id)
     for row, paper_id in zip(rows, paper_ids, strict=True):
-        paper = T.PAPER_TABLE1.get(paper_id, (None,) * 5)
-        row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2]})
+        row.update(T.paper_values("table1", paper_id, ("MRR@10", "R@50", "R@1k")))
     table1 = R.with_ids(pd.DataFrame(rows), [row[R.ID] for row in rows])
     out = results_dir(setup.params)
     pools = ", DL pools" if has_extra_tests(setup.params) else ""
@@ -581,10 +571,9 @@ def main_study(setup: Setup):
         rows2.append({R.ID: row_id, "model": label, "role": "student", **_row_from_evaluations(evaluations, recall)})
         table2_ids.append(paper_id)
     for row, paper_id in zip(rows2, table2_ids, strict=True):
-        shown = paper_id in T.PAPER_TABLE2
+        shown = paper_id in P.table("table2")
         row["paper analogue"] = P.label("table2", paper_id) if shown else ""
-        paper = T.PAPER_TABLE2.get(paper_id, (None,) * 3)
-        row.update({"paper NQ R@5": paper[0], "paper NQ R@20": paper[1], "paper NQ R@100": paper[2]})
+        row.update(T.paper_values("table2", paper_id, prefix="paper NQ "))
     table2 = pd.DataFrame(rows2)
     table2 = R.with_ids(
         table2[
@@ -620,8 +609,7 @@ def main_study(setup: Setup):
             row.update(delta_columns(setup, evaluations, [r.history[i - 1].test for r in main], prefix="Δ vs previous"))
         row["mined queries"] = float(np.mean([r.history[i].mined_queries for r in main if len(r.history) > i]))
         row["replaced"] = replacement_summary([r.history[i].replaced for r in main if len(r.history) > i])
-        paper = T.PAPER_TABLE4.get(row[R.ID], (None,) * 4)
-        row.update({"paper MRR@10": paper[0], "paper R@50": paper[1], "paper R@1k": paper[2], "paper NQ R@5": paper[3]})
+        row.update(T.paper_values("table4", row[R.ID]))
         rows4.append(row)
     table4 = pd.DataFrame(rows4)
     T.write_table(
@@ -664,16 +652,7 @@ def ablation_study(setup: Setup):
         row = {R.ID: variant, "variant": label, **_row_from_evaluations(evaluations, columns)}
         if variant != "mta4dpr":
             row.update(delta_columns(setup, evaluations, main, prefix="Δ vs MTA4DPR"))
-        paper = T.PAPER_TABLE3.get(variant, (None,) * 6)
-        row.update(
-            dict(
-                zip(
-                    ["paper MRR@10", "paper R@50", "paper R@1k", "paper NQ R@5", "paper NQ R@20", "paper NQ R@100"],
-                    paper,
-                    strict=True,
-                )
-            )
-        )
+        row.update(T.paper_values("table3", variant))
         rows.append(row)
     table3 = pd.DataFrame(rows)
     out = results_dir(setup.params)
@@ -826,8 +805,7 @@ def _combination_rows(setup):
         }
         if subset:
             row.update(delta_columns(setup, evaluations, runs[()], prefix="Δ vs none"))
-        paper = T.PAPER_TABLE7.get(R.letters_id(letters[i] for i in subset), (None,) * 5)
-        row.update(dict(zip(["paper MRR@10", "paper R@50", "paper R@1k"], paper[:3], strict=False)))
+        row.update(T.paper_values("table7", R.letters_id(letters[i] for i in subset), ("MRR@10", "R@50", "R@1k")))
         rows.append(row)
     return rows
 
@@ -890,18 +868,14 @@ def scale_and_cost(setup: Setup):
         )
     for row in rows6:
         row["source"] = "ours"
-    for row_id, label, mrr, r50, r1k, up in T.PAPER_TABLE6:
+    for row_id, values in P.table("table6").items():
         rows6.append(
             {
                 R.ID: R.paper_row_id(row_id),
                 "source": "paper (MS MARCO dev, SimLM-base student)",
-                "student": label,
-                "MRR@10": mrr,
-                "R@50": r50,
-                "R@1k": r1k,
-                "↑ MRR@10 vs no assistant": up[0],
-                "↑ R@50 vs no assistant": up[1],
-                "↑ R@1k vs no assistant": up[2],
+                "student": P.label("table6", row_id),
+                **{name: values[name] for name in ("MRR@10", "R@50", "R@1k")},
+                **{f"↑ {name} vs no assistant": values[f"↑ {name}"] for name in ("MRR@10", "R@50", "R@1k")},
             }
         )
     metric_columns = [c for name in columns for c in (name, f"{name} ±")] + [
@@ -931,16 +905,16 @@ def scale_and_cost(setup: Setup):
     )
     for row in rows9:
         row["source"] = "ours (CPU)"
-    for row_id, label, index, count, seconds, seconds_1024 in T.PAPER_TABLE9:
+    for row_id, values in P.table("table9").items():
         rows9.append(
             {
                 R.ID: R.paper_row_id(row_id),
                 "source": "paper (8.8M passages, GPU)",
-                "student": label,
-                "index size (MB)": float(index.rstrip("G")) * 1024,
-                "#params (M)": float(count.rstrip("M")),
-                "corpus encoding seconds": seconds,
-                "corpus encoding seconds (bs 1024)": seconds_1024,
+                "student": P.label("table9", row_id),
+                "index size (MB)": float(values["index GB"]) * 1024,
+                "#params (M)": float(values["params M"]),
+                "corpus encoding seconds": values["seconds bs 512"],
+                "corpus encoding seconds (bs 1024)": values["seconds bs 1024"],
             }
         )
     table9 = pd.DataFrame(rows9).reindex(
@@ -985,8 +959,7 @@ def scale_and_cost(setup: Setup):
         row["training seconds"], row["training seconds ±"] = T.mean_std(training)
         row["data construction seconds"], row["data construction seconds ±"] = T.mean_std(construction)
         row["selection share of training (%)"] = 100 * float(np.sum(selection)) / max(float(np.sum(training)), 1e-9)
-        paper = T.PAPER_TABLE8.get(variant, (None, None))
-        row["paper training hours"], row["paper construction hours"] = paper
+        row.update(T.paper_values("table8", variant))
         rows8.append(row)
     table8 = pd.DataFrame(rows8)
     T.write_table(

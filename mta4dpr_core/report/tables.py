@@ -188,21 +188,12 @@ def with_ids(df: pd.DataFrame, ids) -> pd.DataFrame:
 
 # ---- the paper's figures (published EMNLP 2024 version), in percent -----------------
 # The numbers live in paper_numbers.yaml, keyed by table, row id (the row ids above) and metric; see mta4dpr_core/report/paper.py.
-# These are the positional views the table builders read, keyed by the paper's row id, in each table's column order.
-PAPER_TABLE1 = _paper.positional("table1")  # paper row id: (MRR@10, R@50, R@1k, DL19 nDCG@10, DL20 nDCG@10)
-PAPER_TABLE2 = _paper.positional(
-    "table2"
-)  # paper row id (bm25, teacher, mta4dpr as in table1): (R@5, R@20, R@100) on NQ
-PAPER_TABLE3 = _paper.positional("table3")  # variant id: (MRR@10, R@50, R@1k, NQ R@5, NQ R@20, NQ R@100)
-PAPER_TABLE4 = _paper.positional("table4")  # iteration-<n>: (MRR@10, R@50, R@1k, NQ R@5)
-PAPER_TABLE5 = _paper.positional("table5")  # variant id (mta4dpr = KL): (MRR@10, R@50, R@1k, NQ R@5, NQ R@20)
-PAPER_TABLE6 = [  # row id, label, MRR@10, R@50, R@1k, (the paper's ↑ over its no-assistant student for each)
-    (row, _paper.label("table6", row), v["MRR@10"], v["R@50"], v["R@1k"], (v["↑ MRR@10"], v["↑ R@50"], v["↑ R@1k"]))
-    for row, v in _paper.table("table6").items()
-]
-PAPER_TABLE7 = _paper.positional("table7")  # letters id (none, c, c&s, ...): (MRR@10, R@50, R@1k, DL19, DL20)
-PAPER_TABLE8 = _paper.positional("table8")  # variant id: hours training, data construction
-PAPER_TABLE9 = [  # row id, label, index, #params, encoding seconds at bs 512, at bs 1024 (paper's text; none for 384-d)
-    (row, _paper.label("table9", row), *values) for row, values in _paper.positional("table9").items()
-]
+# The table builders read them by row id and column name, never by position.
+def paper_values(table: str, row_id: str, columns=None, prefix: str = "paper ") -> dict:
+    """``{prefix + column: the paper's value or None}`` of row ``row_id`` of the paper's ``table``, read by column
+    name (``columns``: the table's own by default); every column is None where the paper has no such row."""
+    values = _paper.table(table).get(row_id, {})
+    return {f"{prefix}{column}": values.get(column) for column in (columns or _paper.columns(table))}
+
+
 PAPER_LETTERS = list(_paper.letters().values())  # CotMAE, SimLM, RetroMAE, M2DPR, weakest to strongest

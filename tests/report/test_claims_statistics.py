@@ -151,13 +151,23 @@ def test_effect_ratio_and_delta_ri_agree_with_repro_eval(tmp_path):
 
 
 def test_the_paper_numbers_are_data():
-    assert T.PAPER_TABLE3["no_fusion"] == (40.8, 87.7, 98.7, 73.2, 83.4, 88.2)
-    assert (
-        T.PAPER_TABLE4["iteration-2"] == (40.7, 87.9, 98.7, 73.1)
-        and T.PAPER_TABLE7["none"][0] == 39.9
-        and T.PAPER_LETTERS == ["C", "S", "R", "M"]
+    assert T.paper_values("table3", "no_fusion") == {
+        "paper MRR@10": 40.8,
+        "paper R@50": 87.7,
+        "paper R@1k": 98.7,
+        "paper NQ R@5": 73.2,
+        "paper NQ R@20": 83.4,
+        "paper NQ R@100": 88.2,
+    }
+    assert T.paper_values("table4", "iteration-2", ("MRR@10", "NQ R@5")) == {"paper MRR@10": 40.7, "paper NQ R@5": 73.1}
+    assert T.paper_values("table7", "none", ("MRR@10",)) == {"paper MRR@10": 39.9}
+    assert T.paper_values("table2", "no-such-row", prefix="paper NQ ") == dict.fromkeys(
+        ["paper NQ R@5", "paper NQ R@20", "paper NQ R@100"]
     )
-    assert T.PAPER_TABLE6[1] == ("6-layers-768-d", "6 layers, 768-d, 66M", 41.1, 88.4, 98.7, (1.2, 1.6, 0.3))
+    assert T.PAPER_LETTERS == ["C", "S", "R", "M"]
+    assert (
+        P.value("table6", "6-layers-768-d", "↑ R@50") == 1.6 and P.value("table9", "12-layers-768-d", "params M") == 110
+    )
     assert P.claim_delta("mta4dpr-vs-no-assistant", "nDCG@10")["delta"] == pytest.approx(1.2)
     assert P.claim_delta("mta4dpr-vs-no-assistant", "R@1000")["column"] == "R@1k"
     assert P.claim_delta("kl-vs-rbo", "R@50")["delta"] == pytest.approx(0.5)

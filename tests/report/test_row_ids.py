@@ -26,7 +26,7 @@ def reworded_paper(monkeypatch):
 
 def test_paper_numbers_survive_reworded_labels(reworded_paper):
     assert P.value("table8", R.NO_ASSISTANTS, "training hours") == 7.12
-    assert P.positional("table8")[R.MTA4DPR] == (7.53, 12.9)
+    assert R.paper_values("table8", R.MTA4DPR) == {"paper training hours": 7.53, "paper construction hours": 12.9}
     assert P.value("table3", R.NO_ASSISTANTS, "MRR@10") == 39.9
     assert P.value("table5", "selection_rbo", "MRR@10") == 40.9
     assert P.value("table7", R.letters_id(["R", "C"]), "MRR@10") == 40.6
