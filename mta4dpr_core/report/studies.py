@@ -827,6 +827,16 @@ def student_size_runs(setup: Setup, spec):
     return [r.final for r in main], [r.final for r in base]
 
 
+def _beside_paper_rows(ours: list[dict], our_source: str, table: str, paper_source: str, columns) -> list[dict]:
+    """Our rows labelled with their source, followed by the paper's rows of `table`, read by name
+    (`columns` maps a paper row's values to this table's columns)."""
+    paper_rows = [
+        {R.ID: R.paper_row_id(row_id), "source": paper_source, "student": P.label(table, row_id), **columns(values)}
+        for row_id, values in P.table(table).items()
+    ]
+    return [{**row, "source": our_source} for row in ours] + paper_rows
+
+
 def scale_and_cost(setup: Setup):
     """Table 6 (student sizes; Δ against no assistant, as the paper's ↑), Table 8 (training and
     data construction time) and Table 9 (index size, parameters, corpus encoding time)."""
@@ -866,18 +876,16 @@ def scale_and_cost(setup: Setup):
                 "passages per second": cost["passages"] / max(cost["encoding_seconds"], 1e-9),
             }
         )
-    for row in rows6:
-        row["source"] = "ours"
-    for row_id, values in P.table("table6").items():
-        rows6.append(
-            {
-                R.ID: R.paper_row_id(row_id),
-                "source": "paper (MS MARCO dev, SimLM-base student)",
-                "student": P.label("table6", row_id),
-                **{name: values[name] for name in ("MRR@10", "R@50", "R@1k")},
-                **{f"↑ {name} vs no assistant": values[f"↑ {name}"] for name in ("MRR@10", "R@50", "R@1k")},
-            }
-        )
+    rows6 = _beside_paper_rows(
+        rows6,
+        "ours",
+        "table6",
+        "paper (MS MARCO dev, SimLM-base student)",
+        lambda values: {
+            **{name: values[name] for name in ("MRR@10", "R@50", "R@1k")},
+            **{f"↑ {name} vs no assistant": values[f"↑ {name}"] for name in ("MRR@10", "R@50", "R@1k")},
+        },
+    )
     metric_columns = [c for name in columns for c in (name, f"{name} ±")] + [
         f"↑ {name} vs no assistant" for name in ("MRR@10", "R@50", "R@1k")
     ]
@@ -903,20 +911,18 @@ def scale_and_cost(setup: Setup):
         "Δ vs no assistant = the same difference in nDCG@10, with its paired-bootstrap 95% interval; the main student over all seeds, "
         "other sizes over the grid seeds)",
     )
-    for row in rows9:
-        row["source"] = "ours (CPU)"
-    for row_id, values in P.table("table9").items():
-        rows9.append(
-            {
-                R.ID: R.paper_row_id(row_id),
-                "source": "paper (8.8M passages, GPU)",
-                "student": P.label("table9", row_id),
-                "index size (MB)": float(values["index GB"]) * 1024,
-                "#params (M)": float(values["params M"]),
-                "corpus encoding seconds": values["seconds bs 512"],
-                "corpus encoding seconds (bs 1024)": values["seconds bs 1024"],
-            }
-        )
+    rows9 = _beside_paper_rows(
+        rows9,
+        "ours (CPU)",
+        "table9",
+        "paper (8.8M passages, GPU)",
+        lambda values: {
+            "index size (MB)": float(values["index GB"]) * 1024,
+            "#params (M)": float(values["params M"]),
+            "corpus encoding seconds": values["seconds bs 512"],
+            "corpus encoding seconds (bs 1024)": values["seconds bs 1024"],
+        },
+    )
     table9 = pd.DataFrame(rows9).reindex(
         columns=[
             R.ID,
