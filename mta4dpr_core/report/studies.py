@@ -827,6 +827,10 @@ def student_size_runs(setup: Setup, spec):
     return [r.final for r in main], [r.final for r in base]
 
 
+# the columns that say which row it is, first in every table that sets our rows beside the paper's
+BESIDE_PAPER_KEY = [R.ID, "source", "student"]
+
+
 def _beside_paper_rows(ours: list[dict], our_source: str, table: str, paper_source: str, columns) -> list[dict]:
     """Our rows labelled with their source, followed by the paper's rows of `table`, read by name
     (`columns` maps a paper row's values to this table's columns)."""
@@ -891,9 +895,7 @@ def scale_and_cost(setup: Setup):
     ]
     table6 = pd.DataFrame(rows6).reindex(
         columns=[
-            R.ID,
-            "source",
-            "student",
+            *BESIDE_PAPER_KEY,
             "seeds",
             "dim",
             "#params (M)",
@@ -925,9 +927,7 @@ def scale_and_cost(setup: Setup):
     )
     table9 = pd.DataFrame(rows9).reindex(
         columns=[
-            R.ID,
-            "source",
-            "student",
+            *BESIDE_PAPER_KEY,
             "dim",
             "index size (MB)",
             "#params (M)",

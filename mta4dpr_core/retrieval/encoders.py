@@ -18,8 +18,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from ..config import progress
 from ..config.models import ResolvedModel, default_cache_dir, resolve_model
 from ..config.precision import autocast_dtype, dtype_name
 from .static_pooling import static_mean_pool
+
+if TYPE_CHECKING:  # annotations only: transformers loads where a transformer encoder is built
+    from transformers import BatchEncoding
 
 log = logging.getLogger(__name__)
 POOLINGS = ("cls", "mean", "cls_last3")
@@ -112,8 +116,14 @@ class TransformerEncoder(nn.Module):
 
     @classmethod
     def from_name(
-        cls, name, pooling="cls_last3", normalize=False, num_layers=None, cache_dir=None, inference_dtype=None
-    ):
+        cls,
+        name: str | ResolvedModel,
+        pooling: str = "cls_last3",
+        normalize: bool = False,
+        num_layers: int | None = None,
+        cache_dir: str | Path | None = None,
+        inference_dtype: str | None = None,
+    ) -> TransformerEncoder:
         from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         resolved = name if isinstance(name, ResolvedModel) else resolve_model(name, cache_dir)
@@ -128,10 +138,10 @@ class TransformerEncoder(nn.Module):
         return cls(model, tokenizer, pooling, normalize, name=resolved.name, inference_dtype=inference_dtype)
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         return self.model.config.hidden_size
 
-    def identity(self):
+    def identity(self) -> dict[str, str | int | bool]:
         identity = {
             "class": "transformer",
             "name": self.name,
@@ -150,10 +160,10 @@ class TransformerEncoder(nn.Module):
             return autocast_dtype("auto", next(self.model.parameters()).device)
         return dtype
 
-    def tokenize(self, texts, max_length):
+    def tokenize(self, texts: Sequence[str], max_length: int) -> BatchEncoding:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
-    def forward(self, batch):
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         output = self.model(**batch, output_hidden_states=self.pooling == "cls_last3")
@@ -166,7 +176,9 @@ class TransformerEncoder(nn.Module):
             pooled = (output.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
-    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+    def encode(
+        self, texts: Sequence[str], max_length: int = 256, batch_size: int = 64, desc: str = "encode"
+    ) -> np.ndarray:
         was_training = self.training
         self.eval()
         dtype = self._inference_dtype()
@@ -214,7 +226,7 @@ class StaticEncoder(nn.Module):
         self.tokenizer.no_truncation()
 
     @classmethod
-    def from_name(cls, name, normalize=True, cache_dir=None):
+    def from_name(cls, name: str, normalize: bool = True, cache_dir: str | Path | None = None) -> StaticEncoder:
         """``wordllama`` or ``model2vec:<transformer name>`` (distilled once, cached)."""
         if name.startswith("model2vec:"):
             return cls.from_model2vec(name.split(":", 1)[1], normalize=normalize, cache_dir=cache_dir)
@@ -227,7 +239,9 @@ class StaticEncoder(nn.Module):
         return cls(model.embedding, model.tokenizer, normalize, name="wordllama")
 
     @classmethod
-    def from_model2vec(cls, source, normalize=True, pca_dims=256, cache_dir=None):
+    def from_model2vec(
+        cls, source: str, normalize: bool = True, pca_dims: int = 256, cache_dir: str | Path | None = None
+    ) -> StaticEncoder:
         from model2vec import StaticModel  # noqa: PLC0415 (lazy: model2vec not loaded by this module)
 
         cache_dir = Path(cache_dir or default_cache_dir())
@@ -250,10 +264,10 @@ class StaticEncoder(nn.Module):
         return cls(static.embedding, static.tokenizer, normalize, name=f"model2vec:{resolved.name}")
 
     @property
-    def dim(self):
+    def dim(self) -> int:
         return self.embedding.embedding_dim
 
-    def identity(self):
+    def identity(self) -> dict[str, str | int | bool]:
         return {
             "class": "static",
             "name": self.name,
@@ -273,7 +287,7 @@ class StaticEncoder(nn.Module):
             self._tokenizer_digest = key
         return key
 
-    def token_ids(self, texts, max_length):
+    def token_ids(self, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
         """Token ids of each text (no special tokens), truncated to ``max_length``; never empty.
 
         Memoised per text, untruncated, as int32 arrays: a training run tokenises the same queries
@@ -290,7 +304,7 @@ class StaticEncoder(nn.Module):
             memo.update((t, np.asarray(e.ids, dtype=np.int32)) for t, e in zip(missing, encodings, strict=True))
         return [memo[t][:max_length] if len(memo[t]) else _EMPTY_IDS for t in texts]
 
-    def collate(self, rows):
+    def collate(self, rows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Pad lists of token ids into ``{input_ids, attention_mask}``."""
         width = max(len(r) for r in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
@@ -300,10 +314,10 @@ class StaticEncoder(nn.Module):
             mask[i, : len(row)] = 1.0
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
-    def tokenize(self, texts, max_length):
+    def tokenize(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
         return self.collate(self.token_ids(texts, max_length))
 
-    def restrict_vocabulary(self, trainable_ids, frozen_ids=()):
+    def restrict_vocabulary(self, trainable_ids: Iterable[int], frozen_ids: Iterable[int] = ()) -> StaticEncoder:
         """Keep only the embedding rows a run uses: ``trainable_ids`` (tokens of the training
         queries and passages) as a sparse, trainable table, ``frozen_ids`` (tokens seen only at
         evaluation) as a frozen buffer, everything else as a masked-out unknown row.
@@ -328,12 +342,12 @@ class StaticEncoder(nn.Module):
         self.register_buffer("id_map", id_map)
         return self
 
-    def full_table(self):
+    def full_table(self) -> torch.Tensor:
         """The embedding of every original token id (unknown ids get zeros)."""
         table = torch.cat([self.embedding.weight.data, self.frozen_table])
         return table[self.id_map]
 
-    def sparse_parameters(self):
+    def sparse_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight] if self.embedding.sparse else []
 
     def _rows(self, unique):
@@ -357,7 +371,7 @@ class StaticEncoder(nn.Module):
         copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return copied
 
-    def forward(self, batch):
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean of the token vectors of each text (masked). On the CPU, compiled loops that touch each token
         once (:mod:`.static_pooling`); on a GPU, ``counts @ rows / length``:
 
@@ -386,7 +400,9 @@ class StaticEncoder(nn.Module):
         pooled = (counts @ self._rows(unique)) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
-    def encode(self, texts, max_length=256, batch_size=512, desc="encode"):
+    def encode(
+        self, texts: Sequence[str], max_length: int = 256, batch_size: int = 512, desc: str = "encode"
+    ) -> np.ndarray:
         """Token ids come from the per-text memo of :meth:`token_ids`: a run re-encodes the same
         corpora after every iteration, and only the embedding table changes."""
         texts = list(texts)
@@ -422,7 +438,7 @@ class OnnxEncoder:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.normalize, self.name = normalize, resolved.name
 
-    def identity(self):
+    def identity(self) -> dict[str, str | bool]:
         return {"class": "onnx", "name": self.name, "output": self.output, "normalize": self.normalize}
 
     def _embed(self, chunk, max_length):
@@ -433,7 +449,9 @@ class OnnxEncoder:
             emb /= np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-12)
         return emb
 
-    def encode(self, texts, max_length=128, batch_size=64, desc="encode"):
+    def encode(
+        self, texts: Sequence[str], max_length: int = 128, batch_size: int = 64, desc: str = "encode"
+    ) -> np.ndarray:
         return encode_in_batches(lambda chunk: self._embed(chunk, max_length), texts, batch_size, desc)
 
 
@@ -448,10 +466,12 @@ class SentenceTransformerEncoder:
         self.model = SentenceTransformer(str(resolved.path), device="cuda" if torch.cuda.is_available() else "cpu")
         self.normalize, self.name = normalize, resolved.name
 
-    def identity(self):
+    def identity(self) -> dict[str, str | bool]:
         return {"class": "sentence-transformers", "name": self.name, "normalize": self.normalize}
 
-    def encode(self, texts, max_length=256, batch_size=64, desc="encode"):
+    def encode(
+        self, texts: Sequence[str], max_length: int = 256, batch_size: int = 64, desc: str = "encode"
+    ) -> np.ndarray:
         self.model.max_seq_length = max_length
         return np.asarray(
             self.model.encode(

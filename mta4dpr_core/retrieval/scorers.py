@@ -89,7 +89,7 @@ class DenseScorer(Scorer):
         self.cache = cache
         self._query_cache = {}
 
-    def cache_key(self, texts, max_length):
+    def cache_key(self, texts: Sequence[str], max_length: int) -> str:
         return content_hash(self.encoder.identity(), texts_digest(texts), max_length)
 
     def _encode_cached(self, texts, max_length, desc):
@@ -103,13 +103,13 @@ class DenseScorer(Scorer):
         save_array(path, vectors)
         return vectors
 
-    def prepare(self, corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         self.doc_embeddings = self._encode_cached(corpus.texts, self.max_passage_length, f"{self.name}: corpus")
         self.index = build_index(self.doc_embeddings)
         return self
 
-    def encode_queries(self, query_texts):
+    def encode_queries(self, query_texts: Sequence[str]) -> np.ndarray:
         """Query vectors, cached per text: a later call with another list (a subset, the
         mined queries of the next iteration) encodes only the texts never seen."""
         texts = list(query_texts)
@@ -121,14 +121,14 @@ class DenseScorer(Scorer):
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._query_cache[t] for t in texts])
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         return exact_search(self.encode_queries(query_texts), k=k, index=self.index)
 
     # passage vectors gathered at once by score(): the gather grows with queries x candidates (an ensemble's
     # z-score sample is 2,000 passages: with 5,660 training queries and 384-d vectors, 17 GB in one piece)
     _GATHER_BYTES = 64 << 20
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
         queries = self.encode_queries(query_texts)
         safe = np.where(doc_idx >= 0, doc_idx, 0)
         scores = np.empty(doc_idx.shape, dtype=np.float32)
@@ -161,7 +161,7 @@ class BM25Scorer(Scorer):
             list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False, return_ids=return_ids
         )
 
-    def prepare(self, corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         self._full = {}
         # one index per corpus text and (k1, b) in a process: the teacher's BM25 member, the BM25 baseline and
@@ -192,7 +192,7 @@ class BM25Scorer(Scorer):
             retriever.index(tokenized, show_progress=False)
         return retriever, empty
 
-    def full_scores(self, query_texts):
+    def full_scores(self, query_texts: Sequence[str]) -> np.ndarray:
         texts = list(query_texts)
         missing = [t for t in dict.fromkeys(texts) if t not in self._full]
         if missing:
@@ -221,13 +221,13 @@ class BM25Scorer(Scorer):
             self._full.pop(next(iter(self._full)))
         return out
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         full = self.full_scores(query_texts)
         k = min(k, full.shape[1])
         order = np.argsort(-full, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(full, order, 1), order.astype(np.int64)
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
         full = self.full_scores(query_texts)
         return _gather(lambda row: full[row], len(query_texts), doc_idx)
 
@@ -246,7 +246,7 @@ class RunScorer(Scorer):
         for path in paths if isinstance(paths, (list, tuple)) else [paths]:
             self.run.update(load_trec_run(path))
 
-    def prepare(self, corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         return self
 
@@ -260,13 +260,13 @@ class RunScorer(Scorer):
                     full[self.corpus.index[doc_id]] = score
         return full
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         rows = np.stack([self._row(q) for q in query_ids])
         k = min(k, rows.shape[1])
         order = np.argsort(-rows, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(rows, order, 1), order.astype(np.int64)
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
         return _gather(lambda row: self._row(query_ids[row]), len(query_ids), doc_idx)
 
 
@@ -291,7 +291,7 @@ class EnsembleScorer(Scorer):
         self.members, self.weights, self.name, self.temperature = members, list(weights), name, temperature
         self.candidate_factor, self.sample_size = candidate_factor, sample_size
 
-    def prepare(self, corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         for member in self.members:
             if getattr(member, "corpus", None) is not corpus:  # a shared member is prepared once
@@ -356,14 +356,14 @@ class EnsembleScorer(Scorer):
             member, "score", query_ids, query_texts, argument, lambda: member.score(query_ids, query_texts, doc_idx)
         )
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
         total = np.zeros(doc_idx.shape, dtype=np.float32)
         for i, (member, weight) in enumerate(zip(self.members, self.weights, strict=True)):
             mean, std = self._member_stats(i, query_ids, query_texts)
             total += weight * (self._member_scores(member, query_ids, query_texts, doc_idx) - mean) / std
         return np.where(doc_idx >= 0, total, np.nan).astype(np.float32)
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         depth = min(len(self.corpus), k * self.candidate_factor)
         pools = [
             self._member_memo(
@@ -418,13 +418,13 @@ class CrossEncoderScorer(Scorer):
         self.name, self.first_stage, self.max_length, self.batch_size = name, first_stage, max_length, batch_size
         self.rerank_depth, self.temperature = rerank_depth, temperature
 
-    def prepare(self, corpus):
+    def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
         if self.first_stage is not None:
             self.first_stage.prepare(corpus)
         return self
 
-    def score(self, query_ids, query_texts, doc_idx):
+    def score(self, query_ids: Sequence[str], query_texts: Sequence[str], doc_idx: np.ndarray) -> np.ndarray:
         pairs = [(r, c) for r in range(doc_idx.shape[0]) for c in range(doc_idx.shape[1]) if doc_idx[r, c] >= 0]
         out = np.full(doc_idx.shape, np.nan, dtype=np.float32)
         with torch.inference_mode():
@@ -447,7 +447,7 @@ class CrossEncoderScorer(Scorer):
                     out[r, c] = v
         return out
 
-    def search(self, query_ids, query_texts, k):
+    def search(self, query_ids: Sequence[str], query_texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.first_stage is None:
             raise ValueError(f"cross-encoder {self.name!r} needs a `first_stage` scorer to search")
         _, candidates = self.first_stage.search(query_ids, query_texts, max(k, self.rerank_depth))

@@ -28,9 +28,14 @@ tensor([[0.5000, 1.0000],
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from torch.autograd.function import FunctionCtx
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -92,7 +97,14 @@ def _pool_backward(ids, mask, lengths, grad, rows):  # noqa: C901 (a compiled nu
 
 class StaticMeanPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, table, ids, mask, frozen, sparse_grad):
+    def forward(
+        ctx: FunctionCtx,
+        table: torch.Tensor,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        frozen: torch.Tensor,
+        sparse_grad: bool,
+    ) -> torch.Tensor:
         ids_np = np.ascontiguousarray(ids.numpy(), dtype=np.int64)
         mask_np = np.ascontiguousarray(mask.numpy(), dtype=np.float32)
         table_np = table.detach().numpy()
@@ -103,7 +115,7 @@ class StaticMeanPool(torch.autograd.Function):
         return torch.from_numpy(out)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None, None]:
         ids_np, mask_np, lengths, shape, sparse_grad = ctx.saved
         touched, values = _pool_backward(
             ids_np, mask_np, lengths, np.ascontiguousarray(grad.numpy(), dtype=np.float32), shape[0]
