@@ -40,7 +40,13 @@ def quiet_transformers():
 
 
 def machine() -> dict:
+    """The machine, and the malloc settings every run applies (``config/allocator.py``), applied here too so that
+    a benchmark times what a run does; ``MTA4DPR_KEEP_FREED_MEMORY=0`` times glibc's defaults instead."""
     import torch
+
+    from mta4dpr_core.config.allocator import keep_freed_memory
+
+    heap_kept = keep_freed_memory()
 
     model = "unknown"
     try:
@@ -63,6 +69,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "load_average_1m": round(load[0], 2),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "heap_kept": heap_kept,
     }
 
 
@@ -102,5 +109,6 @@ def write_json(path, obj):
 def noise_note(info: dict) -> str:
     return (
         f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} threads; "
+        f"malloc: {'freed memory kept in the heap (config/allocator.py)' if info.get('heap_kept') else 'glibc defaults'}; "
         f"1-min load average {info['load_average_1m']} at the start (the cores are shared: figures are noisy)."
     )

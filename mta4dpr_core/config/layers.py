@@ -45,6 +45,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "precision",
             "progress",
             "threads",
+            "allocator",
         }
     ),
     "store": frozenset({"atomic"}),
@@ -100,6 +101,6 @@ LAYERS: dict[str, frozenset[str]] = {
 ORDER = {layer: rank for rank, layer in enumerate(LAYERS)}
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 
-# Modules whose edits never change a computed figure: the report and entry layers, progress lines and
-# export (it reads finished runs). Everything else is hashed into every run key and cache scope.
-NOT_COMPUTING = LAYERS["report"] | LAYERS["entry"] | frozenset({"progress", "export"})
+# Modules whose edits never change a computed figure: the report and entry layers, progress lines,
+# export (it reads finished runs) and the allocator's settings (where memory comes from, not what is computed). Everything else is hashed into every run key and cache scope.
+NOT_COMPUTING = LAYERS["report"] | LAYERS["entry"] | frozenset({"progress", "export", "allocator"})

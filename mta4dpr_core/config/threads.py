@@ -4,8 +4,9 @@ A forked worker inherits its parent's thread pools: torch's intra-op pool, and t
 pools of numpy and FAISS, each sized to every core. Two workers on two cores then run four or more
 threads that wait on each other: the claims bootstrap (numpy matrix products) took 11.3 s for four
 generator seeds in two workers against 4.7 s with one thread each. The limits change who computes,
-not what: matrix products split their output across threads, never the sum of one element, so the
-results are the same bits (``tests/config/test_threads.py``).
+not what: FAISS's search and, on Intel CPUs, numpy's matrix products give the same bits with one thread as
+with two; OpenBLAS's kernels for AMD Zen differ in the last bits (``tests/config/test_threads.py``). Either
+way a run uses the same thread counts every time, so its results repeat bit for bit on one machine.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config.allocator import keep_freed_memory
 from ..config.errors import ParamsError
 from ..config.models import check_models_available, student_specs
 from ..config.params import resolve_path
@@ -138,6 +139,7 @@ class Setup:
     @classmethod
     def from_params(cls, params: dict, prepare=True):  # noqa: C901 (the Setup's construction, step by step in the order its docstring gives)
         check_models_available(params)  # a missing local model path stops here, before any work
+        keep_freed_memory()  # large tensors reused from the heap, not faulted in again at every batch
         config = typed(params)
         data = config.data
         root = resolve_path(data.root)

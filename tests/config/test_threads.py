@@ -1,5 +1,9 @@
 """``one_thread_per_process`` limits every thread pool of a process to one thread, and changes no result:
-FAISS's exact search and numpy's matrix products give the same bits with one thread as with all cores."""
+FAISS's exact search gives the same bits with one thread as with all cores, and so do numpy's matrix products,
+except under OpenBLAS's kernels for AMD Zen: there the two-thread product of a [1024 x 300] by [300 x 340]
+matrix differs from the one-thread product in the last bits (6e-5 on values of about 30, measured on a 2-core
+AMD EPYC on 2026-12-06), so on Zen the products are compared to float32 rounding. A run computes the same
+things with the same thread counts every time, so its tables stay bit-identical on one machine either way."""
 
 from __future__ import annotations
 
@@ -27,8 +31,12 @@ one_thread_per_process()
 after = compute()
 assert torch.get_num_threads() == 1
 assert all(pool["num_threads"] == 1 for pool in threadpool_info()), threadpool_info()
-for a, b in zip(before, after):
-    assert np.array_equal(a, b)
+zen = any(pool.get("architecture") == "Zen" for pool in threadpool_info() if pool["internal_api"] == "openblas")
+for name, a, b in zip(("scores", "indices", "product"), before, after):
+    if name == "product" and zen:
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-6 * np.abs(a).max()), np.abs(a - b).max()
+    else:
+        assert np.array_equal(a, b), name
 print("same")
 """
 
