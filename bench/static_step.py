@@ -80,7 +80,6 @@ def kernel_floor(setup, data, new_student, config, repeats=50):
     a gather of the same token rows (``np.take``), the best that plain streaming and plain gathering reach here.
     """
     import numpy as np
-    import torch
 
     from mta4dpr_core.method.row_adam import _row_adam
     from mta4dpr_core.method.training import sample_batch
@@ -98,15 +97,14 @@ def kernel_floor(setup, data, new_student, config, repeats=50):
         student.tokenize([data.query_texts[data.query_rows[r]] for r in batch_rows], config.max_query_length),
         student.tokenize([texts[d] for d in docs], config.max_passage_length),
     ]
-    rows = table.shape[0] + frozen.shape[0]
     report, totals = [], {"forward": 0.0, "backward": 0.0, "adam": 0.0}
     bytes_moved = {"forward": 0, "backward": 0, "adam": 0}
     dim = table.shape[1]
     gathered = []
     for batch in batches:
-        ids = student.id_map[batch["input_ids"].clamp(max=student.id_map.numel() - 1)]
-        mask = (batch["attention_mask"] * (ids != rows - 1)).numpy().astype(np.float32)
+        ids, mask, _ = student.table_ids(batch)
         ids = np.ascontiguousarray(ids.numpy(), dtype=np.int64)
+        mask = np.ascontiguousarray(mask.numpy(), dtype=np.float32)
         out = np.zeros((ids.shape[0], dim), np.float32)
         lengths = np.empty(ids.shape[0], np.float32)
         totals["forward"] += _median_seconds(repeats, _pool_forward, ids, mask, table, frozen, out, lengths)
@@ -144,7 +142,6 @@ def kernel_floor(setup, data, new_student, config, repeats=50):
                 "of_copy": rate / copy_rate,
             }
         )
-    torch.set_num_threads(1)
     return report, copy_rate, gather_rate
 
 

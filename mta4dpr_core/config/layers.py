@@ -102,5 +102,6 @@ ORDER = {layer: rank for rank, layer in enumerate(LAYERS)}
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 
 # Modules whose edits never change a computed figure: the report and entry layers, progress lines,
-# export (it reads finished runs) and the allocator's settings (where memory comes from, not what is computed). Everything else is hashed into every run key and cache scope.
+# export (it reads finished runs) and the allocator's settings (where memory comes from, not what is
+# computed). Everything else is hashed into every run key and cache scope.
 NOT_COMPUTING = LAYERS["report"] | LAYERS["entry"] | frozenset({"progress", "export", "allocator"})

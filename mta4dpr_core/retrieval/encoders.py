@@ -371,6 +371,18 @@ class StaticEncoder(nn.Module):
         copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return copied
 
+    def table_ids(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(row ids into the trainable table, then the frozen rows; the mask; the row count) of a batch: with a
+        restricted vocabulary, tokens never seen in training or evaluation texts are masked out."""
+        device = self.embedding.weight.device
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if hasattr(self, "id_map"):
+            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
+            rows = self.embedding.num_embeddings + self.frozen_table.shape[0]  # the last is the unknown row
+            return ids, mask * (ids != rows - 1), rows
+        rows = self.embedding.num_embeddings
+        return ids.clamp(max=rows - 1), mask, rows
+
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean of the token vectors of each text (masked). On the CPU, compiled loops that touch each token
         once (:mod:`.static_pooling`); on a GPU, ``counts @ rows / length``:
@@ -382,14 +394,7 @@ class StaticEncoder(nn.Module):
         one row per distinct token, already coalesced for SparseAdam.
         """
         device = self.embedding.weight.device
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        if hasattr(self, "id_map"):
-            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
-            rows = self.embedding.num_embeddings + self.frozen_table.shape[0]  # the last is the unknown row
-            mask = mask * (ids != rows - 1)  # tokens never seen in training or evaluation texts are left out
-        else:
-            rows = self.embedding.num_embeddings
-            ids = ids.clamp(max=rows - 1)
+        ids, mask, rows = self.table_ids(batch)
         if device.type == "cpu":
             frozen = self.frozen_table if hasattr(self, "id_map") else self.embedding.weight[:0]
             pooled = static_mean_pool(self.embedding.weight, ids, mask, frozen, sparse_grad=self.embedding.sparse)
