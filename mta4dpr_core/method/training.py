@@ -34,6 +34,7 @@ from .fusion import candidate_distributions, fused_assistant_subsets, softmax
 from .losses import MTA4DPRLoss
 from .row_adam import RowSparseAdam
 from .selection import select_assistant
+from .static_step import fused_step_applies, static_student_step
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ def train_student(
     iteration: int = 1,
     log_every: int = 0,
     final_checkpoint: bool = True,
+    fused_static_step: bool = True,
 ) -> list[dict]:
     """Train ``student`` in place on ``data``; return the per-step record (loss terms, selected assistant).
 
@@ -253,12 +255,16 @@ def train_student(
         # 2-core machine a 8x40 log_softmax took 4 ms with 2 threads and 3 us with 1)
         torch.set_num_threads(1)
     try:
-        return _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint)
+        return _train_student(
+            student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint, fused_static_step
+        )
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_student(student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint):  # noqa: C901 (the training loop in one piece, as sentence-transformers' fit)
+def _train_student(  # noqa: C901, PLR0913 (the training loop in one piece, as sentence-transformers' fit)
+    student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint, fused_static_step
+):
     rank, world = _world()
     device = default_device()
     student.to(device)
@@ -274,6 +280,8 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         config.alpha, config.beta, config.gamma, config.student_temperature, config.in_batch_negatives
     )
     amp_dtype = autocast_dtype(config.amp, device)
+    # a static student on the CPU: loss and gradient in one compiled pass, autograd's framework left out
+    fused = fused_static_step and fused_step_applies(student, device, world, amp_dtype)
     if config.attention_dropout is not None:
         if set_attention_dropout(getattr(student, "model", student), config.attention_dropout) == 0:
             log.warning("training.attention_dropout: the student has no attention dropout to set; ignored")
@@ -356,21 +364,24 @@ def _train_student(student, data, passages, config, checkpoint_dir, iteration, l
         docs = take_rows(data.candidates, batch_rows)[shard[:, None], columns[shard]]
         queries = query_tokens.batch(take_rows(data.query_rows, batch_rows[shard]))
         passages_batch = passage_tokens.batch(docs.ravel())
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            q, p = model(queries, passages_batch)
-        q, p = q.float(), p.float()
-        if world > 1:
-            # Every rank computes the global-batch loss over all-gathered embeddings whose
-            # local slice carries the gradient; the sum of the ranks' gradients is then the
-            # single-process gradient, and DDP's averaging is undone by scaling with world.
-            counts = [len(part) for part in slices]
-            q = _gather_with_grad(q, counts)
-            p = _gather_with_grad(p, [c * columns.shape[1] for c in counts])
         teacher_t = torch.tensor(teacher_logits, dtype=torch.float32, device=device)
         assistant_t = torch.tensor(candidates[chosen], dtype=torch.float32, device=device) if chosen >= 0 else None
-        terms = loss_fn(q, p, teacher_t, assistant_t)
         optimizer.zero_grad(set_to_none=True)
-        (terms["total"] * world).backward()
+        if fused:
+            terms = static_student_step(student, queries, passages_batch, teacher_t, assistant_t, loss_fn)
+        else:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                q, p = model(queries, passages_batch)
+            q, p = q.float(), p.float()
+            if world > 1:
+                # Every rank computes the global-batch loss over all-gathered embeddings whose
+                # local slice carries the gradient; the sum of the ranks' gradients is then the
+                # single-process gradient, and DDP's averaging is undone by scaling with world.
+                counts = [len(part) for part in slices]
+                q = _gather_with_grad(q, counts)
+                p = _gather_with_grad(p, [c * columns.shape[1] for c in counts])
+            terms = loss_fn(q, p, teacher_t, assistant_t)
+            (terms["total"] * world).backward()
         optimizer.step()
         entry = {
             "step": step + 1,

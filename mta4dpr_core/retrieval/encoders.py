@@ -306,13 +306,11 @@ class StaticEncoder(nn.Module):
 
     def collate(self, rows: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Pad lists of token ids into ``{input_ids, attention_mask}``."""
-        width = max(len(r) for r in rows)
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.float32)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1.0
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        present = np.arange(lengths.max()) < lengths[:, None]
+        ids = np.zeros(present.shape, dtype=np.int64)
+        ids[present] = np.concatenate(rows)  # row-major: each row's ids in order, left-aligned
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(present.astype(np.float32))}
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
         return self.collate(self.token_ids(texts, max_length))
