@@ -34,7 +34,10 @@ BENCHES = {
     # name: (script, extra arguments)
     "peak_memory": ("peak_memory.py", ["--contrast"]),
     "encoding": ("encoding.py", ["--bf16"]),
-    "static_step": ("static_step.py", ["--steps", "300", "--rounds", "3", "--profile-top", "5", "--floor"]),
+    "static_step": (
+        "static_step.py",
+        ["--steps", "300", "--rounds", "3", "--profile-top", "5", "--floor", "--reference"],
+    ),
     "training_step": ("training_step.py", ["--rounds", "2", "--steps", "2"]),
     "training_step_bf16": ("training_step.py", ["--rounds", "2", "--steps", "2", "--amp", "bf16"]),
     "training_step_bf16_flash": (

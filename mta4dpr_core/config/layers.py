@@ -61,6 +61,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "construction",
             "training",
             "row_adam",
+            "static_step",
             "warm_start",
             "distributed",
         }
