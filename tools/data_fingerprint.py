@@ -95,7 +95,13 @@ def compare(first: Path, second: Path) -> dict:
     for name in ("teacher_scores", "assistant_scores"):
         x, y = a[name], b[name]
         x, y = (x[comparable], y[comparable]) if x.ndim == 2 else (x[:, comparable], y[:, comparable])
-        report[f"{name}: largest difference (same candidates)"] = float(np.abs(x - y).max()) if x.size else 0.0
+        # padding slots hold NaN on both sides; a NaN on one side only is a difference
+        both_missing = np.isnan(x) & np.isnan(y)
+        gaps = np.where(both_missing, 0.0, np.abs(x.astype(np.float64) - y))
+        report[f"{name}: largest difference (same candidates)"] = float(
+            np.nan_to_num(gaps, nan=np.inf).max(initial=0.0)
+        )
+        report[f"{name}: values that differ"] = int((gaps != 0).sum())
     report["temperatures"] = [a["temperatures"].tolist(), b["temperatures"].tolist()]
     report["is_positive equal"] = bool(np.array_equal(a["is_positive"], b["is_positive"]))
     return report
