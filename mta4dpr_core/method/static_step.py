@@ -291,7 +291,9 @@ def _table_rows(token_ids, mask, id_map, unknown):  # pragma: no cover - compile
     return rows, kept
 
 
-def fused_step_applies(student: torch.nn.Module, device: torch.device, world: int, amp_dtype) -> bool:
+def fused_step_applies(
+    student: torch.nn.Module, device: torch.device, world: int, amp_dtype: torch.dtype | None
+) -> bool:
     """Whether a step of ``student`` can run here: a static student (sparse table, CPU, float32, one process)."""
     weight = getattr(getattr(student, "embedding", None), "weight", None)
     return (

@@ -262,7 +262,7 @@ def train_student(
         torch.set_num_threads(threads)
 
 
-def _train_student(  # noqa: C901, PLR0913 (the training loop in one piece, as sentence-transformers' fit)
+def _train_student(  # noqa: PLR0913, C901 (the training loop in one piece, as sentence-transformers' fit)
     student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint, fused_static_step
 ):
     rank, world = _world()
