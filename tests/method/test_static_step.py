@@ -3,6 +3,7 @@ another instruction set."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -124,40 +125,36 @@ def test_training_matches_the_autograd_step():
     assert not torch.equal(fused.embedding.weight, _restricted_student(data, passages).embedding.weight)
 
 
-_DIGEST = """
-import hashlib, json, sys
+def bits_digest() -> str:
+    """A digest of the compiled pass's terms (float64) and gradient rows on a few fixed problems."""
+    digest = hashlib.sha256()
+    for seed in range(3):
+        for normalize in (True, False):
+            terms, rows, values = static_loss_and_gradient(*_problem(seed), MTA4DPRLoss(0.2, 1.0, 15.0), normalize)
+            digest.update(rows.numpy().tobytes() + values.numpy().tobytes())
+            digest.update(json.dumps({k: float(v) for k, v in terms.items()}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+_GENERIC = """
+import sys
 sys.path[:0] = [{tests!r}, {root!r}]
-from test_static_step import _problem
-from mta4dpr_core.method.losses import MTA4DPRLoss
-from mta4dpr_core.method.static_step import static_loss_and_gradient
-digest = hashlib.sha256()
-for seed in range(3):
-    for normalize in (True, False):
-        terms, rows, values = static_loss_and_gradient(*_problem(seed), MTA4DPRLoss(0.2, 1.0, 15.0), normalize)
-        digest.update(rows.numpy().tobytes() + values.numpy().tobytes())
-        digest.update(json.dumps({{k: float(v) for k, v in terms.items()}}, sort_keys=True).encode())
-print(json.dumps({{"digest": digest.hexdigest()}}))
+from test_static_step import bits_digest
+print(bits_digest())
 """
 
 
-def _digest(environment: dict) -> str:
-    script = _DIGEST.format(tests=str(Path(__file__).parent), root=str(Path(__file__).parents[1]))
+def test_same_bits_on_another_instruction_set(tmp_path):
+    """Compiled for this CPU (here) and for generic x86-64 (SSE2: no AVX, no FMA; in a fresh process and cache),
+    with torch's kernels held to their default capability there: the same loss terms and gradient bits. A build
+    that reordered a sum for the vector width, or fused a multiply-add, would differ."""
+    script = _GENERIC.format(tests=str(Path(__file__).parent), root=str(Path(__file__).parents[1]))
+    environment = {"NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_CPU_NAME": "generic", "ATEN_CPU_CAPABILITY": "default"}
     result = subprocess.run(
         [sys.executable, "-c", script], env={**os.environ, **environment}, capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])["digest"]
-
-
-def test_same_bits_on_another_instruction_set(tmp_path):
-    """Compiled for this CPU and for generic x86-64 (SSE2: no AVX, no FMA), with torch's kernels held to their
-    default capability: the same loss terms and gradient bits. A build that reordered a sum for the vector
-    width, or fused a multiply-add, would differ."""
-    native = _digest({"NUMBA_CACHE_DIR": str(tmp_path / "native")})
-    generic = _digest(
-        {"NUMBA_CACHE_DIR": str(tmp_path / "generic"), "NUMBA_CPU_NAME": "generic", "ATEN_CPU_CAPABILITY": "default"}
-    )
-    assert native == generic
+    assert result.stdout.strip().splitlines()[-1] == bits_digest()
 
 
 def test_table_rows_are_the_encoders():
