@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 from common import machine, matmul_flops, median, noise_note, quiet_transformers, scifact_dir, write_json
@@ -72,6 +73,20 @@ def main():
         help="both sides: attention-probability dropout (default: the model's, 0.1); 0 lets SDPA take its fused "
         "CPU flash kernel, which has no dropout (with dropout it falls back to the math path)",
     )
+    parser.add_argument(
+        "--dropout-masks",
+        choices=["torch", "philox"],
+        nargs="+",
+        default=["torch"],
+        help="ours: training.dropout_masks, one timed arm each, rotating with sentence-transformers' in every round "
+        "(which always draws torch's bernoulli_ masks); the first is the headline",
+    )
+    parser.add_argument(
+        "--profile-top",
+        type=int,
+        default=0,
+        help="after the timed rounds, one step of each arm under torch.profiler: its top N ops by self CPU time",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     quiet_transformers()
@@ -91,7 +106,7 @@ def main():
     data = synthetic_training_data(split, corpus)
     resolved = resolve_model("all-MiniLM-L6-v2")
 
-    def config(round_number):
+    def config(round_number, masks="torch"):
         steps = args.steps + (1 if round_number == 0 else 0)
         return TrainConfig(
             steps=steps,
@@ -104,6 +119,7 @@ def main():
             checkpoint_every=0,
             amp=args.amp,
             assistant_temperatures=[1.0] * 4,
+            dropout_masks=masks,
             seed=100 + round_number,
         )
 
@@ -138,10 +154,10 @@ def main():
             total += 4 * config_.num_hidden_layers * sequences * length * length * config_.hidden_size
         return 3 * total
 
-    def theirs_round(round_number):
+    def theirs_round(round_number, steps=None):
         cfg, times = config(round_number), []
         theirs.train()
-        for step in range(cfg.steps):
+        for step in range(cfg.steps if steps is None else steps):
             start = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, 1, step])  # the batch train_student draws at this step
             batch_rows, columns = sample_batch(data, np.arange(len(data)), cfg, rng)
@@ -160,22 +176,40 @@ def main():
             times.append(time.perf_counter() - start)
         return times[1:] if round_number == 0 else times
 
-    def ours_round(round_number):
-        record = train_student(ours, data, corpus.texts, config(round_number))
+    def ours_round(round_number, masks):
+        record = train_student(ours, data, corpus.texts, config(round_number, masks))
         record = record[1:] if round_number == 0 else record
         return [r["step_seconds"] for r in record], record
 
-    ours_times, theirs_times, select_times = [], [], []
+    def profiled_step(arm, top):
+        """(top ``top`` ops by self CPU time as (name, calls, seconds, share), total self CPU seconds) of one step
+        (round 1's first step: no warm-up) under torch.profiler."""
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            if arm == "sentence-transformers":
+                theirs_round(1, steps=1)
+            else:
+                train_student(ours, data, corpus.texts, replace(config(1, arm), steps=1))
+        events = profiler.key_averages()
+        total = sum(e.self_cpu_time_total for e in events) / 1e6
+        ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+        rows = [(e.key, e.count, e.self_cpu_time_total / 1e6, e.self_cpu_time_total / 1e6 / total) for e in ranked]
+        return {"top": rows, "total_self_cpu_seconds": total}
+
+    # every arm once a round, the order rotating so that none always runs first (or after the same one)
+    arms = [*args.dropout_masks, "sentence-transformers"]
+    times = {arm: [] for arm in arms}
+    select_times = []
     for round_number in range(args.rounds):
-        if round_number % 2 == 0:
-            times, record = ours_round(round_number)
-            ours_times += times
-            theirs_times += theirs_round(round_number)
-        else:
-            theirs_times += theirs_round(round_number)
-            times, record = ours_round(round_number)
-            ours_times += times
-        select_times += [r["select_seconds"] for r in record]
+        shift = round_number % len(arms)
+        for arm in arms[shift:] + arms[:shift]:
+            if arm == "sentence-transformers":
+                times[arm] += theirs_round(round_number)
+            else:
+                arm_times, record = ours_round(round_number, arm)
+                times[arm] += arm_times
+                select_times += [r["select_seconds"] for r in record]
+    ours_times, theirs_times = times[args.dropout_masks[0]], times["sentence-transformers"]
+    profiles = {arm: profiled_step(arm, args.profile_top) for arm in arms} if args.profile_top else {}
 
     ours_step, theirs_step = median(ours_times), median(theirs_times)
     flops = median(
@@ -197,6 +231,10 @@ def main():
         "ours_select_seconds_median": median(select_times),
         "amp": args.amp,
         "attention_dropout": args.attention_dropout,
+        "dropout_masks": args.dropout_masks,
+        "arms_step_seconds": times,
+        "profiles": profiles,
+        "arms_speedup": {arm: theirs_step / median(times[arm]) for arm in args.dropout_masks},
         "step_flops": flops,
         "ours_flops_per_second": flops / ours_step,
         "sentence_transformers_flops_per_second": flops / theirs_step,
@@ -209,20 +247,33 @@ def main():
         f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
         f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "
         f"{args.steps} timed steps each (+1 warm-up step in the first); attention dropout "
-        f"{'the model default (0.1)' if args.attention_dropout is None else args.attention_dropout} on both sides.",
+        f"{'the model default (0.1)' if args.attention_dropout is None else args.attention_dropout} on both sides; "
+        f"our dropout masks: {', '.join(args.dropout_masks)} (sentence-transformers: torch's).",
         "",
         "| trainer | median s/step | queries/s |",
         "|---|---|---|",
-        f"| ours: train_student (MTA4DPR loss, selection over 15 candidates) | {ours_step:.2f} | {args.queries / ours_step:.2f} |",
+        *(
+            f"| ours: train_student (MTA4DPR loss, selection over 15 candidates), {arm} dropout masks | "
+            f"{median(times[arm]):.2f} | {args.queries / median(times[arm]):.2f} |"
+            for arm in args.dropout_masks
+        ),
         f"| sentence-transformers + DistillKLDivLoss | {theirs_step:.2f} | {args.queries / theirs_step:.2f} |",
         "",
-        f"- speed-up: **{result['speedup']:.2f}x** (goal >= 1.0x)",
+        *(
+            f"- speed-up, {arm} dropout masks: **{speedup:.2f}x** (goal >= 1.0x)"
+            for arm, speedup in result["arms_speedup"].items()
+        ),
         f"- matmul work {flops / 1e12:.2f} TFLOP a step (padded shapes, forward + backward): ours "
         f"{flops / ours_step / 1e9:.0f} GFLOP/s, sentence-transformers {flops / theirs_step / 1e9:.0f} GFLOP/s; "
         f"this CPU's {'bf16' if amp_dtype else 'float32'} matmul peak (2048^2, {info['torch_threads']} threads) "
         f"{peak / 1e9:.0f} GFLOP/s: ours at **{flops / ours_step / peak:.0%} of peak**",
         f"- {noise_note(info)}",
     ]
+    for arm, profile in profiles.items():
+        lines += ["", f"Profile of one step, {arm} (self CPU time {profile['total_self_cpu_seconds']:.1f} s): top ops"]
+        lines += [
+            f"- `{name}` {share:.1%} ({calls} calls, {seconds:.2f} s)" for name, calls, seconds, share in profile["top"]
+        ]
     print("\n".join(lines))
     write_json(args.json, result)
 

@@ -50,7 +50,17 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     "store": frozenset({"atomic"}),
     "retrieval": frozenset(
-        {"data", "encoders", "search", "scorers", "metrics", "tiny_models", "pseudo_queries", "static_pooling"}
+        {
+            "data",
+            "encoders",
+            "search",
+            "scorers",
+            "metrics",
+            "tiny_models",
+            "pseudo_queries",
+            "static_pooling",
+            "philox_dropout",
+        }
     ),
     "method": frozenset(
         {

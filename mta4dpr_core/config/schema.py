@@ -166,6 +166,13 @@ SCHEMA: dict = {
             "BERT); 0 lets PyTorch's SDPA take its fused flash kernel on the CPU (bench/training_step.py: 1.4x a step)",
             bound="[0, 1)",
         ),
+        "dropout_masks": Key(
+            "torch",
+            "a transformer student's dropout masks on the CPU: `torch` (bernoulli_: one Mersenne-Twister draw per "
+            "element on one thread where the CPU is not Intel) or `philox` (Philox-4x32-10 in one compiled pass, "
+            "retrieval/philox_dropout.py; the same distribution, another random stream)",
+            choices=_choices("torch", "philox"),
+        ),
     },
     "iterations": {
         "count": Key(3, "iterations of Algorithm 1", bound="> 0"),

@@ -39,7 +39,7 @@ def test_train_config_takes_every_profile_field_from_the_profile():
     # a distinct value for every mapped key, so a field read from the wrong key shows
     changed = {"training": {"steps": 7, "queries_per_batch": 5, "negatives_per_query": 3, "learning_rate": 1e-4}}
     changed["training"].update(weight_decay=0.5, warmup_steps=2, max_query_length=11, max_passage_length=22)
-    changed["training"].update(checkpoint_every=4, amp="bf16", attention_dropout=0.05)
+    changed["training"].update(checkpoint_every=4, amp="bf16", attention_dropout=0.05, dropout_masks="philox")
     changed["loss"] = {
         "alpha": 0.3,
         "beta": 0.7,

@@ -302,3 +302,36 @@ def deep_update_params(params, overrides):
     from mta4dpr_core.experiments.iteration import deep_update
 
     return deep_update(params, overrides)
+
+
+def _tiny_transformer_student():
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from mta4dpr_core.config.models import resolve_model
+    from mta4dpr_core.retrieval.encoders import TransformerEncoder
+
+    tokenizer = BertTokenizerFast.from_pretrained(str(resolve_model("all-MiniLM-L6-v2").path))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=24, max_position_embeddings=16,
+    )  # fmt: skip
+    return TransformerEncoder(BertModel(config), tokenizer, pooling="mean", normalize=True)
+
+
+def test_philox_dropout_masks_in_train_student():
+    """training.dropout_masks: philox trains a transformer student with its own masks (another stream than
+    torch's, the same on a rerun) and leaves the model's own dropout modules in place afterwards."""
+    data, passages = make_training_data(n_queries=8, n_docs=20, k=4, m=2)
+    trained = {}
+    for name, masks in [("philox", "philox"), ("philox again", "philox"), ("torch", "torch")]:
+        config = _config(
+            steps=3, queries_per_batch=4, negatives_per_query=2, assistant_temperatures=[1, 1], dropout_masks=masks
+        )
+        student = _tiny_transformer_student()
+        trained[name] = [r["total"] for r in train_student(student, data, passages, config)]
+        assert any(type(m) is torch.nn.Dropout for m in student.modules())
+        assert not any(type(m).__name__ == "PhiloxDropout" for m in student.modules())
+        assert student.model.config._attn_implementation == "sdpa"
+    assert trained["philox"] == trained["philox again"]
+    assert trained["philox"][0] != trained["torch"][0]
