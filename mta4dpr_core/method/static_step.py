@@ -232,8 +232,8 @@ def static_loss_and_gradient(
     query_mask: torch.Tensor,
     passage_ids: torch.Tensor,
     passage_mask: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    assistant_probs: torch.Tensor | None,
+    teacher_logits: torch.Tensor | np.ndarray,
+    assistant_probs: torch.Tensor | np.ndarray | None,
     loss: MTA4DPRLoss,
     normalize: bool,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -244,7 +244,8 @@ def static_loss_and_gradient(
     ``teacher_logits`` and ``assistant_probs`` are [queries, candidates], the passages [queries x candidates,
     length] in that order, positive first, as :class:`.losses.MTA4DPRLoss` takes them."""
     has_assistant = assistant_probs is not None
-    assistant = np.ascontiguousarray(assistant_probs.float().numpy()) if has_assistant else np.zeros((1, 1), np.float32)
+    # rounded to float32 as the autograd path's tensors are (numpy's cast rounds as torch's does)
+    assistant = np.ascontiguousarray(assistant_probs, np.float32) if has_assistant else np.zeros((1, 1), np.float32)
     contrastive, kl_teacher, kl_assistant, rows, values = _loss_and_gradient(
         np.ascontiguousarray(query_ids.numpy(), dtype=np.int64),
         np.ascontiguousarray(query_mask.numpy(), dtype=np.float32),
@@ -252,7 +253,7 @@ def static_loss_and_gradient(
         np.ascontiguousarray(passage_mask.numpy(), dtype=np.float32),
         table.detach().numpy(),
         frozen.detach().numpy(),
-        np.ascontiguousarray(teacher_logits.float().numpy()),
+        np.ascontiguousarray(teacher_logits, np.float32),
         assistant,
         has_assistant,
         float(loss.alpha),
@@ -276,21 +277,6 @@ def static_loss_and_gradient(
     return terms, torch.from_numpy(rows), torch.from_numpy(values)
 
 
-@numba.njit(cache=True, nogil=True)
-def _table_rows(token_ids, mask, id_map, unknown):  # pragma: no cover - compiled
-    """:meth:`..retrieval.encoders.StaticEncoder.table_ids` on arrays: row ids, with tokens mapped to the unknown
-    row masked out."""
-    rows = np.empty(token_ids.shape, np.int64)
-    kept = np.empty(token_ids.shape, np.float32)
-    last = id_map.shape[0] - 1
-    for t in range(token_ids.shape[0]):
-        for position in range(token_ids.shape[1]):
-            row = id_map[min(token_ids[t, position], last)]
-            rows[t, position] = row
-            kept[t, position] = mask[t, position] if row != unknown else np.float32(0.0)
-    return rows, kept
-
-
 def fused_step_applies(
     student: torch.nn.Module, device: torch.device, world: int, amp_dtype: torch.dtype | None
 ) -> bool:
@@ -311,18 +297,14 @@ def static_student_step(
     student: torch.nn.Module,
     queries: dict,
     passages: dict,
-    teacher_logits: torch.Tensor,
-    assistant_probs: torch.Tensor | None,
+    teacher_logits: torch.Tensor | np.ndarray,
+    assistant_probs: torch.Tensor | np.ndarray | None,
     loss: MTA4DPRLoss,
 ) -> dict[str, torch.Tensor]:
     """``loss``'s terms for a static student's batch, its sparse gradient left in the table's ``.grad`` (as
     ``backward`` would leave it) for the optimizer's step."""
     weight, frozen = student.embedding.weight, student.frozen_table
-    id_map, unknown = student.id_map.numpy(), weight.shape[0] + frozen.shape[0] - 1
-    (query_ids, query_mask), (passage_ids, passage_mask) = (
-        (torch.from_numpy(a) for a in _table_rows(b["input_ids"].numpy(), b["attention_mask"].numpy(), id_map, unknown))
-        for b in (queries, passages)
-    )
+    (query_ids, query_mask, _), (passage_ids, passage_mask, _) = (student.table_ids(b) for b in (queries, passages))
     terms, rows, values = static_loss_and_gradient(
         weight, frozen, query_ids, query_mask, passage_ids, passage_mask, teacher_logits, assistant_probs, loss,
         student.normalize,

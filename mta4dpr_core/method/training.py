@@ -374,12 +374,15 @@ def _train_student(  # noqa: PLR0913, C901 (the training loop in one piece, as s
         docs = take_rows(data.candidates, batch_rows)[shard[:, None], columns[shard]]
         queries = query_tokens.batch(take_rows(data.query_rows, batch_rows[shard]))
         passages_batch = passage_tokens.batch(docs.ravel())
-        teacher_t = torch.tensor(teacher_logits, dtype=torch.float32, device=device)
-        assistant_t = torch.tensor(candidates[chosen], dtype=torch.float32, device=device) if chosen >= 0 else None
+        assistant_probs = candidates[chosen] if chosen >= 0 else None
         optimizer.zero_grad(set_to_none=True)
-        if fused:
-            terms = static_student_step(student, queries, passages_batch, teacher_t, assistant_t, loss_fn)
+        if fused:  # the arrays as they are: the pass reads numpy
+            terms = static_student_step(student, queries, passages_batch, teacher_logits, assistant_probs, loss_fn)
         else:
+            teacher_t = torch.tensor(teacher_logits, dtype=torch.float32, device=device)
+            assistant_t = (
+                None if assistant_probs is None else torch.tensor(assistant_probs, dtype=torch.float32, device=device)
+            )
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 q, p = model(queries, passages_batch)
             q, p = q.float(), p.float()

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import progress
 from ..config.models import ResolvedModel, default_cache_dir, resolve_model
 from ..config.precision import autocast_dtype, dtype_name
-from .static_pooling import static_mean_pool
+from .static_pooling import map_table_rows, static_mean_pool
 
 if TYPE_CHECKING:  # annotations only: transformers loads where a transformer encoder is built
     from transformers import BatchEncoding
@@ -375,8 +375,10 @@ class StaticEncoder(nn.Module):
         device = self.embedding.weight.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         if hasattr(self, "id_map"):
-            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
             rows = self.embedding.num_embeddings + self.frozen_table.shape[0]  # the last is the unknown row
+            if device.type == "cpu":
+                return (*map_table_rows(ids, mask, self.id_map, rows - 1), rows)
+            ids = self.id_map[ids.clamp(max=self.id_map.numel() - 1)]
             return ids, mask * (ids != rows - 1), rows
         rows = self.embedding.num_embeddings
         return ids.clamp(max=rows - 1), mask, rows

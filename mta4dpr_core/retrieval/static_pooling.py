@@ -130,6 +130,32 @@ class StaticMeanPool(torch.autograd.Function):
         return table_grad, None, None, None, None
 
 
+@numba.njit(cache=True, nogil=True)
+def _map_table_rows(token_ids, mask, id_map, unknown):  # pragma: no cover - compiled
+    rows = np.empty(token_ids.shape, np.int64)
+    kept = np.empty(token_ids.shape, mask.dtype)
+    last = id_map.shape[0] - 1
+    for t in range(token_ids.shape[0]):
+        for position in range(token_ids.shape[1]):
+            row = id_map[min(token_ids[t, position], last)]
+            rows[t, position] = row
+            kept[t, position] = mask[t, position] if row != unknown else 0
+    return rows, kept
+
+
+def map_table_rows(
+    token_ids: torch.Tensor, mask: torch.Tensor, id_map: torch.Tensor, unknown: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``id_map[token_ids]`` with ids past its end taken as its last, ``mask`` zeroed where the row is
+    ``unknown``) in one compiled pass over CPU tensors: a restricted vocabulary's row ids and mask
+    (:meth:`..encoders.StaticEncoder.table_ids`), without the six tensor operations (clamp, gather, compare,
+    multiply and their allocations) that PyTorch takes for it."""
+    rows, kept = _map_table_rows(
+        token_ids.numpy(), mask.numpy(), id_map.numpy(), np.int64(unknown)
+    )  # fmt: skip
+    return torch.from_numpy(rows), torch.from_numpy(kept)
+
+
 def static_mean_pool(
     table: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor, sparse_grad: bool = True
 ) -> torch.Tensor:

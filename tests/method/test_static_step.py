@@ -155,20 +155,3 @@ def test_same_bits_on_another_instruction_set(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == bits_digest()
-
-
-def test_table_rows_are_the_encoders():
-    """The compiled id mapping gives StaticEncoder.table_ids' rows and mask, with frozen and unknown tokens."""
-    from mta4dpr_core.method.static_step import _table_rows
-
-    data, passages = make_training_data(n_queries=6, n_docs=20, k=4, m=1)
-    student = tiny_static_encoder(6, 20, dim=8).restrict_vocabulary(range(10), range(10, 14))  # the rest: unknown
-    batch = student.tokenize(list(data.query_texts) + list(passages) + ["", "q1 d19 zz"], 64)
-    rows, mask, count = student.table_ids(batch)
-    unknown = student.embedding.weight.shape[0] + student.frozen_table.shape[0] - 1
-    mapped, kept = _table_rows(
-        batch["input_ids"].numpy(), batch["attention_mask"].numpy(), student.id_map.numpy(), unknown
-    )
-    assert count == unknown + 1 and (mask == 0).any() and (rows >= 10).any()
-    np.testing.assert_array_equal(mapped, rows.numpy())
-    np.testing.assert_array_equal(kept, mask.numpy())

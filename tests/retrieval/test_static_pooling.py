@@ -4,6 +4,7 @@ table) and its gradient equals autograd's through that definition, sparse rows i
 import numpy as np
 import pytest
 import torch
+from conftest import make_training_data, tiny_static_encoder
 
 from mta4dpr_core.retrieval.static_pooling import static_mean_pool
 
@@ -41,3 +42,18 @@ def test_forward_and_gradient_match_the_definition(sparse_grad):
         assert grad._indices()[0].tolist() == sorted(touched)  # one row per distinct token, sorted
         grad = grad.to_dense()
     torch.testing.assert_close(grad, reference_table.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_table_ids_on_the_cpu_are_the_tensor_expression():
+    """StaticEncoder.table_ids maps a restricted vocabulary in one compiled pass on the CPU (map_table_rows) and with
+    tensor operations elsewhere; both give the same rows and mask, with frozen, unknown and out-of-range tokens."""
+    data, passages = make_training_data(n_queries=6, n_docs=20, k=4, m=1)
+    student = tiny_static_encoder(6, 20, dim=8).restrict_vocabulary(range(10), range(10, 14))  # the rest: unknown
+    batch = student.tokenize(list(data.query_texts) + list(passages) + ["", "q1 d19 zz"], 64)
+    batch["input_ids"][0, 0] = student.id_map.numel() + 5  # past the map's end: taken as its last entry
+    rows, mask, count = student.table_ids(batch)
+    ids = student.id_map[batch["input_ids"].clamp(max=student.id_map.numel() - 1)]
+    unknown = student.embedding.num_embeddings + student.frozen_table.shape[0] - 1
+    assert count == unknown + 1 and (mask == 0).any() and (rows >= 10).any() and (rows == unknown).any()
+    assert torch.equal(rows, ids)
+    assert torch.equal(mask, batch["attention_mask"] * (ids != unknown)) and mask.dtype == batch["attention_mask"].dtype
