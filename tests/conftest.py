@@ -100,6 +100,16 @@ def word_tokenizer(words):
     return tokenizer
 
 
+def tiny_bert(seed=0, **config):
+    """A randomly initialised BERT, 2 layers of width 32 unless ``config`` (BertConfig keys) says otherwise."""
+    import torch  # noqa: PLC0415 (lazy, as the tests that need no model do not load transformers either)
+    from transformers import BertConfig, BertModel  # noqa: PLC0415 (as above)
+
+    defaults = dict(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48)
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(**{**defaults, "max_position_embeddings": 32, **config}))
+
+
 def tiny_static_encoder(n_queries, n_docs, dim=16, seed=0):
     """A real :class:`StaticEncoder` over words ``q0..``, ``d0..`` with random embeddings."""
     from mta4dpr_core.retrieval.encoders import StaticEncoder

@@ -9,7 +9,7 @@ mta4dpr_core/report/tables.py) where both sides have it, else on the text column
 (e.g. an ``id`` column added since) are listed, not compared. Prints, per table, the
 largest absolute difference and where it is, and writes the comparison as Markdown with
 ``--markdown``. ``--quality-only`` leaves out timing columns and rows (seconds, steps/s, overheads: they measure
-the machine). A ``claims.csv`` present in both also gets the list of claims whose verdict differs. Exit status 1 when a table's largest difference exceeds its tolerance
+the machine); ``--ignore-columns`` names further columns not to compare (counts, degrees of freedom). A ``claims.csv`` present in both also gets the list of claims whose verdict differs. Exit status 1 when a table's largest difference exceeds its tolerance
 (``--tolerance``, or ``--table-tolerance NAME=VALUE`` for that table), 2 when rows do not match.
 """
 
@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from mta4dpr_core.store.atomic import atomic_write_text
 
 TIMING_WORDS = ("second", "time", "hours", "minutes", " ms", "overhead", "share", "steps/s", "wall")
 
@@ -80,6 +82,13 @@ def main(argv=None):
     parser.add_argument("--table-tolerance", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--quality-only", action="store_true", help="leave out timing columns and rows")
+    parser.add_argument(
+        "--ignore-columns",
+        nargs="*",
+        default=[],
+        metavar="COLUMN",
+        help="columns never compared (e.g. counts or degrees of freedom beside the scores); listed below the table",
+    )
     args = parser.parse_args(argv)
     tolerances = {}
     for item in args.table_tolerance:
@@ -100,6 +109,8 @@ def main(argv=None):
         changes += [f"{path.stem}: {change}" for change in verdict_changes(left, right)]
         if args.quality_only:
             left, right = without_timings(left), without_timings(right)
+        ignored = [c for c in args.ignore_columns if c in left.columns or c in right.columns]
+        left, right = left.drop(columns=ignored, errors="ignore"), right.drop(columns=ignored, errors="ignore")
         worst, where, only, rows, columns = compare_table(left, right)
         tolerance = tolerances.get(path.stem, args.tolerance)
         ok = worst <= tolerance
@@ -124,11 +135,13 @@ def main(argv=None):
             lines.append(f"| {path.stem}: columns on one side only | | {len(added) + len(removed)} | | {change} | | |")
         if only:
             lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
+    if args.ignore_columns:
+        lines += ["", "Columns not compared: " + ", ".join(args.ignore_columns)]
     lines += ["", "Verdicts that differ: " + ("; ".join(changes) if changes else "none")]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
-        args.markdown.write_text(text + "\n")
+        atomic_write_text(args.markdown, text + "\n")
     sys.exit(2 if mismatched else 1 if failed else 0)
 
 

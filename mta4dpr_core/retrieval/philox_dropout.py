@@ -214,7 +214,7 @@ def _register_attention() -> None:
 
 @contextlib.contextmanager
 def philox_dropout(model: nn.Module) -> Iterator[int]:
-    """While inside: every ``nn.Dropout`` of ``model`` draws Philox masks, and a Hugging Face model's attention
+    """While inside: every ``nn.Dropout`` of ``model`` draws Philox masks, and a Hugging Face model's SDPA attention
     runs :func:`philox_sdpa_attention`; yields how many dropout modules were swapped. Restored on exit."""
     swapped = []
     for parent in model.modules():

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import make_training_data, tiny_static_encoder, tiny_train_config
+from conftest import make_training_data, tiny_bert, tiny_static_encoder, tiny_train_config
 
 from mta4dpr_core.method import training as training_module
 from mta4dpr_core.method.construction import TrainingData
@@ -305,18 +305,14 @@ def deep_update_params(params, overrides):
 
 
 def _tiny_transformer_student():
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     from mta4dpr_core.config.models import resolve_model
     from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
     tokenizer = BertTokenizerFast.from_pretrained(str(resolve_model("all-MiniLM-L6-v2").path))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=24, max_position_embeddings=16,
-    )  # fmt: skip
-    return TransformerEncoder(BertModel(config), tokenizer, pooling="mean", normalize=True)
+    model = tiny_bert(vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=24)
+    return TransformerEncoder(model, tokenizer, pooling="mean", normalize=True)
 
 
 def test_philox_dropout_masks_in_train_student():

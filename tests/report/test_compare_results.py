@@ -63,3 +63,15 @@ def test_compare_results_lists_verdict_changes_and_leaves_out_timings(tmp_path):
     done = _run(before, after, "--quality-only", "--tolerance", "0.2")
     assert "| claims | 1 | 1 | 0.1 | a / effect | 0.2 | yes |" in done.stdout  # the overhead row (0.5 off) left out
     assert "Verdicts that differ: claims: a: confirmed -> inconclusive" in done.stdout
+
+
+def test_ignored_columns_are_not_compared_and_are_listed(tmp_path):
+    left, right = tmp_path / "left", tmp_path / "right"
+    left.mkdir(), right.mkdir()
+    pd.DataFrame({"id": ["x"], "effect": [1.0], "df": [40.0]}).to_csv(left / "claims.csv", index=False)
+    pd.DataFrame({"id": ["x"], "effect": [1.2], "df": [176.0]}).to_csv(right / "claims.csv", index=False)
+    assert _run(left, right).returncode == 1  # df moved by 136
+    done = _run(left, right, "--ignore-columns", "df", "--markdown", str(tmp_path / "out" / "comparison.md"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| claims | 1 | 1 | 0.2 | x / effect | 0.5 | yes |" in done.stdout
+    assert "Columns not compared: df" in (tmp_path / "out" / "comparison.md").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bert
 from torch import nn
 
 from mta4dpr_core.retrieval.philox_dropout import (
@@ -98,20 +99,7 @@ def test_probability_zero_and_other_dtypes():
 
 
 def _bert(dropout=0.1):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=48,
-        max_position_embeddings=32,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    return BertModel(config)
+    return tiny_bert(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
 
 
 def test_math_attention_is_sdpa_at_probability_zero():
