@@ -170,7 +170,8 @@ SCHEMA: dict = {
             "torch",
             "a transformer student's dropout masks on the CPU: `torch` (bernoulli_: one Mersenne-Twister draw per "
             "element on one thread where the CPU is not Intel) or `philox` (Philox-4x32-10 in one compiled pass, "
-            "retrieval/philox_dropout.py; the same distribution, another random stream)",
+            "retrieval/philox_dropout.py; the same distribution, another random stream; float32 activations only: "
+            "under bf16 autocast torch draws them)",
             choices=_choices("torch", "philox"),
         ),
     },

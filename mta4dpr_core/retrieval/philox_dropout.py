@@ -77,7 +77,7 @@ def _dropout_forward(x, out, keep, threshold, scale, k0, k1):  # pragma: no cove
     n = x.shape[0]
     zero = np.float32(0.0)
     nought = np.uint64(0)
-    # branch-free over whole blocks of four (LLVM vectorises the blocks), then the tail
+    # whole blocks of four words, then the tail
     for block in range(n // 4):
         counter = np.uint64(block)
         w0, w1, w2, w3 = _philox(counter & _MASK32, counter >> _32, nought, nought, k0, k1)

@@ -150,9 +150,7 @@ def map_table_rows(
     ``unknown``) in one compiled pass over CPU tensors: a restricted vocabulary's row ids and mask
     (:meth:`..encoders.StaticEncoder.table_ids`), without the six tensor operations (clamp, gather, compare,
     multiply and their allocations) that PyTorch takes for it."""
-    rows, kept = _map_table_rows(
-        token_ids.numpy(), mask.numpy(), id_map.numpy(), np.int64(unknown)
-    )  # fmt: skip
+    rows, kept = _map_table_rows(token_ids.numpy(), mask.numpy(), id_map.numpy(), np.int64(unknown))
     return torch.from_numpy(rows), torch.from_numpy(kept)
 
 
