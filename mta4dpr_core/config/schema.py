@@ -13,7 +13,7 @@ Example::
     >>> defaults()["loss"]["gamma"]
     15.0
     >>> sorted(key for key, rule in rules("choices").items() if key.startswith("training"))
-    ['training.amp']
+    ['training.amp', 'training.dropout_masks']
 """
 
 from __future__ import annotations
