@@ -77,7 +77,7 @@ def main():
         "--dropout-masks",
         choices=["torch", "philox"],
         nargs="+",
-        default=["torch"],
+        default=["philox"],
         help="ours: training.dropout_masks, one timed arm each, rotating with sentence-transformers' in every round "
         "(which always draws torch's bernoulli_ masks); the first is the headline",
     )
@@ -86,6 +86,18 @@ def main():
         type=int,
         default=0,
         help="after the timed rounds, one step of each arm under torch.profiler: its top N ops by self CPU time",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="both sides: keep the first N transformer layers (mini_transformer's student: 3); default all 6",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch's intra-op threads (a grid worker of mini_transformer runs one); default torch's own",
     )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -100,6 +112,8 @@ def main():
     from mta4dpr_core.retrieval.data import load_collection
     from mta4dpr_core.retrieval.encoders import TransformerEncoder
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     info = machine()
     collection = load_collection(scifact_dir(), splits=["train"])
     corpus, split = collection.corpus, collection.splits["train"]
@@ -124,8 +138,12 @@ def main():
         )
 
     torch.manual_seed(0)
-    ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True)
+    ours = TransformerEncoder.from_name(resolved, pooling="mean", normalize=True, num_layers=args.layers)
     theirs = SentenceTransformer(str(resolved.path), device="cpu")
+    if args.layers:  # the same cut as ours: the first N layers
+        bert = theirs[0].auto_model
+        bert.encoder.layer = bert.encoder.layer[: args.layers]
+        bert.config.num_hidden_layers = args.layers
     loss_fn = DistillKLDivLoss(theirs)
     if args.attention_dropout is not None:
         from mta4dpr_core.retrieval.encoders import set_attention_dropout
@@ -226,6 +244,7 @@ def main():
         "queries": args.queries,
         "passages_per_query": args.passages,
         "lengths": [args.query_length, args.passage_length],
+        "layers": ours.model.config.num_hidden_layers,
         "ours_step_seconds": ours_times,
         "sentence_transformers_step_seconds": theirs_times,
         "ours_median": ours_step,
@@ -249,7 +268,8 @@ def main():
         "ours_fraction_of_peak": flops / ours_step / peak,
     }
     lines = [
-        f"### Training step (all-MiniLM-L6-v2 student, {'bf16 autocast' if amp_dtype else 'float32'}, AdamW)",
+        f"### Training step (all-MiniLM-L6-v2 student{f', first {args.layers} layers' if args.layers else ''}, "
+        f"{'bf16 autocast' if amp_dtype else 'float32'}, AdamW)",
         "",
         f"{args.queries} queries x {args.passages} passages (1 positive + {args.passages - 1} negatives), lengths "
         f"{args.query_length}/{args.passage_length}, SciFact train texts; {args.rounds} alternating rounds of "

@@ -167,11 +167,12 @@ SCHEMA: dict = {
             bound="[0, 1)",
         ),
         "dropout_masks": Key(
-            "torch",
-            "a transformer student's dropout masks on the CPU: `torch` (bernoulli_: one Mersenne-Twister draw per "
-            "element on one thread where the CPU is not Intel) or `philox` (Philox-4x32-10 in one compiled pass, "
-            "retrieval/philox_dropout.py; the same distribution, another random stream; float32 activations only: "
-            "under bf16 autocast torch draws them)",
+            "philox",
+            "a transformer student's dropout masks on the CPU: `philox` (Philox-4x32-10 in one compiled pass, "
+            "retrieval/philox_dropout.py: the same masks on every CPU kind and thread count; float32 activations "
+            "only: under bf16 autocast torch draws them) or `torch` (bernoulli_: MKL's stream on an Intel CPU, one "
+            "Mersenne-Twister draw per element on one thread elsewhere, so another mask on each CPU kind; the "
+            "masks of results made before 2026-12-07)",
             choices=_choices("torch", "philox"),
         ),
     },

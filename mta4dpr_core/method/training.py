@@ -205,7 +205,12 @@ class StudentOptimizer:
         dense = [p for p in student.parameters() if p.requires_grad and id(p) not in sparse_ids]
         self.optimizers = []
         if dense:
-            self.optimizers.append(torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay))
+            # foreach: one multi-tensor kernel per operation instead of a loop over parameters, the same bits
+            # (torch defaults to it on CUDA only; on the CPU it took an AdamW step of MiniLM's 22M parameters from
+            # 88 to 60 ms). `fused` would be faster still but rounds differently (2e-7): results would move.
+            self.optimizers.append(
+                torch.optim.AdamW(dense, lr=config.learning_rate, weight_decay=config.weight_decay, foreach=True)
+            )
         if sparse:
             if config.weight_decay:
                 log.warning("weight decay is not applied to sparse embedding tables (SparseAdam)")

@@ -70,7 +70,8 @@ def warm_start(
     )
     vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
     device = next(student.parameters()).device
-    optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    # foreach: as train_student's optimizer (the same bits as the per-parameter loop, faster on the CPU)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=config.learning_rate, weight_decay=0.01, foreach=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) * max(0.0, 1 - step / config.steps)
     )

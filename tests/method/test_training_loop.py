@@ -127,37 +127,48 @@ class Crash(Exception):
     pass
 
 
-def test_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["static", "transformer"])
+def test_checkpoint_resume_is_bit_identical(kind, tmp_path, monkeypatch):
+    """A run that crashed and resumed from its last checkpoint ends bit-identical to one that did not: a static
+    student, and a transformer student with dropout (the default Philox masks, keyed from torch's generator)."""
     data, passages = make_training_data(n_queries=12, n_docs=30, k=5, m=3)
     config = _config(steps=12, checkpoint_every=4, queries_per_batch=6)
+    if kind == "static":
+        new_student = lambda: tiny_static_encoder(12, 30, seed=1)  # noqa: E731 (a fresh process rebuilds it so)
+    else:
+        new_student = _tiny_transformer_student
+        config = _config(steps=6, checkpoint_every=2, queries_per_batch=4, negatives_per_query=2)
+        assert config.dropout_masks == "philox"
 
-    straight = tiny_static_encoder(12, 30, seed=1)
+    straight = new_student()
     straight_record = train_student(straight, data, passages, config, checkpoint_dir=tmp_path / "straight")
 
     real_sample = training_module.sample_batch
     calls = {"n": 0}
+    crash_at = config.steps - 2  # steps before it ran; the last checkpoint is before the crash
 
     def crashing(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 10:  # steps 1..9 ran; the last checkpoint is after step 8
+        if calls["n"] == crash_at:
             raise Crash()
         return real_sample(*args, **kwargs)
 
     monkeypatch.setattr(training_module, "sample_batch", crashing)
-    first = tiny_static_encoder(12, 30, seed=1)
+    first = new_student()
     with pytest.raises(Crash):
         train_student(first, data, passages, config, checkpoint_dir=tmp_path / "resumed")
     monkeypatch.setattr(training_module, "sample_batch", real_sample)
 
-    resumed = tiny_static_encoder(12, 30, seed=1)  # a fresh process would rebuild the initial model
+    resumed = new_student()  # a fresh process would rebuild the initial model
     record = train_student(resumed, data, passages, config, checkpoint_dir=tmp_path / "resumed")
-    assert [r["step"] for r in record] == list(range(1, 13))
+    assert [r["step"] for r in record] == list(range(1, config.steps + 1))
     for name, tensor in straight.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     assert [r["total"] for r in record] == [r["total"] for r in straight_record]
     assert [r["assistant"] for r in record] == [r["assistant"] for r in straight_record]
     # the model really moved away from its initial weights
-    assert not torch.equal(tiny_static_encoder(12, 30, seed=1).embedding.weight, resumed.embedding.weight.cpu())
+    initial = new_student().state_dict()
+    assert any(not torch.equal(initial[name], tensor.cpu()) for name, tensor in resumed.state_dict().items())
 
 
 # --- Algorithm 1 end to end --------------------------------------------------------------------
@@ -331,3 +342,29 @@ def test_philox_dropout_masks_in_train_student():
         assert student.model.config._attn_implementation == "sdpa"
     assert trained["philox"] == trained["philox again"]
     assert trained["philox"][0] != trained["torch"][0]
+
+
+def test_multi_tensor_adamw_keeps_the_per_parameter_bits(monkeypatch):
+    """The student's AdamW runs foreach (multi-tensor) kernels on the CPU too, for speed alone: training a
+    transformer student gives bit-identical weights to the per-parameter loop (torch's CPU default)."""
+    data, passages = make_training_data(n_queries=8, n_docs=20, k=4, m=2)
+    config = _config(steps=4, queries_per_batch=4, negatives_per_query=2, assistant_temperatures=[1, 1])
+    students, flags = {}, {}
+    original = torch.optim.AdamW
+    for name in ("multi-tensor", "per-parameter"):
+
+        def adamw(params, name=name, **kwargs):
+            optimizer = original(params, **{**kwargs, "foreach": kwargs.get("foreach") and name == "multi-tensor"})
+            flags[name] = optimizer.param_groups[0]["foreach"]
+            return optimizer
+
+        monkeypatch.setattr(torch.optim, "AdamW", adamw)
+        students[name] = _tiny_transformer_student()
+        train_student(students[name], data, passages, config)
+    assert flags == {"multi-tensor": True, "per-parameter": False}
+    weights = [dict(students[name].named_parameters()) for name in ("multi-tensor", "per-parameter")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    untrained = dict(_tiny_transformer_student().named_parameters())
+    assert not torch.equal(weights[0]["model.encoder.layer.0.attention.self.query.weight"],
+                           untrained["model.encoder.layer.0.attention.self.query.weight"])  # fmt: skip
