@@ -26,6 +26,8 @@ class WarmStartConfig:
     max_length: int = 96
     amp: str = "auto"  # "auto" (bf16 where native, else float32), "bf16" or "off": see mta4dpr_core/config/precision.py
     seed: int = 0
+    # the dropout masks on the CPU, as training.dropout_masks: "philox" (the same on every CPU kind) or "torch"
+    dropout_masks: str = "philox"
 
     @classmethod
     def from_spec(cls, spec: dict, key="models.student.warm_start", source=None):
@@ -52,6 +54,15 @@ class WarmStartConfig:
                     f"expected a positive number (write 3.0e-4, not 3e-4, in YAML), got {value!r}",
                     source,
                 )
-        if config.amp not in ("auto", "bf16", "off"):
-            raise ParamsError(f"{key}.amp", f"must be 'auto', 'bf16' or 'off', got {config.amp!r}", source)
+        _check_choices(config, key, source)
         return config
+
+
+CHOICES = {"amp": ("auto", "bf16", "off"), "dropout_masks": ("philox", "torch")}
+
+
+def _check_choices(config: WarmStartConfig, key: str, source) -> None:
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            choices = " or ".join(f"'{a}'" for a in allowed)
+            raise ParamsError(f"{key}.{name}", f"must be {choices}, got {getattr(config, name)!r}", source)

@@ -31,6 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from ..config.precision import autocast_dtype, dtype_name
 from ..config.warm_start_config import WarmStartConfig  # noqa: F401  (the settings; re-exported)
 from ..retrieval.data import load_corpus
 from ..retrieval.encoders import TransformerEncoder, default_device
+from ..retrieval.philox_dropout import philox_dropout
 from ..store.atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 
 log = logging.getLogger(__name__)
@@ -78,19 +80,22 @@ def warm_start(
     amp_dtype = autocast_dtype(config.amp, device, where="models.student.warm_start.amp")
     losses = []
     student.train()
+    # the same masks on every CPU kind (philox_dropout.py); restored when the loop ends
+    masks = philox_dropout(student) if config.dropout_masks == "philox" and device.type == "cpu" else nullcontext()
     bar = progress.progress_bar(range(config.steps), desc="[CLS] warm start", total=config.steps)
-    for _step in bar:
-        rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            pooled = student(student.tokenize([texts[r] for r in rows], config.max_length))
-        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-        loss = (1 - (pooled * vectors[rows].to(device)).sum(-1)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(cosine_loss=f"{losses[-1]:.3f}", refresh=False)
+    with masks:
+        for _step in bar:
+            rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                pooled = student(student.tokenize([texts[r] for r in rows], config.max_length))
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+            loss = (1 - (pooled * vectors[rows].to(device)).sum(-1)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(cosine_loss=f"{losses[-1]:.3f}", refresh=False)
     student.eval()
     return losses
 
@@ -151,5 +156,9 @@ def _cache_entry(spec: dict, cache_dir):
     # the precision actually used is part of the key: `auto` trains in bf16 on one CPU and float32 on another
     precision = dtype_name(autocast_dtype(config.amp, default_device(), where="models.student.warm_start.amp"))
     # v2: the targets are encoded under the same `amp` as the training steps (v1 encoded them in float32)
-    key = content_hash("warm-start-v2", student_identity, asdict(config), precision)
+    settings = asdict(config)
+    if settings["dropout_masks"] == "torch":
+        # the masks of every warm start cached before the key existed: those caches keep their keys
+        del settings["dropout_masks"]
+    key = content_hash("warm-start-v2", student_identity, settings, precision)
     return config, student_identity, Path(cache_dir) / "warm_start" / f"{key}.pt"
