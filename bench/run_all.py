@@ -145,10 +145,10 @@ def report():
                 )
             )
     for figures, shape in ((train, ""), (train_mini, "mini_transformer's 3 layers, 8 x 4, one thread; ")):
+        if not figures:
+            continue
         # one row per dropout-mask arm (older runs timed torch's masks only)
-        for arm, speedup in (figures or {}).get("arms_speedup", {"torch": (figures or {}).get("speedup")}).items():
-            if speedup is None:
-                continue
+        for arm, speedup in figures.get("arms_speedup", {"torch": figures["speedup"]}).items():
             by_round = figures.get("arms_round_speedups", {}).get(arm)
             spread = f" (rounds {min(by_round):.2f}-{max(by_round):.2f}x)" if by_round else ""
             rows.append(

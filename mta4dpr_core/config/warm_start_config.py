@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .errors import ParamsError
+from .schema import SCHEMA
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class WarmStartConfig:
         return config
 
 
-CHOICES = {"amp": ("auto", "bf16", "off"), "dropout_masks": ("philox", "torch")}
+# the masks' choices are training.dropout_masks' own
+CHOICES = {"amp": ("auto", "bf16", "off"), "dropout_masks": tuple(sorted(SCHEMA["training"]["dropout_masks"].choices))}
 
 
 def _check_choices(config: WarmStartConfig, key: str, source) -> None:

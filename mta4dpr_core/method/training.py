@@ -14,7 +14,6 @@ negatives and the loss equal a single-process run on the global batch.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from ..config import progress
 from ..config.precision import autocast_dtype
 from ..config.schema import SCHEMA
 from ..retrieval.encoders import default_device, set_attention_dropout
-from ..retrieval.philox_dropout import philox_dropout
+from ..retrieval.philox_dropout import dropout_masks
 from ..store.atomic import save_torch, try_load_torch
 from .construction import TrainingData, take_rows
 from .fusion import candidate_distributions, fused_assistant_subsets, softmax
@@ -263,13 +262,8 @@ def train_student(
         # a static student's ops are tiny: intra-op threads only add synchronisation (on a busy
         # 2-core machine a 8x40 log_softmax took 4 ms with 2 threads and 3 us with 1)
         torch.set_num_threads(1)
-    masks = (
-        philox_dropout(student)
-        if config.dropout_masks == "philox" and default_device().type == "cpu"
-        else contextlib.nullcontext()
-    )
     try:
-        with masks:
+        with dropout_masks(student, config.dropout_masks, default_device()):
             return _train_student(
                 student, data, passages, config, checkpoint_dir, iteration, log_every, final_checkpoint,
                 fused_static_step,

@@ -31,7 +31,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from ..config.precision import autocast_dtype, dtype_name
 from ..config.warm_start_config import WarmStartConfig  # noqa: F401  (the settings; re-exported)
 from ..retrieval.data import load_corpus
 from ..retrieval.encoders import TransformerEncoder, default_device
-from ..retrieval.philox_dropout import philox_dropout
+from ..retrieval.philox_dropout import dropout_masks
 from ..store.atomic import atomic_write_json, content_hash, read_json, save_torch, try_load_torch
 
 log = logging.getLogger(__name__)
@@ -80,10 +79,8 @@ def warm_start(
     amp_dtype = autocast_dtype(config.amp, device, where="models.student.warm_start.amp")
     losses = []
     student.train()
-    # the same masks on every CPU kind (philox_dropout.py); restored when the loop ends
-    masks = philox_dropout(student) if config.dropout_masks == "philox" and device.type == "cpu" else nullcontext()
     bar = progress.progress_bar(range(config.steps), desc="[CLS] warm start", total=config.steps)
-    with masks:
+    with dropout_masks(student, config.dropout_masks, device):
         for _step in bar:
             rows = rng.sample(range(len(texts)), min(config.batch_size, len(texts)))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

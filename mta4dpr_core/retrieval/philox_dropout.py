@@ -241,3 +241,10 @@ def philox_dropout(model: nn.Module) -> Iterator[int]:
         for parent, name, child in swapped:
             child.train(getattr(parent, name).training)
             setattr(parent, name, child)
+
+
+def dropout_masks(model: nn.Module, choice: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The dropout masks a training loop draws (``training.dropout_masks``, ``warm_start.dropout_masks``):
+    :func:`philox_dropout` for ``"philox"`` on the CPU; otherwise nothing is swapped and torch draws them (its own
+    Philox on CUDA)."""
+    return philox_dropout(model) if choice == "philox" and device.type == "cpu" else contextlib.nullcontext()
