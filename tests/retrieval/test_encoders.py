@@ -381,3 +381,29 @@ def test_pair_scores_in_row_slices_are_the_one_shot_scores(tmp_path, monkeypatch
     vectors = scorer.encode_queries(queries)
     expected = np.einsum("qd,qcd->qc", vectors, scorer.doc_embeddings[np.where(doc_idx >= 0, doc_idx, 0)])
     np.testing.assert_array_equal(whole[doc_idx >= 0], expected[doc_idx >= 0])
+
+
+def test_model2vec_cache_keeps_the_copy_another_process_renamed_first(tmp_path, monkeypatch):
+    """Two processes distilling into one cache (the two unit-test workers on a fresh clone): the one that finishes
+    second finds the other's copy in place, keeps it and leaves no staging directory, rather than deleting a
+    directory the other may be reading from."""
+    import hashlib
+
+    import model2vec.distill
+    from conftest import word_tokenizer
+    from model2vec import StaticModel
+
+    words = ["alpha", "beta", "gamma"]
+    vectors = {seed: np.random.default_rng(seed).normal(size=(len(words) + 1, 4)).astype(np.float32) for seed in (1, 2)}
+    # the cache's name for this distillation (StaticEncoder.from_model2vec)
+    resolved = resolve_model("all-MiniLM-L6-v2", tmp_path)
+    target = tmp_path / "models" / f"model2vec-{hashlib.sha256(f'{resolved.name}|4'.encode()).hexdigest()[:12]}"
+
+    def distill_while_another_process_finishes(model_name, pca_dims):
+        StaticModel(vectors[1], word_tokenizer(words)).save_pretrained(str(target))
+        return StaticModel(vectors[2], word_tokenizer(words))
+
+    monkeypatch.setattr(model2vec.distill, "distill", distill_while_another_process_finishes)
+    encoder = StaticEncoder.from_model2vec("all-MiniLM-L6-v2", pca_dims=4, cache_dir=tmp_path)
+    assert np.array_equal(encoder.embedding.weight.detach().numpy(), vectors[1])
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
