@@ -52,13 +52,9 @@ publish: setup
 
 test: setup unit nbval nbval-avx2 regression
 
-# pytest-xdist workers for the unit tests; each test file stays on one worker (its module fixtures run once)
-TEST_WORKERS ?= 2
-
 unit: setup
 	# the examples in the core's docstrings (>>>) run with the unit tests
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --doctest-modules tests mta4dpr_core \
-		--ignore=tests/regression
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules tests mta4dpr_core --ignore=tests/regression
 
 # the checked notebooks write their tables under runs/ (TEST_RESULTS), never over the committed results/
 TEST_RESULTS := runs/test-results

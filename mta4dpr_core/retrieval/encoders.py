@@ -262,7 +262,7 @@ class StaticEncoder(nn.Module):
                     shutil.rmtree(target)  # a partial copy (written in place before this rename existed)
                 os.replace(staging / "m", target)
             except OSError:
-                # another process (a test worker, a second run) renamed its copy into place first: the same
+                # another process (a second run, the tests beside a run) renamed its copy into place first: the same
                 # distillation of the same model, so keep that one
                 if not (target / "config.json").exists():
                     raise

@@ -384,7 +384,7 @@ def test_pair_scores_in_row_slices_are_the_one_shot_scores(tmp_path, monkeypatch
 
 
 def test_model2vec_cache_keeps_the_copy_another_process_renamed_first(tmp_path, monkeypatch):
-    """Two processes distilling into one cache (the two unit-test workers on a fresh clone): the one that finishes
+    """Two processes distilling into one cold cache (two runs, or the tests beside a run): the one that finishes
     second finds the other's copy in place, keeps it and leaves no staging directory, rather than deleting a
     directory the other may be reading from."""
     import hashlib
