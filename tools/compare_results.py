@@ -137,7 +137,8 @@ def main(argv=None):
             lines.append(f"| {path.stem}: rows on one side only | {len(only)} | | | {'; '.join(only[:4])} | | **no** |")
     if args.ignore_columns:
         lines += ["", "Columns not compared: " + ", ".join(args.ignore_columns)]
-    lines += ["", "Verdicts that differ: " + ("; ".join(changes) if changes else "none")]
+    # one per line: a claim's own text may hold "; " or ": "
+    lines += ["", f"Verdicts that differ: {len(changes) if changes else 'none'}", *(f"- {c}" for c in changes)]
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -62,7 +62,7 @@ def test_compare_results_lists_verdict_changes_and_leaves_out_timings(tmp_path):
     pd.DataFrame(claims).to_csv(after / "claims.csv", index=False)
     done = _run(before, after, "--quality-only", "--tolerance", "0.2")
     assert "| claims | 1 | 1 | 0.1 | a / effect | 0.2 | yes |" in done.stdout  # the overhead row (0.5 off) left out
-    assert "Verdicts that differ: claims: a: confirmed -> inconclusive" in done.stdout
+    assert "Verdicts that differ: 1\n- claims: a: confirmed -> inconclusive" in done.stdout
 
 
 def test_ignored_columns_are_not_compared_and_are_listed(tmp_path):
