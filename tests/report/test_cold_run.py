@@ -5,7 +5,6 @@ The run itself (a clone, an install, a profile's notebooks) takes minutes to an 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -54,30 +53,8 @@ def test_a_run_without_timings_is_an_error_naming_its_manifest(tmp_path):
         cold_run.notebook_times(tmp_path / "absent.json")
 
 
-def test_comparison_summary_reads_what_compare_results_writes(tmp_path):
-    import pandas as pd
-
-    before, after = tmp_path / "before", tmp_path / "after"
-    before.mkdir(), after.mkdir()
-    # claims whose text holds the separators a one-line list would split on
-    claims = {
-        "id": ["x", "y"],
-        "claim": ["a; b: c", "d"],
-        "effect": [1.0, 2.0],
-        "verdict": ["confirmed", "contradicted"],
-    }
-    pd.DataFrame(claims).to_csv(before / "claims.csv", index=False)
-    claims.update(verdict=["inconclusive", "contradicted"])
-    pd.DataFrame(claims).to_csv(after / "claims.csv", index=False)
-    markdown = tmp_path / "comparison.md"
-    subprocess.run(
-        [sys.executable, str(TOOLS / "compare_results.py"), str(before), str(after), "--markdown", str(markdown)],
-        capture_output=True,
-        check=False,
-    )
-    rows, verdicts = cold_run.comparison_summary(markdown)
-    assert rows[0].startswith("| table |") and any(r.startswith("| claims | 2 |") for r in rows)
-    assert verdicts == ["claims: a; b: c: confirmed -> inconclusive"]
+def test_comparison_summary_of_an_absent_comparison_is_empty(tmp_path):
+    # what it reads from a real comparison: tests/report/test_compare_results.py
     assert cold_run.comparison_summary(tmp_path / "absent.md") == ([], [])
 
 

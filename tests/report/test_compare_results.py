@@ -53,16 +53,24 @@ def test_compare_results_lists_verdict_changes_and_leaves_out_timings(tmp_path):
     before.mkdir(), after.mkdir()
     claims = {
         "id": ["a", "selection-overhead"],
-        "claim": ["a", "selection-overhead"],
+        "claim": ["a; b: c", "selection-overhead"],  # a claim's text may hold "; " and ": "
         "effect": [1.0, -5.4],
         "verdict": ["confirmed", "confirmed"],
     }
     pd.DataFrame(claims).to_csv(before / "claims.csv", index=False)
     claims.update(effect=[1.1, -4.9], verdict=["inconclusive", "confirmed"])
     pd.DataFrame(claims).to_csv(after / "claims.csv", index=False)
-    done = _run(before, after, "--quality-only", "--tolerance", "0.2")
+    markdown = tmp_path / "comparison.md"
+    done = _run(before, after, "--quality-only", "--tolerance", "0.2", "--markdown", str(markdown))
     assert "| claims | 1 | 1 | 0.1 | a / effect | 0.2 | yes |" in done.stdout  # the overhead row (0.5 off) left out
-    assert "Verdicts that differ: 1\n- claims: a: confirmed -> inconclusive" in done.stdout
+    assert "Verdicts that differ: 1\n- claims: a; b: c: confirmed -> inconclusive" in done.stdout
+    # tools/cold_run.py reports both from the written comparison
+    sys.path.insert(0, str(TOOL.parent))
+    from cold_run import comparison_summary
+
+    rows, verdicts = comparison_summary(markdown)
+    assert rows[0].startswith("| table |") and "| claims | 1 | 1 | 0.1 | a / effect | 0.2 | yes |" in rows
+    assert verdicts == ["claims: a; b: c: confirmed -> inconclusive"]
 
 
 def test_ignored_columns_are_not_compared_and_are_listed(tmp_path):
