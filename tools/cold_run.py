@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,13 @@ def cpu_description(cpuinfo: str) -> dict:
             flags = set(value.split())
     features = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return {"model": model, "features": features, "cores": os.cpu_count()}
+
+
+def report_path(profile: str, cpu: dict, capability: str) -> Path:
+    """``results/cold/<profile>_<cpu model>[_avx2].md``: one report per profile, CPU model and capability."""
+    words = [w for w in re.split(r"[^a-z0-9]+", cpu["model"].lower().replace("(r)", "").replace("(tm)", "")) if w]
+    slug = "-".join(w for w in words if w not in ("cpu", "processor", "with")) or "unknown-cpu"
+    return ROOT / "results" / "cold" / f"{profile}_{slug}{'_avx2' if capability == 'avx2' else ''}.md"
 
 
 def notebook_times(manifest_path: Path) -> dict[str, float]:
@@ -136,7 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="mini")
     parser.add_argument("--rev", default="HEAD", help="the revision to clone (default: this checkout's HEAD)")
     parser.add_argument("--capability", choices=["native", "avx2"], default="native")
-    parser.add_argument("--out", type=Path, help="where to write the report (Markdown); printed either way")
+    parser.add_argument("--out", type=Path, help="the report's path (default: results/cold/<profile>_<cpu>.md)")
     parser.add_argument("--keep", action="store_true", help="keep the clone (and its .log) afterwards")
     args = parser.parse_args(argv)
 
@@ -196,9 +204,10 @@ def main(argv=None) -> int:
         if not args.keep:
             shutil.rmtree(clone, ignore_errors=True)
     report = render(info)
-    if args.out:
-        write_atomically(args.out, report)
+    out = args.out or report_path(args.profile, cpu, args.capability)
+    write_atomically(out, report)
     print(report)
+    print(f"written to {out}")
     if not args.keep:
         log.unlink(missing_ok=True)
     return 0 if info["clean"] else 1

@@ -56,7 +56,9 @@ def test_bit_identical_to_a_numpy_transcription():
     for step in range(1, 13):
         touched = np.sort(rng.choice(rows, 90, replace=False))
         values = rng.normal(size=(90, dim)).astype(np.float32)
-        table.grad = torch.sparse_coo_tensor(torch.from_numpy(touched)[None], torch.from_numpy(values), (rows, dim))
+        table.grad = torch.sparse_coo_tensor(
+            torch.from_numpy(touched)[None], torch.from_numpy(values), (rows, dim), check_invariants=True
+        )
         optimizer.step()
         m_update = (values - m[touched]) * f32(1 - 0.9)
         v_update = (values * values - v[touched]) * f32(1 - 0.999)

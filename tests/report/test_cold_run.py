@@ -83,3 +83,12 @@ def test_render_reports_install_notebooks_wall_and_an_unclean_clone(tmp_path):
     assert "**not clean**: ?? stray.txt" in report
     assert "Verdicts that differ: 1\n- claims: x: confirmed -> inconclusive" in report
     assert "Platinum 8488C, " in report and "amx_bf16" in report
+
+
+def test_report_path_names_profile_cpu_and_a_forced_capability():
+    xeon = cold_run.cpu_description(CPUINFO)
+    assert cold_run.report_path("mini", xeon, "native").name == "mini_intel-xeon-platinum-8488c.md"
+    assert cold_run.report_path("mini", xeon, "avx2").name == "mini_intel-xeon-platinum-8488c_avx2.md"
+    epyc = cold_run.cpu_description("model name : AMD EPYC 7B13 64-Core Processor\n")
+    assert cold_run.report_path("smoke", epyc, "native").name == "smoke_amd-epyc-7b13-64-core.md"
+    assert cold_run.report_path("mini", cold_run.cpu_description(""), "native").name == "mini_unknown.md"
