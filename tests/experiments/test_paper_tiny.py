@@ -56,6 +56,7 @@ def write_profile(directory: Path, assets: Path) -> Path:
     params = _relocate(yaml.safe_load(PROFILE.read_text()), assets)
     cache = Path(os.environ.get("MTA4DPR_TEST_CACHE", REPO_ROOT / ".cache"))
     params["output"] = {
+        **params.get("output", {}),
         "runs_dir": str(directory / "runs"),
         "results_dir": str(directory / "results"),
         "cache_dir": str(cache),
