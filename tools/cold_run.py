@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from cpu_spread import CAPABILITIES  # noqa: E402  (one definition of the forced capabilities)
 
+from mta4dpr_core.store.atomic import atomic_write_text  # noqa: E402
+
 
 def cpu_description(cpuinfo: str) -> dict:
     """Model name and the vector features that pick PyTorch's kernels and precision, from /proc/cpuinfo."""
@@ -119,13 +121,6 @@ def render(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def _load() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else float("nan")
 
@@ -178,7 +173,8 @@ def main(argv=None) -> int:
         reproduce = _make(clone, ["reproduce", f"PROFILE={args.profile}"], env, log)
         load_after = _load()
         run_dir = clone / "runs" / "reproduced" / args.profile
-        manifest = json.loads((run_dir / "manifest.json").read_text())
+        timings = notebook_times(run_dir / "manifest.json")  # first: a missing manifest is named there
+        side_by_side = json.loads((run_dir / "manifest.json").read_text()).get("side_by_side", [])
         rows, verdicts = comparison_summary(run_dir / "comparison.md")
         status = subprocess.run(
             ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
@@ -193,8 +189,8 @@ def main(argv=None) -> int:
             "load_after": load_after,
             "install_seconds": install,
             "reproduce_seconds": reproduce,
-            "timings": notebook_times(run_dir / "manifest.json"),
-            "side_by_side": manifest.get("side_by_side", []),
+            "timings": timings,
+            "side_by_side": side_by_side,
             "clean": not status,
             "status": status.replace("\n", "; "),
             "comparison_rows": rows,
@@ -205,7 +201,7 @@ def main(argv=None) -> int:
             shutil.rmtree(clone, ignore_errors=True)
     report = render(info)
     out = args.out or report_path(args.profile, cpu, args.capability)
-    write_atomically(out, report)
+    atomic_write_text(out, report)
     print(report)
     print(f"written to {out}")
     if not args.keep:
