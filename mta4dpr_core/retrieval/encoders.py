@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,9 @@ INFERENCE_DTYPES = {None: None, "auto": "auto", "bf16": torch.bfloat16, "fp16": 
 _TEXT_IDS: dict = {}  # tokenizer digest -> {text: token ids (untruncated)}
 _EMPTY_IDS = np.zeros(1, dtype=np.int32)  # an empty text is the padding token
 _TEXT_IDS_LIMIT = 200_000
+# (tokenizer, vocabulary, max_length, batch_size, texts) -> a static encoder's batches of table rows and masks
+_TABLE_BATCHES: OrderedDict = OrderedDict()
+_TABLE_BATCHES_BYTES = 256 << 20  # held per process, least recently used out first (the 40,873-passage DL pool: 85 MB)
 
 
 def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[np.ndarray]:
@@ -404,9 +408,7 @@ class StaticEncoder(nn.Module):
         device = self.embedding.weight.device
         ids, mask, rows = self.table_ids(batch)
         if device.type == "cpu":
-            frozen = self.frozen_table if hasattr(self, "id_map") else self.embedding.weight[:0]
-            pooled = static_mean_pool(self.embedding.weight, ids, mask, frozen, sparse_grad=self.embedding.sparse)
-            return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+            return self._pool_table_rows(ids, mask)
         unique, inverse = _unique_with_inverse(ids, rows)
         counts = torch.zeros(ids.shape[0], unique.numel(), dtype=self.embedding.weight.dtype, device=device)
         counts.scatter_add_(1, inverse, mask.to(counts.dtype))
@@ -419,18 +421,66 @@ class StaticEncoder(nn.Module):
         """Token ids come from the per-text memo of :meth:`token_ids`: a run re-encodes the same
         corpora after every iteration, and only the embedding table changes."""
         texts = list(texts)
-        rows = self.token_ids(texts, max_length)
         was_training = self.training
         self.eval()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            batches = length_sorted_batches(texts, batch_size)
-            for idx in progress.progress_bar(
-                batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"
-            ):
-                out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
+            if self.embedding.weight.device.type == "cpu":
+                batches = self._table_batches(texts, max_length, batch_size)
+                for idx, ids, mask in progress.progress_bar(
+                    batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"
+                ):
+                    out[idx] = self._pool_table_rows(ids, mask).numpy()
+            else:
+                rows = self.token_ids(texts, max_length)
+                batches = length_sorted_batches(texts, batch_size)
+                for idx in progress.progress_bar(
+                    batches, desc=desc, total=len(batches), disable=len(batches) <= 1, unit="batch"
+                ):
+                    out[idx] = self(self.collate([rows[i] for i in idx])).cpu().numpy()
         self.train(was_training)
         return out
+
+    def _pool_table_rows(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The CPU forward from :meth:`table_ids`' rows and mask: compiled mean pooling, then normalisation."""
+        frozen = self.frozen_table if hasattr(self, "id_map") else self.embedding.weight[:0]
+        pooled = static_mean_pool(self.embedding.weight, ids, mask, frozen, sparse_grad=self.embedding.sparse)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def _vocabulary_key(self) -> str:
+        """A digest of what maps token ids to table rows (the id map and the tables' row counts). Computed at
+        each call, not kept: ``load_state_dict`` overwrites the ``id_map`` buffer in place."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.embedding.num_embeddings}|".encode())
+        if hasattr(self, "id_map"):
+            digest.update(f"{self.frozen_table.shape[0]}|".encode())
+            digest.update(self.id_map.numpy().tobytes())
+        return digest.hexdigest()
+
+    def _table_batches(
+        self, texts: list[str], max_length: int, batch_size: int
+    ) -> list[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """(indices, table rows, mask) of each length-sorted batch of ``texts``, as :meth:`forward` maps them.
+
+        Memoised per (tokenizer, vocabulary, texts, lengths): a run encodes the same corpora after every
+        iteration with the same vocabulary, and only the table's values change. Looking the token ids up,
+        padding them and mapping them to rows was half of encoding the 40,873-passage TREC DL pool with a static
+        student (0.86 s, 0.43 s with the batches kept; the same batches, so the same bits)."""
+        key = (self._tokenizer_key(), self._vocabulary_key(), max_length, batch_size, tuple(texts))
+        batches = _TABLE_BATCHES.get(key)
+        if batches is not None:
+            _TABLE_BATCHES.move_to_end(key)
+            return batches
+        rows = self.token_ids(texts, max_length)
+        batches = []
+        for idx in length_sorted_batches(texts, batch_size):
+            ids, mask, _ = self.table_ids(self.collate([rows[i] for i in idx]))
+            batches.append((idx, ids, mask))
+        _TABLE_BATCHES[key] = batches
+        held = {k: sum(ids.nbytes + mask.nbytes for _, ids, mask in b) for k, b in _TABLE_BATCHES.items()}
+        while len(_TABLE_BATCHES) > 1 and sum(held.values()) > _TABLE_BATCHES_BYTES:
+            held.pop(_TABLE_BATCHES.popitem(last=False)[0])
+        return batches
 
 
 class OnnxEncoder:

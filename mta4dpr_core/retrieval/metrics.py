@@ -6,6 +6,7 @@ passage: grade >= 2); nDCG@10 uses the graded judgments.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 import ir_measures
@@ -30,8 +31,28 @@ def run_from_arrays(query_ids: Sequence[str], doc_ids: Sequence[str], scores: np
     """{qid: {doc_id: score}} from top-k arrays (indices < 0 are padding)."""
     run = {}
     for row, query_id in enumerate(query_ids):
-        run[query_id] = {doc_ids[j]: float(s) for s, j in zip(scores[row], indices[row], strict=True) if j >= 0}
+        kept = indices[row] >= 0
+        # tolist(): the same Python floats as float() of each element, converted in one call
+        run[query_id] = dict(
+            zip([doc_ids[j] for j in indices[row][kept].tolist()], scores[row][kept].tolist(), strict=True)
+        )
     return run
+
+
+def top_of_run(run: dict, depth: int) -> dict:
+    """Each query's documents scoring at least its ``depth``-th highest score, ties included.
+
+    Any ranking by score, whatever breaks its ties, puts the same first ``depth`` documents at the same ranks in
+    this run as in the whole one, so a measure cut at ``depth`` (reciprocal rank, nDCG, recall) has the same value
+    on both."""
+    cut = {}
+    for query_id, docs in run.items():
+        if len(docs) <= depth:
+            cut[query_id] = docs
+            continue
+        floor = heapq.nlargest(depth, docs.values())[-1]
+        cut[query_id] = {d: s for d, s in docs.items() if s >= floor}
+    return cut
 
 
 def drop_identical_ids(run: dict) -> dict:
@@ -56,8 +77,19 @@ def evaluate(
     run = {q: run.get(q, {}) for q in qrels}
     results = {name: {} for name in names}
     by_measure = {m: name for name, m in measures.items()}
-    for metric in ir_measures.iter_calc(list(measures.values()), qrels, run):
-        results[by_measure[metric.measure]][metric.query_id] = metric.value
+    # MS MARCO's RR@10 (ir_measures' ``msmarco`` provider) sorts each query's documents in Python to read the
+    # first ten: it gets the top of the run (top_of_run), the same values. pytrec_eval's measures take the whole
+    # run in one call: it converts the run once for all of them, and a second call for the shallow ones cost more
+    # than it saved.
+    cut = {m for m in measures.values() if m.NAME == "RR" and isinstance(m["cutoff"], int)}
+    groups = [([m for m in measures.values() if m not in cut], run)] + [
+        ([m for m in cut if m["cutoff"] == depth], top_of_run(run, depth))
+        for depth in sorted({m["cutoff"] for m in cut})
+    ]
+    for group, group_run in groups:
+        if group:
+            for metric in ir_measures.iter_calc(group, qrels, group_run):
+                results[by_measure[metric.measure]][metric.query_id] = metric.value
     if per_query:
         return results
     return {

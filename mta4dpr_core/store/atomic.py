@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,24 +100,37 @@ def content_hash(*parts) -> str:
 
 def write_checksummed(path, data: bytes) -> Path:
     """Write ``data`` and its sha256 sidecar, both atomically (data first). Not fsynced: a file torn by a crash
-    fails :func:`read_checksummed`'s check and is recomputed, never trusted."""
+    fails :func:`read_checksummed`'s check and is recomputed, never trusted. The digest is computed before
+    either rename, so that another process sees a new file without its sidecar for as short a time as can be."""
     path = Path(path)
+    sidecar = (sha256_bytes(data) + "\n").encode()
     atomic_write_bytes(path, data, durable=False)
-    atomic_write_bytes(Path(str(path) + ".sha256"), (sha256_bytes(data) + "\n").encode(), durable=False)
+    atomic_write_bytes(Path(str(path) + ".sha256"), sidecar, durable=False)
     return path
 
 
+# waits before reading a file again whose checksum did not match: another process may be between its two renames
+CHECKSUM_RETRY_SECONDS = (0.05, 0.2)
+
+
 def read_checksummed(path) -> bytes:
-    """Read bytes written by :func:`write_checksummed`; raise CacheError if they do not verify."""
+    """Read bytes written by :func:`write_checksummed`; raise CacheError if they do not verify.
+
+    A mismatch is read again after a short wait (:data:`CHECKSUM_RETRY_SECONDS`): two grid workers that save one
+    shared store (the teacher's pair scores) can leave, for a moment, one's data beside the other's sidecar,
+    and a reader in that moment rejected a sound store and rebuilt it (two warnings in a cold run of mini on
+    2026-12-07). Only bytes whose digest matches are returned; a torn file still fails every read."""
     path = Path(path)
     sidecar = Path(str(path) + ".sha256")
-    if not path.exists() or not sidecar.exists():
-        raise CacheError(f"{path}: missing (or its checksum file is missing)")
-    data = path.read_bytes()
-    expected = sidecar.read_text().strip()
-    if sha256_bytes(data) != expected:
-        raise CacheError(f"{path}: checksum mismatch (file corrupted or truncated)")
-    return data
+    for wait in (*CHECKSUM_RETRY_SECONDS, None):
+        if not path.exists() or not sidecar.exists():
+            raise CacheError(f"{path}: missing (or its checksum file is missing)")
+        data = path.read_bytes()
+        if sha256_bytes(data) == sidecar.read_text().strip():
+            return data
+        if wait is not None:
+            time.sleep(wait)
+    raise CacheError(f"{path}: checksum mismatch (file corrupted or truncated)")
 
 
 def save_array(path, array: np.ndarray) -> Path:

@@ -325,6 +325,57 @@ def test_static_token_memo_is_per_tokenizer():
     assert [r.tolist() for r in one.token_ids(["d0 q1", "d2", ""], 1)] == [[3], [5], [0]]  # truncated; empty -> padding
 
 
+def test_static_encode_keeps_its_table_batches_and_gives_the_forward_bits():
+    """``encode`` keeps each corpus' batches of table rows (``_table_batches``) across calls: the vectors are the
+    bits ``forward`` gives on the same batches, after the table changes too (rows, not values, are kept)."""
+    from mta4dpr_core.retrieval import encoders
+
+    student = tiny_static_encoder(6, 20, dim=16, seed=4).restrict_vocabulary(range(1, 15), range(15, 24))
+    texts = [f"q{i % 6} d{i % 20} d{(3 * i) % 20} q{(i + 1) % 6} zzz" for i in range(37)] + ["", "d7"]
+
+    def by_forward():
+        out = np.empty((len(texts), student.dim), np.float32)
+        rows = student.token_ids(texts, 8)
+        with torch.inference_mode():
+            for idx in encoders.length_sorted_batches(texts, 5):
+                out[idx] = student(student.collate([rows[i] for i in idx])).numpy()
+        return out
+
+    first = student.encode(texts, 8, batch_size=5)
+    assert first.tobytes() == by_forward().tobytes()
+    held = len(encoders._TABLE_BATCHES)
+    with torch.no_grad():
+        student.embedding.weight.add_(torch.randn_like(student.embedding.weight))
+    second = student.encode(texts, 8, batch_size=5)
+    assert len(encoders._TABLE_BATCHES) == held  # served from the memo
+    assert second.tobytes() == by_forward().tobytes()
+    assert not np.array_equal(first, second)
+
+
+def test_static_encode_memo_follows_the_vocabulary():
+    """Batches are kept per vocabulary: restricting it again, or loading another ``id_map`` into the buffer in
+    place (``load_state_dict``), maps the texts afresh."""
+    texts = ["q0 d1 d2", "d3 q4 d5 d5", "d9 q1"]
+    student = tiny_static_encoder(5, 10, dim=8, seed=2).restrict_vocabulary(range(1, 16))
+    wide = student.encode(texts, 8)
+    narrow = tiny_static_encoder(5, 10, dim=8, seed=2).restrict_vocabulary(range(1, 16))
+    narrow.restrict_vocabulary([2, 7, 8])  # only q1, d1, d2 stay trainable; the rest becomes unknown
+    fresh = tiny_static_encoder(5, 10, dim=8, seed=2).restrict_vocabulary(range(1, 16))
+    fresh.restrict_vocabulary([2, 7, 8])
+    assert narrow.encode(texts, 8).tobytes() == fresh.encode(texts, 8).tobytes()
+    assert not np.array_equal(narrow.encode(texts, 8), wide)
+    # the same shapes, another id map loaded in place: rows 1 and 2 swap
+    swapped = {k: v.clone() for k, v in student.state_dict().items()}
+    swapped["id_map"][[1, 2]] = swapped["id_map"][[2, 1]]
+    before = student.encode(texts, 8)
+    student.load_state_dict(swapped)
+    after = student.encode(texts, 8)
+    reference = tiny_static_encoder(5, 10, dim=8, seed=2).restrict_vocabulary(range(1, 16))
+    reference.load_state_dict(swapped)
+    assert after.tobytes() == reference(reference.tokenize(texts, 8)).detach().numpy().tobytes()
+    assert not np.array_equal(before, after)
+
+
 def test_unique_with_inverse_is_torch_unique():
     """The static student's presence-table unique: the same sorted ids and inverse as ``torch.unique``."""
     from mta4dpr_core.retrieval.encoders import _unique_with_inverse

@@ -106,6 +106,45 @@ def test_run_from_arrays_skips_padding():
     assert run == {"q1": {"c": 2.0, "a": 1.0}, "q2": {"b": 5.0}}
 
 
+@pytest.mark.parametrize("relevance_level", [1, 2])
+def test_evaluate_equals_ir_measures_on_the_whole_run_with_ties(relevance_level):
+    """``evaluate`` hands RR@10 the top of each ranking only (``top_of_run``): the values are ir_measures' on the
+    whole run, bit for bit, also where scores tie across the tenth rank (scores here take 7 values)."""
+    import ir_measures
+
+    from mta4dpr_core.retrieval.metrics import NAMES, measure
+
+    rng = np.random.default_rng(5)
+    docs = [f"d{i}" for i in range(300)]
+    qrels = {f"q{i}": {docs[j]: int(rng.integers(1, 3)) for j in rng.choice(300, 4, replace=False)} for i in range(40)}
+    run = {
+        q: {docs[j]: float(rng.integers(0, 7)) for j in rng.choice(300, int(rng.integers(5, 120)), replace=False)}
+        for q in qrels
+    }
+    ours = evaluate(run, qrels, NAMES, relevance_level, per_query=True)
+    for name in NAMES:
+        expected = {m.query_id: m.value for m in ir_measures.iter_calc([measure(name, relevance_level)], qrels, run)}
+        assert ours[name] == expected, name
+    assert any(len(docs) > 10 for docs in run.values())
+    ties = [
+        q
+        for q, d in run.items()
+        if len(d) > 10 and sorted(d.values(), reverse=True)[9] == sorted(d.values(), reverse=True)[10]
+    ]
+    assert ties  # the case that matters: the tenth rank is a tie
+
+
+def test_run_from_arrays_gives_the_floats_of_each_element():
+    scores = np.random.default_rng(1).random((3, 50), dtype=np.float32)
+    indices = np.random.default_rng(2).permutation(200)[:150].reshape(3, 50)
+    indices[1, 7] = -1
+    doc_ids = [f"d{i}" for i in range(200)]
+    run = run_from_arrays(["a", "b", "c"], doc_ids, scores, indices)
+    for row, query in enumerate("abc"):
+        expected = {doc_ids[j]: float(s) for s, j in zip(scores[row], indices[row], strict=True) if j >= 0}
+        assert list(run[query].items()) == list(expected.items())
+
+
 # --- run scorer --------------------------------------------------------------------------------
 
 

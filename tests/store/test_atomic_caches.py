@@ -324,6 +324,33 @@ def test_a_crash_between_the_data_and_its_checksum_is_detected(tmp_path, monkeyp
         load_array(path)
 
 
+def test_a_reader_between_another_writers_two_renames_waits_for_its_checksum(tmp_path, monkeypatch):
+    """Two processes saving one store: the reader can find one's new data beside the old sidecar for a moment.
+    It reads again after a short wait and takes the data once data and sidecar agree; it never takes bytes
+    whose digest does not match."""
+    path = save_array(tmp_path / "x.npy", np.zeros(100, np.float32))
+    ones = np.ones(100, np.float32)
+    staged = tmp_path / "staged.npy"
+    save_array(staged, ones)
+    atomic.atomic_write_bytes(path, staged.read_bytes())  # the other writer's data is in place, its sidecar not yet
+    waits = []
+
+    def other_writer_finishes(seconds):
+        waits.append(seconds)
+        atomic.atomic_write_bytes(Path(str(path) + ".sha256"), Path(str(staged) + ".sha256").read_bytes())
+
+    monkeypatch.setattr(atomic.time, "sleep", other_writer_finishes)
+    np.testing.assert_array_equal(load_array(path), ones)
+    assert waits == [atomic.CHECKSUM_RETRY_SECONDS[0]]
+    # a file that stays torn fails every read, after every wait
+    path.write_bytes(path.read_bytes()[:-8])
+    waits.clear()
+    monkeypatch.setattr(atomic.time, "sleep", waits.append)
+    with pytest.raises(atomic.CacheError, match="checksum mismatch"):
+        load_array(path)
+    assert waits == list(atomic.CHECKSUM_RETRY_SECONDS)
+
+
 def test_editing_report_code_keeps_every_run_key(tmp_path):
     """A caption or colour edit in a report module must not retrain runs or re-score pairs; an edit in a
     computing module must."""
