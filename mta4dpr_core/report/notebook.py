@@ -7,6 +7,7 @@ import html
 import logging
 import math
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -46,11 +47,25 @@ def configure():
     route_logs()  # the core's INFO lines go to the runner's terminal, not into the outputs
     for name in ("transformers", "sentence_transformers", "bm25s", "faiss", "model2vec", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging  # noqa: PLC0415 (lazy: transformers not loaded by this module)
+    quiet_transformers()
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+
+def quiet_transformers():
+    """transformers' warnings (its "LOAD REPORT" tables) and weight-loading bars off in this process, without
+    importing it where it is not loaded yet: most kernels read cached encodings and never load it (5-7 s of
+    imports on 2 cores). Then its logging reads ``TRANSFORMERS_VERBOSITY`` when it sets itself up, and its bars
+    follow huggingface_hub's switch, as ``disable_progress_bar`` would set them."""
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    try:
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as hf_logging  # noqa: PLC0415 (loaded already)
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        else:
+            from huggingface_hub.utils import disable_progress_bars  # noqa: PLC0415 (lazy: 10 ms)
+
+            disable_progress_bars()
     except Exception:  # transformers missing is reported where it is needed
         pass
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -89,6 +90,40 @@ def set_attention_dropout(model: nn.Module, probability: float) -> int:
     return count
 
 
+def check_transformer_options(pooling: str, inference_dtype: str | None) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if inference_dtype not in INFERENCE_DTYPES:
+        raise ValueError(
+            f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}"
+        )
+
+
+def inference_dtype_on(inference_dtype: str | None, device: torch.device):
+    """The dtype ``encode`` autocasts to on ``device`` (None: float32)."""
+    dtype = INFERENCE_DTYPES[inference_dtype]
+    return autocast_dtype("auto", device) if dtype == "auto" else dtype
+
+
+def transformer_identity(name, pooling, normalize, layers, inference_dtype, device) -> dict[str, str | int | bool]:
+    """What a transformer encoder's encodings are cached under (``TransformerEncoder.identity``)."""
+    identity = {"class": "transformer", "name": name, "pooling": pooling, "normalize": normalize, "layers": layers}
+    if inference_dtype:  # float32 keeps its historical cache keys
+        # the precision actually used: "auto" encodes in bf16 on one machine and float32 on another
+        identity["inference_dtype"] = dtype_name(inference_dtype_on(inference_dtype, device))
+    return identity
+
+
+def onnx_identity(resolved: ResolvedModel, normalize: bool) -> dict[str, str | bool]:
+    """What an ONNX encoder's encodings are cached under (``OnnxEncoder.identity``)."""
+    return {
+        "class": "onnx",
+        "name": resolved.name,
+        "output": resolved.extra.get("output", "461"),
+        "normalize": normalize,
+    }
+
+
 class TransformerEncoder(nn.Module):
     """A Hugging Face transformer dual encoder (shared weights for queries and passages).
 
@@ -104,12 +139,7 @@ class TransformerEncoder(nn.Module):
         self, model, tokenizer, pooling="cls_last3", normalize=False, name="transformer", inference_dtype=None
     ):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if inference_dtype not in INFERENCE_DTYPES:
-            raise ValueError(
-                f"inference_dtype must be one of {sorted(k for k in INFERENCE_DTYPES if k)} or None, got {inference_dtype!r}"
-            )
+        check_transformer_options(pooling, inference_dtype)
         self.model, self.tokenizer, self.pooling, self.normalize, self.name = model, tokenizer, pooling, normalize, name
         # opt-in reduced precision for ``encode`` only (autocast; weights stay float32):
         # about 2x on CPUs with AVX512-BF16 and on GPUs, at cosine >= 0.9999 to float32
@@ -146,23 +176,17 @@ class TransformerEncoder(nn.Module):
         return self.model.config.hidden_size
 
     def identity(self) -> dict[str, str | int | bool]:
-        identity = {
-            "class": "transformer",
-            "name": self.name,
-            "pooling": self.pooling,
-            "normalize": self.normalize,
-            "layers": self.model.config.num_hidden_layers,
-        }
-        if getattr(self, "inference_dtype", None):  # float32 keeps its historical cache keys
-            # the precision actually used: "auto" encodes in bf16 on one machine and float32 on another
-            identity["inference_dtype"] = dtype_name(self._inference_dtype())
-        return identity
+        return transformer_identity(
+            self.name,
+            self.pooling,
+            self.normalize,
+            self.model.config.num_hidden_layers,
+            getattr(self, "inference_dtype", None),
+            next(self.model.parameters()).device,
+        )
 
     def _inference_dtype(self):
-        dtype = INFERENCE_DTYPES[getattr(self, "inference_dtype", None)]
-        if dtype == "auto":
-            return autocast_dtype("auto", next(self.model.parameters()).device)
-        return dtype
+        return inference_dtype_on(getattr(self, "inference_dtype", None), next(self.model.parameters()).device)
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> BatchEncoding:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -500,10 +524,10 @@ class OnnxEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.extra["tokenizer"]))
         self.output = resolved.extra.get("output", "461")
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.normalize, self.name = normalize, resolved.name
+        self.resolved, self.normalize, self.name = resolved, normalize, resolved.name
 
     def identity(self) -> dict[str, str | bool]:
-        return {"class": "onnx", "name": self.name, "output": self.output, "normalize": self.normalize}
+        return onnx_identity(self.resolved, self.normalize)
 
     def _embed(self, chunk, max_length):
         batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="np")
@@ -554,9 +578,99 @@ def default_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def _hf_encoder(spec, cache_dir):
+class DeferredEncoder:
+    """A frozen encoder that loads its model at the first use that needs it.
+
+    A frozen scorer's encodings are cached by its identity (``DenseScorer._encode_cached``), and the identity
+    needs no weights. With a warm cache every notebook kernel and every runner process would still load
+    transformers (5-7 s of imports on 2 cores) and build the model only to read cached arrays; deferred, it
+    never does. At the first ``encode`` (or any other attribute) the real encoder is built, and its identity
+    must equal the one given here: a mismatch would file encodings under another model's key.
+
+    >>> built = []
+    >>> class Probe:
+    ...     def identity(self):
+    ...         return {"class": "probe"}
+    ...     def encode(self, texts, **kwargs):
+    ...         return [len(t) for t in texts]
+    >>> deferred = DeferredEncoder(lambda: built.append(1) or Probe(), {"class": "probe"}, name="probe")
+    >>> deferred.identity(), built
+    ({'class': 'probe'}, [])
+    >>> deferred.encode(["ab", "c"]), built
+    ([2, 1], [1])
+    """
+
+    trainable = False
+
+    def __init__(self, build: Callable[[], Encoder], identity: dict, name: str):
+        self._build, self._identity, self._encoder, self.name = build, identity, None, name
+
+    def identity(self) -> dict:
+        return dict(self._identity)
+
+    @property
+    def loaded(self) -> Encoder:
+        """The real encoder, built on first access."""
+        if self._encoder is None:
+            encoder = self._build()
+            if encoder.identity() != self._identity:
+                raise RuntimeError(
+                    f"{self.name}: the loaded encoder's identity {encoder.identity()} differs from the one its "
+                    f"cached encodings were looked up under, {self._identity}"
+                )
+            self._encoder = encoder
+        return self._encoder
+
+    def encode(self, texts: Sequence[str], *args, **kwargs) -> np.ndarray:
+        return self.loaded.encode(texts, *args, **kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):  # copy and pickle probe dunders before __init__ has run
+            raise AttributeError(name)
+        return getattr(self.loaded, name)
+
+
+def _configured_layers(resolved: ResolvedModel) -> int | None:
+    """``num_hidden_layers`` of a Hugging Face checkpoint's config.json, or None where it does not say."""
+    try:
+        layers = json.loads((Path(resolved.path) / "config.json").read_text()).get("num_hidden_layers")
+    except (OSError, ValueError):
+        return None
+    return layers if isinstance(layers, int) and not isinstance(layers, bool) else None
+
+
+def _deferred_hf_encoder(spec, cache_dir):
+    pooling, inference_dtype, num_layers = (
+        spec.get("pooling", "cls_last3"),
+        spec.get("inference_dtype"),
+        spec.get("num_layers"),
+    )
+    check_transformer_options(pooling, inference_dtype)
+    resolved = resolve_model(spec.get("model"), cache_dir)
+    layers = _configured_layers(resolved) if resolved.format == "transformers" else None
+    if layers is None:  # nothing to key the cache by without the model: build it now
+        return _hf_encoder(spec, cache_dir, resolved)
+    if num_layers:
+        if num_layers > layers:
+            raise ValueError(f"cannot truncate {resolved.name} to {num_layers} layers")
+        layers = num_layers
+    identity = transformer_identity(
+        resolved.name, pooling, spec.get("normalize", False), layers, inference_dtype, default_device()
+    )
+    return DeferredEncoder(lambda: _hf_encoder(spec, cache_dir, resolved), identity, resolved.name)
+
+
+def _deferred_onnx_encoder(spec, cache_dir):
+    resolved = _resolved_onnx(spec, cache_dir)
+    normalize = spec.get("normalize", True)
+    return DeferredEncoder(
+        lambda: OnnxEncoder(resolved, normalize=normalize), onnx_identity(resolved, normalize), resolved.name
+    )
+
+
+def _hf_encoder(spec, cache_dir, resolved=None):
     encoder = TransformerEncoder.from_name(
-        spec.get("model"),
+        resolved or spec.get("model"),
         pooling=spec.get("pooling", "cls_last3"),
         normalize=spec.get("normalize", False),
         num_layers=spec.get("num_layers"),
@@ -574,12 +688,16 @@ def _sentence_transformers_encoder(spec, cache_dir):
     )
 
 
-def _onnx_encoder(spec, cache_dir):
+def _resolved_onnx(spec, cache_dir) -> ResolvedModel:
     model = spec.get("model")
     resolved = resolve_model(model, cache_dir)
     if resolved.format != "onnx":
         raise ValueError(f"{model!r} resolved to {resolved.path}, which is not an ONNX model")
-    return OnnxEncoder(resolved, normalize=spec.get("normalize", True))
+    return resolved
+
+
+def _onnx_encoder(spec, cache_dir):
+    return OnnxEncoder(_resolved_onnx(spec, cache_dir), normalize=spec.get("normalize", True))
 
 
 def _static_encoder(spec, cache_dir):
@@ -598,14 +716,23 @@ ENCODER_BUILDERS = {
 }
 
 
-def build_encoder(spec: dict, cache_dir: Path | None = None) -> Encoder:
+# the kinds whose model can wait for its first use (DeferredEncoder); a static table loads in a fraction of a second
+DEFERRED_BUILDERS = {"hf": _deferred_hf_encoder, "onnx": _deferred_onnx_encoder}
+
+
+def build_encoder(spec: dict, cache_dir: Path | None = None, deferred: bool = False) -> Encoder | DeferredEncoder:
     """Build an encoder from a params spec: ``{kind: hf|sentence_transformers|onnx|static, model: ..., ...}``.
 
     ``hf`` specs may add ``inference_dtype: auto`` (bf16 where native, else float32), ``bf16`` or
     ``fp16`` to encode under autocast (opt-in; about 2x faster on AVX512-BF16 CPUs and GPUs, not
     bit-identical to float32). Frozen scorers default to float32 so that the teacher's and the
-    assistants' scores are the same on every CPU kind."""
+    assistants' scores are the same on every CPU kind.
+
+    ``deferred``: an ``hf`` or ``onnx`` model is resolved and its spec checked now, but loaded at its first use
+    (``DeferredEncoder``), for frozen scorers whose encodings are usually cached."""
     kind = spec.get("kind")
     if kind not in ENCODER_BUILDERS:
         raise ValueError(f"unknown encoder kind {kind!r}; expected one of {sorted(ENCODER_BUILDERS)}")
+    if deferred and kind in DEFERRED_BUILDERS:
+        return DEFERRED_BUILDERS[kind](spec, cache_dir)
     return ENCODER_BUILDERS[kind](spec, cache_dir)

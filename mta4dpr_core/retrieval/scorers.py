@@ -15,6 +15,7 @@ checksum, keyed by the encoder identity, a digest of the texts and the max lengt
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -408,15 +409,24 @@ class CrossEncoderScorer(Scorer):
         temperature=1.0,
         cache_dir=None,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
-
-        resolved = resolve_model(model, cache_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(resolved.path)).eval()
+        self.resolved = resolve_model(model, cache_dir)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device)
         self.name, self.first_stage, self.max_length, self.batch_size = name, first_stage, max_length, batch_size
         self.rerank_depth, self.temperature = rerank_depth, temperature
+
+    # loaded at the first pair scored: the teacher's pair scores are usually read from its store, and a notebook
+    # kernel or runner process that only reads them never pays transformers' 5-7 s of imports
+    @functools.cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
+
+        return AutoTokenizer.from_pretrained(str(self.resolved.path))
+
+    @functools.cached_property
+    def model(self):
+        from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 (lazy: transformers not loaded by this module)
+
+        return AutoModelForSequenceClassification.from_pretrained(str(self.resolved.path)).eval().to(self.device)
 
     def prepare(self, corpus: Corpus) -> Scorer:
         self.corpus = corpus
@@ -517,7 +527,7 @@ def _ensemble(spec, name, temperature, cache_dir, runs_root, shared):
 
 def _dense(spec, name, temperature, cache_dir, runs_root, shared):
     return DenseScorer(
-        build_encoder(spec, cache_dir=cache_dir),
+        build_encoder(spec, cache_dir=cache_dir, deferred=True),
         name,
         max_query_length=spec.get("max_query_length", 32),
         max_passage_length=spec.get("max_passage_length", 256),
