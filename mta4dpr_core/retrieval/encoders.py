@@ -99,13 +99,15 @@ def check_transformer_options(pooling: str, inference_dtype: str | None) -> None
         )
 
 
-def inference_dtype_on(inference_dtype: str | None, device: torch.device):
+def inference_dtype_on(inference_dtype: str | None, device: torch.device) -> torch.dtype | None:
     """The dtype ``encode`` autocasts to on ``device`` (None: float32)."""
     dtype = INFERENCE_DTYPES[inference_dtype]
     return autocast_dtype("auto", device) if dtype == "auto" else dtype
 
 
-def transformer_identity(name, pooling, normalize, layers, inference_dtype, device) -> dict[str, str | int | bool]:
+def transformer_identity(
+    name: str, pooling: str, normalize: bool, layers: int, inference_dtype: str | None, device: torch.device
+) -> dict[str, str | int | bool]:
     """What a transformer encoder's encodings are cached under (``TransformerEncoder.identity``)."""
     identity = {"class": "transformer", "name": name, "pooling": pooling, "normalize": normalize, "layers": layers}
     if inference_dtype:  # float32 keeps its historical cache keys

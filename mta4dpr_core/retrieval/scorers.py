@@ -20,6 +20,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from ..store.atomic import content_hash, save_array, texts_digest, try_load_arra
 from .data import Corpus, load_trec_run
 from .encoders import build_encoder
 from .search import build_index, exact_search
+
+if TYPE_CHECKING:  # annotations only: transformers loads where a cross-encoder first scores
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -417,13 +421,13 @@ class CrossEncoderScorer(Scorer):
     # loaded at the first pair scored: the teacher's pair scores are usually read from its store, and a notebook
     # kernel or runner process that only reads them never pays transformers' 5-7 s of imports
     @functools.cached_property
-    def tokenizer(self):
+    def tokenizer(self) -> PreTrainedTokenizerBase:
         from transformers import AutoTokenizer  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         return AutoTokenizer.from_pretrained(str(self.resolved.path))
 
     @functools.cached_property
-    def model(self):
+    def model(self) -> torch.nn.Module:
         from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 (lazy: transformers not loaded by this module)
 
         return AutoModelForSequenceClassification.from_pretrained(str(self.resolved.path)).eval().to(self.device)
