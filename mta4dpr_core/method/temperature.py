@@ -20,7 +20,6 @@ A temperature given by hand in the assistant's spec overrides the rule.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 from .construction import TrainingData
 from .fusion import softmax
@@ -60,6 +59,8 @@ def fit_temperature(
             return (_entropy(softmax(scores / np.exp(log_t))) - target) ** 2
     else:
         raise ValueError(f"unknown temperature rule {rule!r}; known: kl, entropy")
+    from scipy import optimize  # noqa: PLC0415 (lazy: 0.7 s of every process's start, and only a fit needs it)
+
     result = optimize.minimize_scalar(objective, bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))
 

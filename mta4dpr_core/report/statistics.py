@@ -53,7 +53,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -112,6 +111,8 @@ def paired_interval(differences: np.ndarray, seed: int = 0, confidence: float = 
     if len(differences) < 2 or np.allclose(differences, differences[0]):
         value = float(differences.mean()) if len(differences) else float("nan")
         return value, value  # no spread: the interval is the point (a degenerate bootstrap)
+    from scipy import stats  # noqa: PLC0415 (lazy: 0.6 s of every process's start; reports that never test load none)
+
     result = stats.bootstrap(
         (differences,),
         np.mean,
@@ -148,6 +149,8 @@ def crossed_t(d: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, flo
         return effect, effect, effect, p, 0.0, float("inf")
     se = float(np.sqrt(variance))
     df = _degrees_of_freedom(parts)
+    from scipy import stats  # noqa: PLC0415 (lazy: as in paired_interval)
+
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     p = float(2 * stats.t.sf(abs(effect) / se, df))
     return effect, effect - half, effect + half, p, se, float(df)
@@ -164,6 +167,8 @@ def _degrees_of_freedom(parts) -> float:
     bound, at most 4.5% did over the simulated designs (``tests/report/test_coverage.py``)."""
     if len(parts) == 1:
         return float(parts[0][1])
+    from scipy import stats  # noqa: PLC0415 (lazy: as in paired_interval)
+
     (seed, seed_df), (query, query_df) = parts
     seed = seed * seed_df / float(stats.chi2.ppf(1 - SEED_VARIANCE_BOUND, seed_df))
     if seed + query <= 0:
