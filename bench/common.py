@@ -24,19 +24,17 @@ def scifact_dir() -> Path:
 
 
 def quiet_transformers():
+    """Warnings and library logs off; transformers' own through the core's switch, which does not import it where
+    no model is loaded yet (frozen scorers load theirs at first use)."""
     import logging
     import warnings
+
+    from mta4dpr_core.report.notebook import quiet_transformers as quiet_core
 
     warnings.filterwarnings("ignore")
     for name in ("transformers", "sentence_transformers", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # pragma: no cover - older transformers
-        pass
+    quiet_core()
 
 
 def machine() -> dict:

@@ -20,7 +20,7 @@ import io
 import pstats
 import time
 
-from common import machine, median, write_json
+from common import machine, median, quiet_transformers, write_json
 
 
 def prepared(profile: str, seed: int = 0):
@@ -196,6 +196,7 @@ def main():
 
     import torch
 
+    quiet_transformers()
     torch.set_num_threads(1)
     info = machine()
     note = f"load average {info['load_average_1m']} at the start"

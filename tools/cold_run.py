@@ -54,6 +54,9 @@ def report_path(profile: str, cpu: dict, capability: str) -> Path:
     """``results/cold/<profile>_<cpu model>[_avx2].md``: one report per profile, CPU model and capability."""
     words = [w for w in re.split(r"[^a-z0-9]+", cpu["model"].lower().replace("(r)", "").replace("(tm)", "")) if w]
     slug = "-".join(w for w in words if w not in ("cpu", "processor", "with")) or "unknown-cpu"
+    if not re.search(r"\d", slug) and "avx512f" in cpu["features"]:
+        # a model name without a number (a VM's bare "AMD EPYC") is one name for CPUs of either vector width
+        slug += "-avx512"
     return ROOT / "results" / "cold" / f"{profile}_{slug}{'_avx2' if capability == 'avx2' else ''}.md"
 
 

@@ -116,12 +116,17 @@ def transformer_identity(
     return identity
 
 
+def onnx_output(resolved: ResolvedModel) -> str:
+    """The ONNX graph output an encoder reads: the registry's ``output``, else paraphrase-MiniLM-L3-v2's "461"."""
+    return resolved.extra.get("output", "461")
+
+
 def onnx_identity(resolved: ResolvedModel, normalize: bool) -> dict[str, str | bool]:
     """What an ONNX encoder's encodings are cached under (``OnnxEncoder.identity``)."""
     return {
         "class": "onnx",
         "name": resolved.name,
-        "output": resolved.extra.get("output", "461"),
+        "output": onnx_output(resolved),
         "normalize": normalize,
     }
 
@@ -524,7 +529,7 @@ class OnnxEncoder:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(resolved.path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.extra["tokenizer"]))
-        self.output = resolved.extra.get("output", "461")
+        self.output = onnx_output(resolved)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.resolved, self.normalize, self.name = resolved, normalize, resolved.name
 

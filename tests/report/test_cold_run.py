@@ -92,3 +92,7 @@ def test_report_path_names_profile_cpu_and_a_forced_capability():
     epyc = cold_run.cpu_description("model name : AMD EPYC 7B13 64-Core Processor\n")
     assert cold_run.report_path("smoke", epyc, "native").name == "smoke_amd-epyc-7b13-64-core.md"
     assert cold_run.report_path("mini", cold_run.cpu_description(""), "native").name == "mini_unknown.md"
+    bare = "model name : AMD EPYC\nflags : fpu avx2 avx512f avx512_bf16\n"
+    assert cold_run.report_path("mini", cold_run.cpu_description(bare), "native").name == "mini_amd-epyc-avx512.md"
+    avx2_only = cold_run.cpu_description("model name : AMD EPYC\nflags : fpu avx2\n")
+    assert cold_run.report_path("mini", avx2_only, "native").name == "mini_amd-epyc.md"
