@@ -45,7 +45,7 @@ REPRODUCED := runs/reproduced
 # compared in score points (0.5 by default); not compared: counts, degrees of freedom and ratios derived from the
 # compared effects (a ratio over a small paper delta moves by more than its effect does), and the training-loss
 # trace, which differs by CPU kind from the second step on (docs/cold-runs.md); verdicts are listed either way
-REPRODUCTION_COMPARISON := --quality-only --ignore-columns df "seeds holding" batches "effect ratio" \
+REPRODUCTION_COMPARISON := --quality-only --ignore-columns df "seeds holding" batches "mined queries" "effect ratio" \
 	"effect ratio (MRR@10)" "effect ratio (nDCG@10 vs DL)" --table-tolerance step_trace=inf
 
 reproduce: setup
